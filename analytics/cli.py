@@ -1,0 +1,53 @@
+"""``meterwatch analyze``: once (optionally as of a past time) or on a schedule."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+
+from analytics.alerts import load_book, save_book
+from analytics.notifiers.base import Notifier
+from analytics.notifiers.mqtt import MqttNotifier
+from analytics.runner import evaluate
+from collector.timestamps import parse_timestamp
+from meterwatch.cli import load_checked_registry, run_until_signalled
+from meterwatch.settings import Settings
+from meterwatch.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    cfg = settings.analytics
+    registry = load_checked_registry(settings)
+    at = parse_timestamp(args.at) if args.at else None
+    notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
+    store = open_store(settings.store, user=settings.store_user,
+                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+
+    async def once() -> None:
+        book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
+        result = await evaluate(store, registry, cfg, book, at or int(time.time()), notifiers)
+        save_book(book, cfg.state_file)
+        print(f"evaluated at {result.at}: {len(result.events)} event(s); open alerts by rule: "
+              f"{dict(result.open_by_rule) or 'none'}")
+
+    async def main(stop: asyncio.Event) -> None:
+        await store.open()
+        try:
+            while True:
+                await once()
+                if args.once:
+                    return
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=cfg.interval_s)
+                    return
+                except TimeoutError:
+                    pass
+        finally:
+            await store.close()
+
+    asyncio.run(run_until_signalled(main))
+    return 0

@@ -1,0 +1,1 @@
+"""Notifiers deliver alert events.  Adding a channel = one module implementing ``Notifier``."""

@@ -1,0 +1,30 @@
+"""The notifier role and the contract's JSON alert event."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from meterwatch.store import AlertPoint
+
+
+class Notifier(Protocol):
+    """Delivers events in order; raises on failure so the caller can retry or log."""
+
+    async def send(self, events: list[AlertPoint]) -> None: ...
+
+
+def rfc3339(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_json(event: AlertPoint) -> dict[str, Any]:
+    return {"id": event.id, "rule": event.rule, "state": event.state, "severity": event.severity,
+            "institution": event.institution, "device": event.device, "since": rfc3339(event.since),
+            "updated": rfc3339(event.ts), "value": event.value, "unit": event.unit,
+            "message": event.message, "message_en": event.message_en}
+
+
+def event_bytes(event: AlertPoint) -> bytes:
+    return json.dumps(event_json(event), ensure_ascii=False).encode("utf-8")

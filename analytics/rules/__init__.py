@@ -1,0 +1,1 @@
+"""Vectorised rules: arrays in, arrays out, no I/O.  One module per rule."""

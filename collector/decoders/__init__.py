@@ -1,0 +1,11 @@
+"""Decoders by topic suffix.  Adding a payload format = one module + one line here."""
+
+from __future__ import annotations
+
+from collector.decoders.base import Decoded, DecodeContext, Decoder, ItemReject, RawWeighing, Sample
+from collector.decoders.reading_json import JsonReadingDecoder
+from collector.decoders.weighing_json import JsonWeighingDecoder
+
+DECODERS: dict[str, Decoder] = {d.suffix: d for d in (JsonReadingDecoder(), JsonWeighingDecoder())}
+
+__all__ = ["DECODERS", "DecodeContext", "Decoded", "Decoder", "ItemReject", "RawWeighing", "Sample"]

@@ -1,0 +1,60 @@
+"""The decoder role: payload bytes in, samples and rejects out, never an exception.
+
+Contract: ``decode`` is pure (no I/O, no clock other than ``ctx.now``) and
+total: any byte string yields samples, weighings or rejects with a reason.
+A bad item inside a batch rejects that item only; the valid ones are kept.
+Values are in the device's registry unit, before the multiplier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meterwatch.registry import Device
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeContext:
+    device: Device
+    now: float
+    future_tolerance_s: float
+    max_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One meter register value at one time, as the meter said it."""
+
+    ts: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class RawWeighing:
+    ts: int
+    card: str
+    weight_kg: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReject:
+    reason: str
+    detail: str
+    payload: bytes | None = None  # the offending item; None means the whole message
+
+
+@dataclass
+class Decoded:
+    samples: list[Sample] = field(default_factory=list)
+    weighings: list[RawWeighing] = field(default_factory=list)
+    rejects: list[ItemReject] = field(default_factory=list)
+
+
+class Decoder(Protocol):
+    """One payload format on one topic suffix (``reading``, ``weighing``, ``frame/dlt645``...)."""
+
+    suffix: str
+    kinds: frozenset[str]  # device kinds this decoder accepts
+
+    def decode(self, payload: bytes, ctx: DecodeContext) -> Decoded: ...

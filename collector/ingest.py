@@ -1,0 +1,151 @@
+"""One message in, points and reject records out: the collector's logic without its I/O.
+
+This is where a gateway is distrusted: the topic must parse, the device
+must exist, belong to the institution named in the topic and be of a kind
+the payload format fits, and every reading must pass its decoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from collector import reasons
+from collector.decoders import DECODERS, DecodeContext, Decoder, ItemReject
+from collector.deltas import DeviceHistory, seed
+from collector.topics import TopicError, parse_up_topic
+from meterwatch.const import UNKNOWN
+from meterwatch.registry import Device, Registry
+from meterwatch.settings import CollectorSettings
+from meterwatch.store import ReadingPoint, RejectRecord, WeighingPoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    readings: list[ReadingPoint] = field(default_factory=list)
+    weighings: list[WeighingPoint] = field(default_factory=list)
+    rejects: list[RejectRecord] = field(default_factory=list)
+    duplicates: int = 0
+    decreases: int = 0
+    unknown_cards: int = 0
+
+
+class Ingestor:
+    def __init__(self, registry: Registry, settings: CollectorSettings,
+                 clock: Callable[[], float] = time.time,
+                 decoders: dict[str, Decoder] | None = None) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.decoders = decoders or DECODERS
+        self.histories: dict[str, DeviceHistory] = {}
+        self._last_reject_ns = 0
+
+    def seed(self, latest: dict[str, tuple[int, float]]) -> None:
+        """Start each device from its newest stored reading, so a restart computes no spike."""
+        for device, (ts, register) in latest.items():
+            self.histories[device] = seed(ts, register, self.settings.history_window)
+
+    def _reject_ns(self) -> int:
+        self._last_reject_ns = max(time.time_ns(), self._last_reject_ns + 1)
+        return self._last_reject_ns
+
+    def _reject(self, out: Outcome, topic: str, payload: bytes, reason: str, detail: str,
+                institution: str = "", device: str = "") -> None:
+        out.rejects.append(RejectRecord(self._reject_ns(), reason, topic, payload, detail, institution, device))
+        log.warning("rejected", extra={"reason": reason, "detail": detail[:200], "topic": topic[:200],
+                                       "institution": institution, "device": device})
+
+    def _route(self, topic: str, payload: bytes, out: Outcome) -> tuple[Device, Decoder] | None:
+        if len(payload) > self.settings.max_payload_bytes:
+            self._reject(out, topic, payload[:1024], reasons.OVERSIZED,
+                         f"{len(payload)} bytes, limit {self.settings.max_payload_bytes} (first 1 KiB kept)")
+            return None
+        try:
+            up = parse_up_topic(topic)
+        except TopicError as exc:
+            self._reject(out, topic, payload, reasons.BAD_TOPIC, str(exc))
+            return None
+        decoder = self.decoders.get(up.suffix)
+        if decoder is None:
+            self._reject(out, topic, payload, reasons.UNKNOWN_TOPIC, f"no decoder for {up.suffix!r}",
+                         up.institution, up.device)
+            return None
+        device = self.registry.devices.get(up.device)
+        if device is None:
+            self._reject(out, topic, payload, reasons.UNKNOWN_DEVICE, f"device {up.device!r} is not in the registry",
+                         up.institution, up.device)
+            return None
+        if device.institution != up.institution:
+            self._reject(out, topic, payload, reasons.INSTITUTION_MISMATCH,
+                         f"device {device.id} belongs to {device.institution}, not {up.institution}",
+                         up.institution, up.device)
+            return None
+        if device.kind not in decoder.kinds:
+            self._reject(out, topic, payload, reasons.KIND_MISMATCH,
+                         f"{up.suffix} payload for a {device.kind} device", up.institution, up.device)
+            return None
+        return device, decoder
+
+    def process(self, topic: str, payload: bytes) -> Outcome:
+        out = Outcome()
+        routed = self._route(topic, payload, out)
+        if routed is None:
+            return out
+        device, decoder = routed
+        ctx = DecodeContext(device, self.clock(), self.settings.future_tolerance_s, self.settings.max_batch_readings)
+        decoded = decoder.decode(payload, ctx)
+        for bad in decoded.rejects:
+            self._item_reject(out, topic, payload, device, bad)
+        if decoded.samples:
+            self._readings(out, topic, device, decoded.samples)
+        if decoded.weighings:
+            self._weighings(out, device, decoded.weighings)
+        return out
+
+    def _item_reject(self, out: Outcome, topic: str, payload: bytes, device: Device, bad: ItemReject) -> None:
+        self._reject(out, topic, payload if bad.payload is None else bad.payload, bad.reason, bad.detail,
+                     device.institution, device.id)
+
+    def _readings(self, out: Outcome, topic: str, device: Device, samples: list) -> None:
+        inst = self.registry.institutions[device.institution]
+        history = self.histories.get(device.id)
+        if history is None:
+            history = self.histories[device.id] = DeviceHistory(self.settings.history_window)
+        for sample in sorted(samples, key=lambda s: s.ts):
+            register = sample.value * device.multiplier
+            result = history.add(sample.ts, register)
+            if result.status == "duplicate":
+                out.duplicates += 1
+                continue
+            if result.status == "conflict":
+                self._item_reject(out, topic, b"", device, ItemReject(
+                    reasons.CONFLICTING_READING,
+                    f"reading at {sample.ts} differs from the one already received for that second",
+                    f'{{"ts": {sample.ts}, "value": {sample.value!r}}}'.encode()))
+                continue
+            for p in result.points:
+                if p.decreased:
+                    out.decreases += 1
+                    log.warning("register went down", extra={"institution": device.institution,
+                                                             "device": device.id, "ts": p.ts, "register": p.register})
+                out.readings.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
+                                                 p.ts, p.register, p.consumption, p.interval_s))
+
+    def _weighings(self, out: Outcome, device: Device, weighings: list) -> None:
+        inst = self.registry.institutions[device.institution]
+        for w in weighings:
+            card = self.registry.cards.get(w.card)
+            if card is None or card.institution != device.institution:
+                out.unknown_cards += 1
+                log.warning("unknown card", extra={"institution": device.institution, "device": device.id,
+                                                   "card": w.card})
+                zone = category = cleaner = owner = UNKNOWN
+            else:
+                zone, category, cleaner, owner = card.zone, card.category, card.cleaner, card.owner_unit
+            out.weighings.append(WeighingPoint(device.id, device.institution, inst.city, zone, category,
+                                               w.ts, w.weight_kg, w.card, cleaner, owner))

@@ -1,0 +1,35 @@
+"""The collector's own counters, as written to the ``collector`` measurement."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from meterwatch.store import CollectorSample
+
+
+@dataclass
+class CollectorMetrics:
+    instance: str
+    received: int = 0
+    stored: int = 0  # readings and weighings durable in the store
+    rejected: int = 0
+    duplicates: int = 0
+    spooled: int = 0
+    decreases: int = 0
+    unknown_cards: int = 0
+    lag: float = 0.0  # seconds between the newest reading of the last batch and the write
+    write_ms: float = 0.0  # duration of the last successful write
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    last_message_at: float = field(default_factory=time.time)
+
+    def sample(self, now: float) -> CollectorSample:
+        return CollectorSample(self.instance, int(now), self.received, self.stored, self.rejected,
+                               self.duplicates, self.spooled, self.lag, self.write_ms)
+
+    def summary(self) -> dict[str, object]:
+        return {"received": self.received, "stored": self.stored, "rejected": self.rejected,
+                "duplicates": self.duplicates, "decreases": self.decreases, "unknown_cards": self.unknown_cards,
+                "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
+                "rejected_by_reason": dict(self.rejected_by_reason)}

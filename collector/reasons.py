@@ -1,0 +1,19 @@
+"""Why a message, or one reading of a batch, was refused.  Stored as the reject's tag."""
+
+from __future__ import annotations
+
+from typing import Final
+
+BAD_TOPIC: Final = "bad_topic"
+UNKNOWN_TOPIC: Final = "unknown_topic"
+OVERSIZED: Final = "oversized"
+MALFORMED_JSON: Final = "malformed_json"
+INVALID_PAYLOAD: Final = "invalid_payload"
+UNKNOWN_DEVICE: Final = "unknown_device"
+INSTITUTION_MISMATCH: Final = "institution_mismatch"
+KIND_MISMATCH: Final = "kind_mismatch"
+BAD_TIMESTAMP: Final = "bad_timestamp"
+BAD_VALUE: Final = "bad_value"
+UNIT_MISMATCH: Final = "unit_mismatch"
+CONFLICTING_READING: Final = "conflicting_reading"
+STORE_REFUSED: Final = "store_refused"

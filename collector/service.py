@@ -1,0 +1,221 @@
+"""The collector process: MQTT session, batching, durable writes, then acknowledgements.
+
+Flow: messages are decoded as they arrive into a pending batch; the batch
+is handed to a single writer (so writes stay in order) when it is full or
+old enough; the writer writes it with retry and only then acknowledges its
+messages.  A message that is not acknowledged is redelivered by the broker
+(persistent session), so a crash loses nothing that was acknowledged.
+Rejects are written like data and then acknowledged, so bad input can
+never fill the broker's in-flight window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from collector import reasons
+from collector.ingest import Ingestor
+from collector.metrics import CollectorMetrics
+from collector.topics import subscriptions
+from meterwatch.const import STATUS_TOPIC
+from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
+from meterwatch.registry import Registry
+from meterwatch.settings import Settings
+from meterwatch.store import Batch, PermanentStoreError, RejectRecord, Store, TransientStoreError
+
+log = logging.getLogger(__name__)
+BASELINE_DAYS = 60
+
+
+@dataclass
+class Pending:
+    batch: Batch = field(default_factory=Batch)
+    acks: list[Ack] = field(default_factory=list)
+    raw: list[tuple[str, bytes]] = field(default_factory=list)  # to dead-letter if the store refuses
+    opened: float = field(default_factory=time.monotonic)
+
+
+class Collector:
+    def __init__(self, settings: Settings, registry: Registry, store: Store,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.cfg = settings.collector
+        self.store = store
+        self.clock = clock
+        self.ingestor = Ingestor(registry, self.cfg, clock)
+        self.metrics = CollectorMetrics(self.cfg.instance)
+        self._pending = Pending()
+        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
+        self.connected = asyncio.Event()
+
+    # -- message handling (pure work, no awaits) ------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes, ack: Ack) -> None:
+        outcome = self.ingestor.process(topic, payload)
+        m, p = self.metrics, self._pending
+        m.received += 1
+        m.last_message_at = time.time()
+        m.duplicates += outcome.duplicates
+        m.decreases += outcome.decreases
+        m.unknown_cards += outcome.unknown_cards
+        p.batch.readings += outcome.readings
+        p.batch.weighings += outcome.weighings
+        p.batch.rejects += outcome.rejects
+        p.acks.append(ack)
+        p.raw.append((topic, payload))
+
+    def _take(self) -> Pending | None:
+        if not self._pending.acks:
+            return None
+        taken, self._pending = self._pending, Pending()
+        return taken
+
+    async def flush(self) -> None:
+        """Hand the pending batch to the writer; waits when the writer is behind (backpressure)."""
+        taken = self._take()
+        if taken is not None:
+            await self._queue.put(taken)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def _write_with_retry(self, batch: Batch, give_up: asyncio.Event | None = None) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.store.write(batch)
+                return
+            except TransientStoreError as exc:
+                log.warning("store unavailable, retrying", extra={"error": str(exc)[:200], "retry_in_s": delay})
+                if give_up is not None and give_up.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.cfg.write_retry_max_s)
+
+    def _dead_letters(self, pending: Pending, error: Exception) -> Batch:
+        now_ns = time.time_ns()
+        rejects = [RejectRecord(now_ns + i, reasons.STORE_REFUSED, topic, payload, str(error)[:500])
+                   for i, (topic, payload) in enumerate(pending.raw)]
+        return Batch(rejects=rejects)
+
+    async def _write(self, pending: Pending, give_up: asyncio.Event | None) -> None:
+        batch = pending.batch
+        started = time.monotonic()
+        try:
+            await self._write_with_retry(batch, give_up)
+        except PermanentStoreError as exc:
+            log.error("store refused a batch; dead-lettering its messages", extra={"error": str(exc)[:300]})
+            batch = self._dead_letters(pending, exc)
+            await self._write_with_retry(batch, give_up)
+        m = self.metrics
+        m.write_ms = (time.monotonic() - started) * 1000
+        m.stored += len(batch.readings) + len(batch.weighings)
+        m.rejected += len(batch.rejects)
+        for r in batch.rejects:
+            m.rejected_by_reason[r.reason] += 1
+        if batch.readings:
+            m.lag = max(0.0, self.clock() - max(r.ts for r in batch.readings))
+        for ack in pending.acks:
+            ack()
+
+    async def _writer(self, give_up: asyncio.Event) -> None:
+        while (pending := await self._queue.get()) is not None:
+            try:
+                await self._write(pending, give_up)
+            except TransientStoreError:
+                log.error("shutting down with the store unreachable: messages stay unacknowledged "
+                          "and the broker will redeliver them", extra={"messages": len(pending.acks)})
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    # -- periodic work --------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        next_metrics = time.monotonic() + self.cfg.metrics_interval_s
+        while True:
+            await asyncio.sleep(min(self.cfg.batch_interval_s, 0.25))
+            if time.monotonic() - self._pending.opened >= self.cfg.batch_interval_s:
+                await self.flush()
+            if time.monotonic() >= next_metrics:
+                next_metrics = time.monotonic() + self.cfg.metrics_interval_s
+                await self._write_metrics()
+
+    async def _write_metrics(self) -> None:
+        log.info("collector status", extra=self.metrics.summary())
+        try:
+            await self.store.write(Batch(metrics=[self.metrics.sample(time.time())]))
+        except (TransientStoreError, PermanentStoreError) as exc:
+            log.warning("could not write self-metrics", extra={"error": str(exc)[:200]})
+
+    # -- MQTT -----------------------------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        status = STATUS_TOPIC.format(component=self.cfg.instance)
+        client = aiomqtt.Client(**client_kwargs(
+            self.settings, identifier=self.cfg.client_id, clean_session=False,
+            will=aiomqtt.Will(status, b"offline", qos=1, retain=True)))
+        enable_manual_ack(client)
+        return client
+
+    async def _consume(self) -> None:
+        client = self._client()
+        async with client:
+            for topic in subscriptions(self.cfg.shared_group):
+                await client.subscribe(topic, qos=1)
+            status = STATUS_TOPIC.format(component=self.cfg.instance)
+            await client.publish(status, b"online", qos=1, retain=True)
+            log.info("connected and subscribed", extra={"broker": client_kwargs(self.settings)["hostname"],
+                                                         "client_id": self.cfg.client_id})
+            self.connected.set()
+            try:
+                async for message in client.messages:
+                    payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                    self.handle(message.topic.value, payload, ack_for(client, message))
+                    if len(self._pending.acks) >= self.cfg.batch_size:
+                        await self.flush()
+            finally:
+                self.connected.clear()
+                if not client._disconnected.done():  # noqa: SLF001  (clean stop: say so before leaving)
+                    await self.flush()
+                    await self._queue.join()
+                    await client.publish(status, b"offline", qos=1, retain=True)
+
+    async def _connection_loop(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._consume()
+            except aiomqtt.MqttError as exc:
+                log.warning("broker connection lost; reconnecting", extra={"error": str(exc), "retry_in_s": round(delay, 1)})
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 30.0)
+            else:
+                delay = 1.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then flush everything buffered and acknowledge it."""
+        await self.store.open()
+        since = int(self.clock()) - BASELINE_DAYS * 86400
+        self.ingestor.seed(await self.store.latest_readings(since))
+        give_up = asyncio.Event()
+        writer = asyncio.create_task(self._writer(give_up))
+        ticker = asyncio.create_task(self._ticker())
+        consumer = asyncio.create_task(self._connection_loop())
+        await stop.wait()
+        asyncio.get_running_loop().call_later(self.cfg.shutdown_grace_s, give_up.set)
+        ticker.cancel()
+        consumer.cancel()  # its finally-block flushes and acks while still connected
+        await asyncio.gather(consumer, ticker, return_exceptions=True)
+        await self.flush()
+        give_up.set()
+        await self._queue.put(None)
+        await writer
+        await self._write_metrics()
+        log.info("collector stopped", extra=self.metrics.summary())

@@ -1,0 +1,187 @@
+"""``meterwatch``: one console script, one subcommand per role.
+
+Each subcommand lives in the package that does the work; this module only
+parses arguments, loads settings and registry, and maps failures to exit
+codes: 0 done, 1 failed, 2 not available (bad usage or not built yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from meterwatch.log import setup_logging
+from meterwatch.registry import Registry, RegistryError, load_registry
+from meterwatch.settings import Settings, load_settings, redact_url
+
+log = logging.getLogger("meterwatch")
+NOT_BUILT = 2
+
+
+def not_built(what: str, issue: str) -> int:
+    print(f"meterwatch {what}: not built yet ({issue}); nothing was done.", file=sys.stderr)
+    return NOT_BUILT
+
+
+def load_checked_registry(settings: Settings, directory: Path | None = None) -> Registry:
+    """The registry, refusing to run on a file with problems only when nothing at all is usable."""
+    registry, problems = load_registry(directory or settings.registry, settings.cities)
+    for problem in problems[:20]:
+        log.warning("registry problem", extra={"problem": str(problem)})
+    if len(problems) > 20:
+        log.warning("more registry problems", extra={"count": len(problems) - 20,
+                                                     "hint": "run `meterwatch registry check`"})
+    if not registry.devices:
+        raise RegistryError(f"no usable device in {directory or settings.registry}")
+    return registry
+
+
+async def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``; SIGTERM and Ctrl-C set ``stop`` so that it can flush and exit cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
+
+
+# -- subcommands ----------------------------------------------------------------------------------
+
+def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.dir or settings.registry
+    try:
+        registry, problems = load_registry(directory, settings.cities)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"{directory / problem.file}:{problem.line}: {problem.message}")
+    print(f"{len(registry.institutions)} institutions, {len(registry.devices)} devices, "
+          f"{len(registry.cards)} cards loaded; {len(problems)} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.service import Collector
+    from meterwatch.store import open_store
+
+    registry = load_checked_registry(settings)
+    store = open_store(settings.store, user=settings.store_user,
+                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+    log.info("collector starting", extra={"store": redact_url(settings.store), "broker": redact_url(settings.broker),
+                                          "devices": len(registry.devices)})
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            await Collector(settings, registry, store).run(stop)
+        finally:
+            await store.close()
+
+    asyncio.run(run_until_signalled(main))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators import cli as sim_cli
+
+    return sim_cli.run(args, settings)
+
+
+def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics import cli as analytics_cli
+
+    return analytics_cli.run(args, settings)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators.demo import run_demo
+
+    return run_demo(args, settings)
+
+
+def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    return not_built(f"dashboards {args.action}", "issue 7: Grafana dashboards as code")
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    return not_built("bench", "issue 8: benchmarks")
+
+
+# -- parser ---------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meterwatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: ./meterwatch.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="embedded broker + DuckDB + simulated province, then a summary")
+    p.add_argument("--institutions", type=int, default=500)
+    p.add_argument("--hours", type=float, default=24.0, help="simulated hours, ending now")
+    p.add_argument("--workdir", type=Path, help="keep registry, store and labels here (default: a temp dir)")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("collect", help="run the collector until SIGTERM / Ctrl-C")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("simulate", help="generate a registry, publish a province, or backfill history")
+    ssub = p.add_subparsers(dest="action", required=True)
+    sp = ssub.add_parser("registry", help="write registry files for a simulated province")
+    sp.add_argument("--out", type=Path, required=True)
+    sp.add_argument("--institutions", type=int, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp = ssub.add_parser("publish", help="publish readings and weighings to the broker")
+    sp.add_argument("--hours", type=float, default=24.0, help="simulated hours, ending now")
+    sp.add_argument("--speed", type=float, default=None, help="simulated seconds per second")
+    sp.add_argument("--labels", type=Path, default=None, help="ground-truth labels CSV")
+    sp = ssub.add_parser("backfill", help="write simulated history straight into the store")
+    sp.add_argument("--days", type=float, required=True)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("analyze", help="evaluate the rules; write and publish alerts")
+    p.add_argument("--once", action="store_true", help="evaluate once and exit")
+    p.add_argument("--at", help="evaluate as if the clock read this RFC 3339 time")
+    p.add_argument("--no-publish", action="store_true", help="write alerts to the store only")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("dashboards", help="Grafana dashboards: build files or push")
+    p.add_argument("action", choices=["build", "push"])
+    p.add_argument("--out", type=Path)
+    p.set_defaults(func=cmd_dashboards)
+
+    p = sub.add_parser("registry", help="registry tools")
+    rsub = p.add_subparsers(dest="action", required=True)
+    rp = rsub.add_parser("check", help="validate registry files, line by line")
+    rp.add_argument("--dir", type=Path, default=None)
+    p.set_defaults(func=cmd_registry_check)
+
+    p = sub.add_parser("bench", help="run the benchmarks")
+    p.add_argument("--quick", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: bad settings: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        return int(args.func(args, settings) or 0)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Read and check the registry directory, collecting every problem with file and line.
+
+Loading never stops at the first bad row: an officer fixing a 25,000-row
+file wants the whole list at once.  Bad rows are left out of the loaded
+registry, so a collector can still run on the good ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES, KIND_UNITS
+from meterwatch.ids import is_valid_id
+from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
+
+FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml")
+INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")
+DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")
+CARD_COLUMNS = ("card", "institution", "zone", "owner_unit", "cleaner", "category")
+ADDRESS_DIGITS = {"electricity": 12, "water": 14, "heat": 14}
+QUOTA_INDICATORS = ("water", "electricity", "energy")
+
+
+class RegistryError(Exception):
+    """The registry cannot be used at all (missing directory or required file)."""
+
+
+def _rows(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> Iterator[tuple[int, dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            problems.append(Problem(path.name, 1, f"missing column(s): {', '.join(missing)}"))
+            return
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                problems.append(Problem(path.name, reader.line_num, "wrong number of fields"))
+                continue
+            yield reader.line_num, {k: v.strip() for k, v in row.items()}
+
+
+def _number(text: str, cast: Callable[[str], Any], what: str, errors: list[str]) -> Any:
+    try:
+        value = cast(text)
+    except ValueError:
+        errors.append(f"{what} {text!r} is not a number")
+        return None
+    if value != value or value < 0:  # NaN or negative
+        errors.append(f"{what} {text!r} must be a number >= 0")
+        return None
+    return value
+
+
+def _check_id(text: str, what: str, errors: list[str]) -> None:
+    if not is_valid_id(text):
+        errors.append(f"bad {what} {text!r}: ids are 1-64 characters of A-Z a-z 0-9 _ . -")
+
+
+def _load_table(
+    path: Path,
+    columns: tuple[str, ...],
+    key: str,
+    build: Callable[[dict[str, str], list[str]], Any],
+    problems: list[Problem],
+) -> dict[str, Any]:
+    """Shared mechanism for the three CSV files: parse, check, report, de-duplicate."""
+    loaded: dict[str, Any] = {}
+    first_line: dict[str, int] = {}
+    for line, row in _rows(path, columns, problems):
+        errors: list[str] = []
+        _check_id(row[key], key if key != "id" else "id", errors)
+        record = build(row, errors)
+        if row[key] in first_line:
+            errors.append(f"duplicate {key} {row[key]!r} (first on line {first_line[row[key]]})")
+        if errors:
+            problems.extend(Problem(path.name, line, e) for e in errors)
+            continue
+        first_line[row[key]] = line
+        loaded[row[key]] = record
+    return loaded
+
+
+def _institution_builder(cities: Mapping[str, str]) -> Callable[[dict[str, str], list[str]], Institution]:
+    def build(row: dict[str, str], errors: list[str]) -> Institution:
+        if not row["name"]:
+            errors.append("empty name")
+        if row["city"] not in cities:
+            errors.append(f"unknown city {row['city']!r} (known: {', '.join(cities)})")
+        if row["type"] not in INSTITUTION_TYPES:
+            errors.append(f"unknown type {row['type']!r} (known: {', '.join(INSTITUTION_TYPES)})")
+        area = _number(row["floor_area_m2"], float, "floor_area_m2", errors)
+        occupants = _number(row["occupants"], int, "occupants", errors)
+        return Institution(row["id"], row["name"], row["city"], row["type"], row["subclass"],
+                           area or 0.0, occupants or 0)
+    return build
+
+
+def _device_builder(institutions: Mapping[str, Institution]) -> Callable[[dict[str, str], list[str]], Device]:
+    def build(row: dict[str, str], errors: list[str]) -> Device:
+        kind, unit, address = row["kind"], row["unit"], row["address"]
+        if row["institution"] not in institutions:
+            errors.append(f"device of unknown institution {row['institution']!r}")
+        if kind not in KIND_UNITS:
+            errors.append(f"unknown kind {kind!r} (known: {', '.join(KIND_UNITS)})")
+        elif unit not in KIND_UNITS[kind]:
+            errors.append(f"bad unit {unit!r} for a {kind} device (expected {' or '.join(KIND_UNITS[kind])})")
+        multiplier = _number(row["multiplier"] or "1", float, "multiplier", errors)
+        if multiplier == 0:
+            errors.append("multiplier must be > 0")
+        digits = ADDRESS_DIGITS.get(kind)
+        if address and (digits is None or len(address) != digits or not address.isdigit()):
+            expected = f"{digits} digits" if digits else "empty for a scale"
+            errors.append(f"bad address {address!r} ({expected})")
+        return Device(row["id"], row["institution"], kind, unit, multiplier or 1.0, address)
+    return build
+
+
+def _card_builder(institutions: Mapping[str, Institution]) -> Callable[[dict[str, str], list[str]], Card]:
+    def build(row: dict[str, str], errors: list[str]) -> Card:
+        if row["institution"] not in institutions:
+            errors.append(f"card of unknown institution {row['institution']!r}")
+        if row["category"] not in GARBAGE_CATEGORIES:
+            errors.append(f"unknown category {row['category']!r} (known: {', '.join(GARBAGE_CATEGORIES)})")
+        return Card(row["card"], row["institution"], row["zone"], row["owner_unit"], row["cleaner"], row["category"])
+    return build
+
+
+def _load_quotas(path: Path, problems: list[Problem]) -> dict[str, Any]:
+    """Structural check only; the quota model in analytics interprets the figures."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(Problem(path.name, getattr(exc, "lineno", 0) or 0, f"not valid TOML: {exc}"))
+        return {}
+    for type_name in data.get("type", {}):
+        if type_name not in INSTITUTION_TYPES:
+            problems.append(Problem(path.name, 0, f"[type.{type_name}]: unknown institution type"))
+    return data
+
+
+def load_registry(directory: Path, cities: Mapping[str, str] | None = None) -> tuple[Registry, list[Problem]]:
+    """Load what is valid and return it with the list of every problem found."""
+    if not directory.is_dir():
+        raise RegistryError(f"registry directory not found: {directory}")
+    for required in ("institutions.csv", "devices.csv"):
+        if not (directory / required).is_file():
+            raise RegistryError(f"registry file missing: {directory / required}")
+    problems: list[Problem] = []
+    institutions = _load_table(directory / "institutions.csv", INSTITUTION_COLUMNS, "id",
+                               _institution_builder(cities or DEFAULT_CITIES), problems)
+    devices = _load_table(directory / "devices.csv", DEVICE_COLUMNS, "id",
+                          _device_builder(institutions), problems)
+    cards_path = directory / "cards.csv"
+    cards = (_load_table(cards_path, CARD_COLUMNS, "card", _card_builder(institutions), problems)
+             if cards_path.is_file() else {})
+    quotas_path = directory / "quotas.toml"
+    quotas = _load_quotas(quotas_path, problems) if quotas_path.is_file() else {}
+    return Registry(institutions, devices, cards, quotas), problems

@@ -1,0 +1,60 @@
+"""Master data as frozen records: what a device, institution and card are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Institution:
+    id: str
+    name: str
+    city: str
+    type: str
+    subclass: str
+    floor_area_m2: float
+    occupants: int
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    institution: str
+    kind: str
+    unit: str
+    multiplier: float
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    card: str
+    institution: str
+    zone: str
+    owner_unit: str
+    cleaner: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one row, said so that an officer can fix the file."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    institutions: dict[str, Institution]
+    devices: dict[str, Device]
+    cards: dict[str, Card]
+    quotas: dict[str, Any] = field(default_factory=dict)
+
+    def devices_of(self, kind: str) -> list[Device]:
+        return [d for d in self.devices.values() if d.kind == kind]

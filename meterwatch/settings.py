@@ -1,0 +1,117 @@
+"""The one settings model: defaults < ``meterwatch.toml`` < ``METERWATCH_*``.
+
+Nested sections are reachable from the environment with ``__``, e.g.
+``METERWATCH_COLLECTOR__BATCH_SIZE=1000``.  Passwords are ``SecretStr`` so
+that printing or logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from meterwatch.const import DEFAULT_CITIES
+
+DEFAULT_CONFIG_FILE = Path("meterwatch.toml")
+
+
+class CollectorSettings(BaseModel):
+    client_id: str = Field("meterwatch-collector", description="fixed MQTT client id: the persistent session's key")
+    instance: str = Field("collector-1", description="tag of this process in the `collector` measurement")
+    shared_group: str | None = Field(None, description="if set, subscribe as $share/<group>/... to split load")
+    batch_size: int = Field(500, ge=1, le=50_000, description="flush when this many messages wait")
+    batch_interval_s: float = Field(1.0, gt=0, description="flush at least this often")
+    max_payload_bytes: int = Field(256 * 1024, ge=64)
+    max_batch_readings: int = Field(2_000, ge=1)
+    future_tolerance_s: int = Field(3600, ge=0, description="readings later than now + this are rejected")
+    metrics_interval_s: float = Field(10.0, gt=0)
+    history_window: int = Field(64, ge=2, description="recent readings kept per device for late data")
+    write_retry_max_s: float = Field(30.0, gt=0, description="longest wait between write retries")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="on stop, keep retrying the store this long")
+
+
+class AnalyticsSettings(BaseModel):
+    state_file: Path = Path("meterwatch-alerts.json")
+    interval_s: float = Field(300.0, gt=0, description="scheduled mode: seconds between evaluations")
+    update_interval_s: float = Field(3600.0, ge=0, description="an open alert is re-published at most this often")
+    lookback_days: float = Field(14.0, gt=0)
+    silent_factor: float = Field(4.0, gt=1, description="silent after this many usual intervals")
+    silent_min_s: float = Field(6 * 3600.0, gt=0,
+                                description="never silent before this long: NB-IoT meters upload every 1-4 h")
+    silent_default_interval_s: float = Field(900.0, gt=0)
+
+
+class SimulatorSettings(BaseModel):
+    seed: int = 42
+    institutions: int = Field(5010, ge=1)
+    speed: float = Field(3600.0, gt=0, description="simulated seconds per wall-clock second")
+    max_rate: float = Field(2000.0, gt=0, description="messages per second ceiling")
+    labels_file: Path = Path("labels.csv")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="METERWATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    broker: str = "mqtt://127.0.0.1:1883"
+    broker_user: str | None = None
+    broker_password: SecretStr | None = None
+    broker_ca_file: Path | None = None
+    store: str = "duckdb:///meterwatch.duckdb"
+    store_user: str | None = None
+    store_password: SecretStr | None = None
+    registry: Path = Path("registry")
+    cities: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CITIES))
+    log_level: str = "INFO"
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``config`` (or ./meterwatch.toml if present) and the environment.
+
+    The TOML path is bound per call through a throwaway subclass because
+    pydantic-settings reads ``toml_file`` from the class configuration.
+    """
+    if config is not None and not config.is_file():
+        raise FileNotFoundError(f"config file not found: {config}")
+    path = config if config is not None else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return _FileSettings(**overrides)
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to log: any password in it is replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

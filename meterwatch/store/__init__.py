@@ -1,0 +1,37 @@
+"""Time-series store: one interface (``Store``), chosen by URL.
+
+``influxdb://host:8086/db`` (production) or ``duckdb:///path/file.duckdb``
+(embedded default; ``duckdb://./rel.duckdb`` and ``duckdb://:memory:`` work too).
+"""
+
+from __future__ import annotations
+
+from meterwatch.store.base import DeviceActivity, Store
+from meterwatch.store.errors import PermanentStoreError, StoreError, TransientStoreError
+from meterwatch.store.records import (
+    AlertPoint,
+    Batch,
+    CollectorSample,
+    ReadingPoint,
+    RejectRecord,
+    WeighingPoint,
+)
+
+
+def open_store(url: str, *, user: str | None = None, password: str | None = None) -> Store:
+    """A store for ``url`` (not yet opened: ``await store.open()``)."""
+    if url.startswith(("influxdb://", "influxdbs://")):
+        from meterwatch.store.influx import InfluxStore
+
+        return InfluxStore(url, user=user, password=password)
+    if url.startswith("duckdb://"):
+        from meterwatch.store.duck import DuckStore
+
+        return DuckStore(url)
+    raise ValueError(f"unknown store URL {url!r}: expected influxdb://host:port/db or duckdb:///path")
+
+
+__all__ = [
+    "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "PermanentStoreError", "ReadingPoint",
+    "RejectRecord", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store",
+]

@@ -1,0 +1,140 @@
+"""DuckDB backend: the embedded default, one file, no server.
+
+Tables are derived from the record schemas with the schema key as primary
+key, and batches are appended with ``INSERT OR REPLACE`` from an Arrow
+table, which gives the same last-write-wins idempotence as InfluxDB.
+DuckDB calls block, so they run in a worker thread behind one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from meterwatch.store.base import DeviceActivity, activity_from_rows
+from meterwatch.store.errors import PermanentStoreError, TransientStoreError
+from meterwatch.store.records import RECORD_TYPES, Batch, Schema, attr_names
+
+R = TypeVar("R")
+SQL_TYPES = {"str": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bytes": "BLOB"}
+ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "bytes": pa.binary()}
+
+
+def _column_types(record_type: type) -> dict[str, str]:
+    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    kinds = dict(schema.fields)
+    kinds[schema.time_attr] = "int"
+    return {name: kinds.get(name, "str") for name in attr_names(record_type)}
+
+
+def create_table_sql(record_type: type) -> str:
+    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    cols = ", ".join(f'"{n}" {SQL_TYPES[k]}' for n, k in _column_types(record_type).items())
+    key = ", ".join(f'"{k}"' for k in schema.key)
+    return f'CREATE TABLE IF NOT EXISTS "{schema.measurement}" ({cols}, PRIMARY KEY ({key}))'
+
+
+def to_arrow(record_type: type, rows: list[Any]) -> pa.Table:
+    """Rows to an Arrow table, keeping the last row of each key (DuckDB refuses two in one statement)."""
+    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    unique = list({tuple(getattr(r, k) for k in schema.key): r for r in rows}.values())
+    types = _column_types(record_type)
+    return pa.table({n: pa.array([getattr(r, n) for r in unique], type=ARROW_TYPES[k]) for n, k in types.items()})
+
+
+class DuckStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = url.removeprefix("duckdb://") or ":memory:"
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        with self._lock:
+            if self._con is None:
+                raise TransientStoreError("store not open")
+            try:
+                return fn(self._con, *args)
+            except duckdb.IOException as exc:
+                raise TransientStoreError(f"DuckDB I/O error: {exc}") from exc
+            except duckdb.Error as exc:
+                raise PermanentStoreError(f"DuckDB refused: {exc}") from exc
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(self._run, fn, *args)
+
+    async def open(self) -> None:
+        def _open() -> None:
+            with self._lock:
+                if self._con is None:
+                    if self.path != ":memory:":
+                        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    self._con = duckdb.connect(self.path)
+                for record_type in RECORD_TYPES:
+                    self._con.execute(create_table_sql(record_type))
+        await asyncio.to_thread(_open)
+
+    async def close(self) -> None:
+        def _close() -> None:
+            with self._lock:
+                if self._con is not None:
+                    self._con.close()
+                    self._con = None
+        await asyncio.to_thread(_close)
+
+    async def write(self, batch: Batch) -> None:
+        tables = [(t.schema.measurement, to_arrow(t, rows)) for t, rows in batch.groups()]  # type: ignore[attr-defined]
+
+        def _write(con: duckdb.DuckDBPyConnection) -> None:
+            con.begin()
+            try:
+                for name, table in tables:
+                    con.register("_incoming", table)
+                    con.execute(f'INSERT OR REPLACE INTO "{name}" BY NAME SELECT * FROM _incoming')
+                    con.unregister("_incoming")
+                con.commit()
+            except Exception:
+                con.rollback()
+                raise
+        await self._call(_write)
+
+    async def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return await self._call(lambda con: con.execute(query, params or []).fetchall())
+
+    async def fetch(self, record_type: type[R], *, start: int | None = None, end: int | None = None,
+                    **equals: str) -> list[R]:
+        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        names = attr_names(record_type)
+        where, params = ["TRUE"], []
+        if start is not None:
+            where.append(f'"{schema.time_attr}" >= ?')
+            params.append(start * (1 if schema.time_unit == "s" else 1_000_000_000))
+        if end is not None:
+            where.append(f'"{schema.time_attr}" <= ?')
+            params.append(end * (1 if schema.time_unit == "s" else 1_000_000_000))
+        for k, v in equals.items():
+            where.append(f'"{k}" = ?')
+            params.append(v)
+        cols = ", ".join(f'"{n}"' for n in names)
+        rows = await self.sql(f'SELECT {cols} FROM "{schema.measurement}" WHERE {" AND ".join(where)} '
+                              f'ORDER BY "{schema.time_attr}"', params)
+        return [record_type(**dict(zip(names, row, strict=True))) for row in rows]
+
+    async def count(self, record_type: type) -> int:
+        rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')  # type: ignore[attr-defined]
+        return int(rows[0][0])
+
+    async def latest_readings(self, since: int) -> dict[str, tuple[int, float]]:
+        rows = await self.sql('SELECT device, max(ts), arg_max(register, ts) FROM reading WHERE ts >= ? '
+                              'GROUP BY device', [since])
+        return {d: (int(ts), float(reg)) for d, ts, reg in rows}
+
+    async def device_activity(self, start: int, end: int) -> DeviceActivity:
+        rows = await self.sql('SELECT device, max(ts), median(interval_s), count(*) FROM reading '
+                              'WHERE ts BETWEEN ? AND ? GROUP BY device ORDER BY device', [start, end])
+        return activity_from_rows(rows)

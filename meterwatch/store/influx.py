@@ -1,0 +1,178 @@
+"""InfluxDB 1.x backend over its HTTP API: ``/write`` line protocol and InfluxQL ``/query``.
+
+Only the v1 endpoints are used, which InfluxDB 1.x, 2.x (with a DBRP
+mapping) and 3.x all serve; the v2 client library cannot write to 1.x.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from meterwatch.store.base import DeviceActivity, activity_from_rows
+from meterwatch.store.errors import PermanentStoreError, TransientStoreError
+from meterwatch.store.lineprotocol import bytes_of_text, encode_lines
+from meterwatch.store.records import Batch, Schema, attr_names
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+LINES_PER_REQUEST = 5000
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def time_clause(start: int | None, end: int | None, unit: str = "s") -> list[str]:
+    scale = 1 if unit == "s" else 1_000_000_000
+    out = []
+    if start is not None:
+        out.append(f"time >= {int(start) * scale}{'s' if unit == 's' else ''}")
+    if end is not None:
+        out.append(f"time <= {int(end) * scale}{'s' if unit == 's' else ''}")
+    return out
+
+
+class InfluxStore:
+    def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
+                 timeout_s: float = 30.0) -> None:
+        parts = urlsplit(url)
+        scheme = "https" if parts.scheme in ("influxdbs", "influxdb+https") else "http"
+        self.url = url
+        self.base = f"{scheme}://{parts.hostname}:{parts.port or 8086}"
+        self.database = parts.path.strip("/") or "meterwatch"
+        user = user or parts.username
+        password = password or parts.password
+        self._auth = aiohttp.BasicAuth(user, password or "") if user else None
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        await self.query(f"CREATE DATABASE {quote_ident(self.database)}", method="POST", database=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise TransientStoreError("store not open")
+        return self._session
+
+    async def _request(self, method: str, path: str, params: dict[str, str], data: bytes | None = None) -> Any:
+        try:
+            async with self._client().request(method, self.base + path, params=params, data=data) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransientStoreError(f"InfluxDB unreachable at {self.base}: {exc!r}") from exc
+        if status == 204:
+            return None
+        text = body.decode("utf-8", "replace")[:500]
+        if status >= 500 or status == 429:
+            raise TransientStoreError(f"InfluxDB {status}: {text}")
+        if status >= 400:
+            raise PermanentStoreError(f"InfluxDB {status}: {text}")
+        return await asyncio.to_thread(_json, body) if body else None
+
+    async def _write_lines(self, body: str, precision: str) -> None:
+        params = {"db": self.database, "precision": precision}
+        try:
+            await self._request("POST", "/write", params, body.encode("utf-8"))
+        except PermanentStoreError as exc:
+            if "database not found" not in str(exc):
+                raise
+            await self.open()
+            await self._request("POST", "/write", params, body.encode("utf-8"))
+
+    async def write(self, batch: Batch) -> None:
+        for record_type, rows in batch.groups():
+            schema: Schema = record_type.schema  # type: ignore[attr-defined]
+            for i in range(0, len(rows), LINES_PER_REQUEST):
+                await self._write_lines(encode_lines(schema, rows[i:i + LINES_PER_REQUEST]), schema.time_unit)
+
+    async def query(self, q: str, *, method: str = "GET", database: bool = True,
+                    epoch: str = "s") -> list[dict[str, Any]]:
+        """Run InfluxQL; return the series of the first statement (raising on its error)."""
+        params = {"q": q, "epoch": epoch}
+        if database:
+            params["db"] = self.database
+        data = await self._request(method, "/query", params)
+        result = (data or {}).get("results", [{}])[0]
+        if "error" in result:
+            raise PermanentStoreError(f"InfluxQL error: {result['error']} in: {q}")
+        return result.get("series", [])
+
+    async def fetch(self, record_type: type[R], *, start: int | None = None, end: int | None = None,
+                    **equals: str) -> list[R]:
+        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        where = time_clause(start, end, schema.time_unit)
+        where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in equals.items()]
+        q = f"SELECT * FROM {quote_ident(schema.measurement)}"
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        series = await self.query(q, epoch=schema.time_unit)
+        return [r for s in series for r in _records(record_type, schema, s)]
+
+    async def count(self, record_type: type) -> int:
+        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        series = await self.query(f"SELECT count({quote_ident(schema.count_field)}) FROM {quote_ident(schema.measurement)}")
+        return int(series[0]["values"][0][1]) if series else 0
+
+    async def latest_readings(self, since: int) -> dict[str, tuple[int, float]]:
+        where = " AND ".join(time_clause(since, None))
+        series = await self.query(f'SELECT last("register") FROM "reading" WHERE {where} GROUP BY "device"')
+        return {s["tags"]["device"]: (int(s["values"][0][0]), float(s["values"][0][1])) for s in series}
+
+    async def device_activity(self, start: int, end: int) -> DeviceActivity:
+        where = " AND ".join(time_clause(start, end))
+        last = await self.query(f'SELECT last("register") FROM "reading" WHERE {where} GROUP BY "device"')
+        stats = await self.query(
+            f'SELECT median("interval_s"), count("register") FROM "reading" WHERE {where} GROUP BY "device"')
+        by_device = {s["tags"]["device"]: s["values"][0] for s in stats}
+        rows = [(s["tags"]["device"], s["values"][0][0], by_device.get(s["tags"]["device"], [0, None, 0])[1],
+                 by_device.get(s["tags"]["device"], [0, None, 0])[2]) for s in last]
+        return activity_from_rows(rows)
+
+
+def _json(body: bytes) -> Any:
+    return json.loads(body)
+
+
+def _records(record_type: type[R], schema: Schema, series: dict[str, Any]) -> list[R]:
+    columns = series["columns"]
+    kinds: dict[str, str] = dict(schema.fields)
+    kinds[schema.time_attr] = "int"
+    names = attr_names(record_type)
+    out = []
+    for values in series["values"]:
+        row = dict(zip(columns, values, strict=True))
+        row[schema.time_attr] = row.pop("time")
+        kwargs = {}
+        for name in names:
+            value = row.get(name)
+            kind = kinds.get(name, "str")
+            if kind == "bytes":
+                value = bytes_of_text(value or "")
+            elif kind == "str" or name in schema.tags:
+                value = bytes_of_text(value).decode("utf-8") if value else ""
+            elif kind == "int" and value is not None:
+                value = int(value)
+            elif kind == "float" and value is not None:
+                value = float(value)
+            kwargs[name] = value
+        out.append(record_type(**kwargs))
+    return out
+

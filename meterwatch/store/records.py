@@ -1,0 +1,174 @@
+"""The records meterwatch stores, and the schema that tells each backend how.
+
+A ``Schema`` names the measurement (InfluxDB) / table (DuckDB), which
+attributes are tags, which are fields and of what type, and which
+attributes identify a point.  Backends are written once against schemas,
+not once per record type, so adding a measurement is adding a record class
+and its schema here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+FieldType = Literal["str", "float", "int", "bytes"]
+
+
+@dataclass(frozen=True)
+class Schema:
+    measurement: str
+    tags: tuple[str, ...]
+    fields: tuple[tuple[str, FieldType], ...]
+    key: tuple[str, ...]
+    time_attr: str = "ts"
+    time_unit: Literal["s", "ns"] = "s"
+    count_field: str = ""
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingPoint:
+    """One meter register value: register is after the multiplier, in the device's unit."""
+
+    device: str
+    institution: str
+    city: str
+    type: str
+    kind: str
+    ts: int
+    register: float
+    consumption: float | None = None
+    interval_s: int | None = None
+
+    schema: ClassVar[Schema] = Schema(
+        "reading", ("institution", "city", "type", "kind", "device"),
+        (("register", "float"), ("consumption", "float"), ("interval_s", "int")),
+        key=("device", "ts"), count_field="register",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WeighingPoint:
+    """One weighing, with the card's registry data copied in at ingest time.
+
+    ``scale`` is a tag beyond the contract's minimum so that two scales of one
+    zone weighing in the same second stay two points.
+    """
+
+    scale: str
+    institution: str
+    city: str
+    zone: str
+    category: str
+    ts: int
+    weight_kg: float
+    card: str
+    cleaner: str
+    owner_unit: str
+
+    schema: ClassVar[Schema] = Schema(
+        "weighing", ("institution", "city", "zone", "category", "scale"),
+        (("weight_kg", "float"), ("card", "str"), ("cleaner", "str"), ("owner_unit", "str")),
+        key=("scale", "ts", "card"), count_field="weight_kg",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPoint:
+    """One alert event (open / update / resolved / acknowledged) as published."""
+
+    id: str
+    ts: int
+    state: str
+    institution: str
+    device: str
+    rule: str
+    severity: str
+    message: str
+    message_en: str
+    value: float
+    unit: str
+    since: int
+
+    schema: ClassVar[Schema] = Schema(
+        "alert", ("institution", "device", "rule", "severity"),
+        (("state", "str"), ("message", "str"), ("message_en", "str"), ("value", "float"),
+         ("unit", "str"), ("since", "int"), ("id", "str")),
+        key=("id", "ts", "state"), count_field="state",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRecord:
+    """A message (or one reading of a batch) refused, kept whole with its reason.
+
+    Nanosecond time keeps two rejects of the same second apart in InfluxDB,
+    where a point is identified by its tags and time.
+    """
+
+    ts_ns: int
+    reason: str
+    topic: str
+    payload: bytes
+    detail: str
+    institution: str = ""
+    device: str = ""
+
+    schema: ClassVar[Schema] = Schema(
+        "reject", ("reason", "institution"),
+        (("topic", "str"), ("payload", "bytes"), ("detail", "str"), ("device", "str")),
+        key=("ts_ns",), time_attr="ts_ns", time_unit="ns", count_field="topic",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSample:
+    """The collector's own counters (totals since start) at one moment."""
+
+    instance: str
+    ts: int
+    received: int
+    stored: int
+    rejected: int
+    duplicates: int
+    spooled: int
+    lag: float
+    write_ms: float
+
+    schema: ClassVar[Schema] = Schema(
+        "collector", ("instance",),
+        (("received", "int"), ("stored", "int"), ("rejected", "int"), ("duplicates", "int"),
+         ("spooled", "int"), ("lag", "float"), ("write_ms", "float")),
+        key=("instance", "ts"), count_field="received",
+    )
+
+
+RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, AlertPoint, RejectRecord, CollectorSample)
+SCHEMAS: dict[str, Schema] = {t.schema.measurement: t.schema for t in RECORD_TYPES}  # type: ignore[attr-defined]
+
+
+def attr_names(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(record_type))
+
+
+@dataclass
+class Batch:
+    """What one write carries: any mix of record types, written together."""
+
+    readings: list[ReadingPoint] = field(default_factory=list)
+    weighings: list[WeighingPoint] = field(default_factory=list)
+    alerts: list[AlertPoint] = field(default_factory=list)
+    rejects: list[RejectRecord] = field(default_factory=list)
+    metrics: list[CollectorSample] = field(default_factory=list)
+
+    def groups(self) -> list[tuple[type, list[Any]]]:
+        pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (AlertPoint, self.alerts),
+                 (RejectRecord, self.rejects), (CollectorSample, self.metrics)]
+        return [(t, rows) for t, rows in pairs if rows]
+
+    def __len__(self) -> int:
+        return sum(len(rows) for _, rows in self.groups())

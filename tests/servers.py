@@ -1,0 +1,146 @@
+"""Real mosquitto and influxd as child processes on free loopback ports.
+
+Used by the test fixtures and by the benchmarks.  A server that cannot be
+started raises ``ServerUnavailable``; the fixtures turn that into a failure
+under CI=true and a skip with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServerUnavailable(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerUnavailable(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise ServerUnavailable(f"{what} did not listen on {port} within {timeout}s")
+
+
+@dataclass
+class Server:
+    """A running child server; ``stop``/``start`` let tests simulate outages on the same port."""
+
+    name: str
+    argv: list[str]
+    port: int
+    workdir: Path
+    proc: subprocess.Popen | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        log = open(self.workdir / f"{self.name}.log", "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        _wait_port(self.port, self.proc, self.name)
+        if self.name == "influxd":
+            self._wait_ping()
+
+    def _wait_ping(self) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=1) as r:
+                    if r.status == 204:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise ServerUnavailable("influxd /ping never answered 204")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log_text(self) -> str:
+        path = self.workdir / f"{self.name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _binary(name: str, path: str) -> str:
+    found = shutil.which(name) or (path if os.path.exists(path) else None)
+    if not found:
+        raise ServerUnavailable(f"{name} not installed (Debian package: apt-get install {name})")
+    return found
+
+
+MOSQUITTO_BASE = """\
+listener {port} 127.0.0.1
+allow_anonymous {anonymous}
+persistence false
+log_dest stderr
+user root
+# Zero-loss settings: the defaults (1000 queued, 20 in flight) drop or throttle
+# QoS 1 traffic to persistent-session subscribers.
+max_queued_messages 1000000
+max_inflight_messages 1000
+"""
+
+
+def start_mosquitto(workdir: Path | None = None, extra_conf: str = "", anonymous: bool = True) -> Server:
+    binary = _binary("mosquitto", "/usr/sbin/mosquitto")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-mosquitto-"))
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_BASE.format(port=port, anonymous=str(anonymous).lower()) + extra_conf)
+    server = Server("mosquitto", [binary, "-c", str(conf)], port, workdir)
+    server.start()
+    return server
+
+
+INFLUXD_CONF = """\
+reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{dir}/meta"
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+"""
+
+
+def start_influxd(workdir: Path | None = None) -> Server:
+    binary = _binary("influxd", "/usr/bin/influxd")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-influxd-"))
+    port, rpc = free_port(), free_port()
+    conf = workdir / "influxdb.conf"
+    conf.write_text(INFLUXD_CONF.format(rpc=rpc, dir=workdir, port=port))
+    server = Server("influxd", [binary, "-config", str(conf)], port, workdir)
+    server.start()
+    return server
