@@ -15,7 +15,7 @@ MAX_WEIGHT_KG = 5000.0  # a loaded 1,100 l bin is well under a tonne; beyond thi
 
 
 class WeighingItem(TimedItem):
-    card: Annotated[str, Field(pattern=ID_PATTERN.pattern)]
+    card: Annotated[str, Field(pattern=f"^{ID_PATTERN.pattern}$")]
     weight_kg: Annotated[float, Field(strict=True, gt=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
 
 

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+from collector import reasons
+from collector.ingest import Ingestor
+from meterwatch.settings import CollectorSettings
+from tests.helpers import tiny_registry
+
+NOW = 1_764_000_000
+
+
+@pytest.fixture
+def ingestor(tmp_path):
+    return Ingestor(tiny_registry(tmp_path), CollectorSettings(), clock=lambda: NOW)
+
+
+def reading(ts, value, **extra):
+    return json.dumps({"ts": ts, "value": value, **extra}).encode()
+
+
+def test_reading_stored_with_multiplier_tags_and_consumption(ingestor):
+    ingestor.process("meterwatch/up/inst-a/a-e1/reading", reading(NOW - 1800, 100.0))
+    out = ingestor.process("meterwatch/up/inst-a/a-e1/reading", reading(NOW - 900, 100.5))
+    (p,) = out.readings
+    assert (p.register, p.consumption, p.interval_s) == (4020.0, 20.0, 900)
+    assert (p.institution, p.city, p.type, p.kind) == ("inst-a", "yinchuan", "education", "electricity")
+
+
+@pytest.mark.parametrize("topic, reason", [
+    ("meterwatch/up/inst-b/a-w1/reading", reasons.INSTITUTION_MISMATCH),
+    ("meterwatch/up/inst-a/ghost/reading", reasons.UNKNOWN_DEVICE),
+    ("meterwatch/up/inst-a/a-s1/reading", reasons.KIND_MISMATCH),
+    ("meterwatch/up/inst-a/a-w1/weighing", reasons.KIND_MISMATCH),
+    ("meterwatch/up/inst-a/a-w1/telemetry", reasons.UNKNOWN_TOPIC),
+    ("meterwatch/up/inst a/a-w1/reading", reasons.BAD_TOPIC),
+    ("meterwatch/up/inst-a", reasons.BAD_TOPIC),
+    ("other/up/inst-a/a-w1/reading", reasons.BAD_TOPIC),
+])
+def test_untrusted_topics_are_rejected_with_topic_payload_and_reason(ingestor, topic, reason):
+    payload = reading(NOW, 1.0)
+    out = ingestor.process(topic, payload)
+    assert out.readings == [] and len(out.rejects) == 1
+    rej = out.rejects[0]
+    assert (rej.reason, rej.topic, rej.payload) == (reason, topic, payload)
+
+
+def test_oversized_payload_rejected_and_truncated(ingestor):
+    out = ingestor.process("meterwatch/up/inst-a/a-w1/reading", b"x" * 300_000)
+    assert out.rejects[0].reason == reasons.OVERSIZED and len(out.rejects[0].payload) == 1024
+
+
+def test_retry_is_counted_as_duplicate_and_not_rewritten(ingestor):
+    body = json.dumps({"readings": [{"ts": NOW - 1800, "value": 1.0}, {"ts": NOW - 900, "value": 2.0}]}).encode()
+    first = ingestor.process("meterwatch/up/inst-a/a-w1/reading", body)
+    again = ingestor.process("meterwatch/up/inst-a/a-w1/reading", body)
+    assert len(first.readings) == 2 and again.readings == [] and again.duplicates == 2
+
+
+def test_batch_out_of_order_is_sorted_before_deltas(ingestor):
+    body = json.dumps({"readings": [{"ts": NOW - 900, "value": 3.0}, {"ts": NOW - 2700, "value": 1.0},
+                                    {"ts": NOW - 1800, "value": 2.0}]}).encode()
+    out = ingestor.process("meterwatch/up/inst-a/a-w1/reading", body)
+    assert [(p.ts, p.consumption) for p in out.readings] == [(NOW - 2700, None), (NOW - 1800, 1.0), (NOW - 900, 1.0)]
+
+
+def test_conflicting_value_for_same_second_is_rejected(ingestor):
+    ingestor.process("meterwatch/up/inst-a/a-w1/reading", reading(NOW - 900, 1.0))
+    out = ingestor.process("meterwatch/up/inst-a/a-w1/reading", reading(NOW - 900, 9.0))
+    assert out.readings == [] and out.rejects[0].reason == reasons.CONFLICTING_READING
+
+
+def test_weighing_takes_card_data_and_unknown_card_is_kept_as_unknown(ingestor):
+    good = ingestor.process("meterwatch/up/inst-a/a-s1/weighing",
+                            json.dumps({"ts": NOW, "card": "CARD01", "weight_kg": 12.4}).encode())
+    (w,) = good.weighings
+    assert (w.zone, w.category, w.cleaner, w.weight_kg) == ("zone-1", "recyclable", "保洁员甲", 12.4)
+    odd = ingestor.process("meterwatch/up/inst-a/a-s1/weighing",
+                           json.dumps({"ts": NOW, "card": "NOPE", "weight_kg": 3}).encode())
+    assert odd.weighings[0].category == "unknown" and odd.unknown_cards == 1
+
+
+def test_seeded_history_avoids_a_spike_after_restart(ingestor):
+    ingestor.seed({"a-w1": (NOW - 1800, 500.0)})
+    out = ingestor.process("meterwatch/up/inst-a/a-w1/reading", reading(NOW - 900, 501.25))
+    assert out.readings[0].consumption == 1.25

@@ -1,0 +1,84 @@
+"""`meterwatch analyze --once --at` raises a silent alert, publishes it, and resolves it later."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from meterwatch.cli import main
+from meterwatch.store import AlertPoint, Batch, ReadingPoint, open_store
+from tests.conftest import _unavailable
+from tests.helpers import tiny_registry
+
+pytestmark = pytest.mark.servers
+AT = 1_764_000_000
+
+
+def readings(device: str, inst: str, until: int) -> list[ReadingPoint]:
+    return [ReadingPoint(device, inst, "yinchuan", "office", "water", t, float(t - AT + 10**6) / 1000, 0.9, 900)
+            for t in range(AT - 2 * 86400, until + 1, 900)]
+
+
+def write(url: str, batch: Batch) -> None:
+    async def go() -> None:
+        store = open_store(url)
+        await store.open()
+        await store.write(batch)
+        await store.close()
+    asyncio.run(go())
+
+
+def alerts(url: str) -> list[AlertPoint]:
+    async def go() -> list[AlertPoint]:
+        store = open_store(url)
+        await store.open()
+        try:
+            return await store.fetch(AlertPoint)
+        finally:
+            await store.close()
+    return asyncio.run(go())
+
+
+def subscriber(port: int, count: int) -> subprocess.Popen:
+    binary = shutil.which("mosquitto_sub")
+    if binary is None:
+        _unavailable("mosquitto_sub not installed (Debian package mosquitto-clients)")
+    proc = subprocess.Popen([binary, "-h", "127.0.0.1", "-p", str(port), "-t", "meterwatch/alerts/#", "-v",
+                             "-q", "1", "-C", str(count), "-W", "20"], stdout=subprocess.PIPE, text=True)
+    return proc
+
+
+def test_silent_alert_opened_published_kept_and_resolved(mosquitto, influx_url, tmp_path, monkeypatch):
+    tiny_registry(tmp_path / "registry")
+    for k, v in {"BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "STORE": influx_url,
+                 "REGISTRY": str(tmp_path / "registry"), "ANALYTICS__STATE_FILE": str(tmp_path / "alerts.json")}.items():
+        monkeypatch.setenv(f"METERWATCH_{k}", v)
+    write(influx_url, Batch(readings=readings("a-w1", "inst-a", AT - 10 * 3600) + readings("a-e1", "inst-a", AT)
+                            + readings("b-w1", "inst-b", AT - 3600)))
+    sub = subscriber(mosquitto.port, 1)
+    time.sleep(0.3)
+    at = "2025-11-24T16:00:00Z"  # == AT
+    assert main(["analyze", "--once", "--at", at]) == 0
+    out, _ = sub.communicate(timeout=30)
+    topic, payload = out.strip().split(" ", 1)
+    event = json.loads(payload)
+    assert topic == "meterwatch/alerts/inst-a"
+    assert {k: event[k] for k in ("rule", "state", "institution", "device", "unit")} == {
+        "rule": "silent", "state": "open", "institution": "inst-a", "device": "a-w1", "unit": "h"}
+    assert event["value"] == 10.0 and event["since"] == "2025-11-24T06:00:00Z" and "无数据" in event["message"]
+    assert main(["analyze", "--once", "--at", at]) == 0  # state carried over: not opened again
+    assert [a.state for a in alerts(influx_url)] == ["open"]
+    # The meter speaks again: two evaluations later (hysteresis) the alert is resolved, once.
+    write(influx_url, Batch(readings=readings("a-w1", "inst-a", AT)))
+    sub = subscriber(mosquitto.port, 1)
+    time.sleep(0.3)
+    assert main(["analyze", "--once", "--at", at]) == 0
+    assert main(["analyze", "--once", "--at", at]) == 0
+    out, _ = sub.communicate(timeout=30)
+    assert json.loads(out.split(" ", 1)[1])["state"] == "resolved"
+    assert sorted(a.state for a in alerts(influx_url)) == ["open", "resolved"]

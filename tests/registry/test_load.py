@@ -1,0 +1,72 @@
+import subprocess
+import sys
+
+from meterwatch.cli import main
+from meterwatch.registry import load_registry
+from simulators.province import generate_province, write_registry
+
+
+def test_generated_province_is_clean(tmp_path):
+    write_registry(generate_province(200, seed=3), tmp_path)
+    registry, problems = load_registry(tmp_path)
+    assert problems == [] and len(registry.institutions) == 200
+
+
+def _write(tmp_path, institutions, devices, cards=None):
+    (tmp_path / "institutions.csv").write_text("id,name,city,type,subclass,floor_area_m2,occupants\n" + institutions)
+    (tmp_path / "devices.csv").write_text("id,institution,kind,unit,multiplier,address\n" + devices)
+    if cards is not None:
+        (tmp_path / "cards.csv").write_text("card,institution,zone,owner_unit,cleaner,category\n" + cards)
+
+
+BAD_INSTITUTIONS = (
+    "i1,一号楼,yinchuan,office,bureau,1000,50\n"       # line 2 ok
+    "i2,二号楼,beijing,office,bureau,1000,50\n"         # line 3 unknown city
+    "i3,三号楼,yinchuan,castle,bureau,1000,50\n"        # line 4 unknown type
+    "i1,重复,yinchuan,office,bureau,1000,50\n"           # line 5 duplicate id
+    "i/4,四号楼,yinchuan,office,bureau,1000,50\n"       # line 6 bad id characters
+    "i5,五号楼,yinchuan,office,bureau,-3,many\n"        # line 7 bad numbers
+)
+BAD_DEVICES = (
+    "d1,i1,water,m3,1,00000000000001\n"                 # line 2 ok
+    "d2,i9,water,m3,1,\n"                               # line 3 unknown institution
+    "d3,i1,water,kWh,1,\n"                              # line 4 bad unit
+    "d4,i1,gas,m3,1,\n"                                 # line 5 unknown kind
+    "d5,i1,electricity,kWh,1,123\n"                     # line 6 bad address
+    "d1,i1,water,m3,1,\n"                               # line 7 duplicate
+)
+
+
+def test_every_bad_row_is_named_with_file_line_and_problem(tmp_path):
+    _write(tmp_path, BAD_INSTITUTIONS, BAD_DEVICES, "c1,i1,z,u,p,compost\n")
+    registry, problems = load_registry(tmp_path)
+    found = {(p.file, p.line, p.message.split()[0] + " " + p.message.split()[1]) for p in problems}
+    assert {("institutions.csv", 3, "unknown city"), ("institutions.csv", 4, "unknown type"),
+            ("institutions.csv", 5, "duplicate id"), ("institutions.csv", 6, "bad id"),
+            ("devices.csv", 3, "device of"), ("devices.csv", 4, "bad unit"), ("devices.csv", 5, "unknown kind"),
+            ("devices.csv", 6, "bad address"), ("devices.csv", 7, "duplicate id"),
+            ("cards.csv", 2, "unknown category")} <= found
+    assert any(p.line == 7 and "floor_area_m2" in p.message for p in problems)
+    assert any(p.line == 7 and "occupants" in p.message for p in problems)
+    assert list(registry.institutions) == ["i1"] and list(registry.devices) == ["d1"]
+
+
+def test_registry_check_command_exits_non_zero_and_prints_lines(tmp_path, capsys):
+    _write(tmp_path, BAD_INSTITUTIONS, BAD_DEVICES)
+    assert main(["registry", "check", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'institutions.csv'}:3: unknown city 'beijing'" in out
+    assert f"{tmp_path / 'devices.csv'}:4: bad unit 'kWh' for a water device" in out
+
+
+def test_registry_check_clean_exits_zero(tmp_path):
+    write_registry(generate_province(20, seed=1), tmp_path)
+    result = subprocess.run([sys.executable, "-m", "meterwatch.cli", "registry", "check", "--dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "20 institutions" in result.stderr
+
+
+def test_missing_directory_is_an_error(tmp_path, capsys):
+    assert main(["registry", "check", "--dir", str(tmp_path / "nope")]) == 1
+    assert "not found" in capsys.readouterr().err

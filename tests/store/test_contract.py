@@ -1,0 +1,72 @@
+"""The same contract for every backend: DuckDB and a real InfluxDB."""
+
+import pytest
+
+from meterwatch.store import (
+    AlertPoint,
+    Batch,
+    CollectorSample,
+    ReadingPoint,
+    RejectRecord,
+    WeighingPoint,
+    open_store,
+)
+
+
+def reading(device, ts, register, consumption=None, interval=None, inst="i1"):
+    return ReadingPoint(device, inst, "yinchuan", "office", "water", ts, register, consumption, interval)
+
+
+@pytest.fixture
+async def store(store_url):
+    s = open_store(store_url)
+    await s.open()
+    await s.open()  # harmless twice
+    yield s
+    await s.close()
+    await s.close()  # harmless twice
+
+
+async def test_same_reading_twice_leaves_one_point_last_write_wins(store):
+    await store.write(Batch(readings=[reading("d1", 1000, 5.0), reading("d1", 1000, 5.0)]))
+    await store.write(Batch(readings=[reading("d1", 1000, 5.0, 0.5, 900)]))
+    assert await store.count(ReadingPoint) == 1
+    (p,) = await store.fetch(ReadingPoint)
+    assert (p.register, p.consumption, p.interval_s) == (5.0, 0.5, 900)
+
+
+async def test_fetch_filters_by_time_and_tag_and_orders_by_time(store):
+    await store.write(Batch(readings=[reading("d2", 3000, 3.0), reading("d1", 2000, 2.0), reading("d1", 1000, 1.0),
+                                      reading("d1", 4000, 4.0)]))
+    got = await store.fetch(ReadingPoint, start=1500, end=4000, device="d1")
+    assert [(p.ts, p.register) for p in got] == [(2000, 2.0), (4000, 4.0)]
+
+
+async def test_every_record_type_round_trips(store):
+    batch = Batch(
+        weighings=[WeighingPoint("s1", "i1", "yinchuan", "zone-1", "recyclable", 1000, 12.4, "CARD", "张三", "一号楼")],
+        alerts=[AlertPoint("a1", 1000, "open", "i1", "d1", "silent", "warning", "表计无数据", "silent", 6.5, "h", 900)],
+        rejects=[RejectRecord(1_000_000_000_001, "malformed_json", "meterwatch/up/x/y/reading",
+                              b"\x00{bad\n", "not valid JSON", "x", "y")],
+        metrics=[CollectorSample("c1", 1000, 10, 8, 2, 1, 0, 3.5, 12.0)],
+    )
+    await store.write(batch)
+    assert await store.fetch(WeighingPoint) == batch.weighings
+    assert await store.fetch(AlertPoint) == batch.alerts
+    assert await store.fetch(RejectRecord) == batch.rejects
+    assert await store.fetch(CollectorSample) == batch.metrics
+
+
+async def test_rejects_in_the_same_second_stay_apart(store):
+    await store.write(Batch(rejects=[RejectRecord(5_000_000_000 + i, "bad_topic", "t", b"p", "d") for i in range(3)]))
+    assert await store.count(RejectRecord) == 3
+
+
+async def test_latest_readings_and_device_activity(store):
+    await store.write(Batch(readings=[reading("d1", t, float(t), 1.0, 900) for t in (900, 1800, 2700)]
+                            + [reading("d2", 1800, 7.0)]))
+    assert await store.latest_readings(0) == {"d1": (2700, 2700.0), "d2": (1800, 7.0)}
+    act = await store.device_activity(0, 10_000)
+    by = dict(zip(act.device, zip(act.last_ts, act.usual_interval_s, act.count, strict=True), strict=True))
+    assert by["d1"][0] == 2700 and by["d1"][1] == 900 and by["d1"][2] == 3
+    assert by["d2"][0] == 1800 and by["d2"][2] == 1
