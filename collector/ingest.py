@@ -19,7 +19,7 @@ from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UNKNOWN
 from meterwatch.registry import Device, Registry
 from meterwatch.settings import CollectorSettings
-from meterwatch.store import ReadingPoint, RejectRecord, WeighingPoint
+from meterwatch.store import MeterValuePoint, ReadingPoint, RejectRecord, WeighingPoint
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     readings: list[ReadingPoint] = field(default_factory=list)
     weighings: list[WeighingPoint] = field(default_factory=list)
+    values: list[MeterValuePoint] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
     duplicates: int = 0
     decreases: int = 0
@@ -105,6 +106,7 @@ class Ingestor:
             self._readings(out, topic, device, decoded.samples)
         if decoded.weighings:
             self._weighings(out, device, decoded.weighings)
+        out.values += [MeterValuePoint(device.id, device.institution, v.name, v.ts, v.value) for v in decoded.values]
         return out
 
     def _item_reject(self, out: Outcome, topic: str, payload: bytes, device: Device, bad: ItemReject) -> None:

@@ -67,6 +67,7 @@ class Collector:
         m.unknown_cards += outcome.unknown_cards
         p.batch.readings += outcome.readings
         p.batch.weighings += outcome.weighings
+        p.batch.values += outcome.values
         p.batch.rejects += outcome.rejects
         p.acks.append(ack)
         p.raw.append((topic, payload))

@@ -38,6 +38,15 @@ class RawWeighing:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterValue:
+    """A non-register quantity a frame carried (voltage, tariff register, valve state...)."""
+
+    ts: int
+    name: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class ItemReject:
     reason: str
     detail: str
@@ -48,7 +57,11 @@ class ItemReject:
 class Decoded:
     samples: list[Sample] = field(default_factory=list)
     weighings: list[RawWeighing] = field(default_factory=list)
+    values: list[MeterValue] = field(default_factory=list)
     rejects: list[ItemReject] = field(default_factory=list)
+
+    def add_reject(self, reason: str, detail: str) -> None:
+        self.rejects.append(ItemReject(reason, detail))
 
 
 class Decoder(Protocol):

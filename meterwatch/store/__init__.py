@@ -12,6 +12,7 @@ from meterwatch.store.records import (
     AlertPoint,
     Batch,
     CollectorSample,
+    MeterValuePoint,
     ReadingPoint,
     RejectRecord,
     WeighingPoint,
@@ -32,6 +33,6 @@ def open_store(url: str, *, user: str | None = None, password: str | None = None
 
 
 __all__ = [
-    "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "PermanentStoreError", "ReadingPoint",
+    "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
     "RejectRecord", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store",
 ]

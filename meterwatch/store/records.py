@@ -78,6 +78,26 @@ class WeighingPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterValuePoint:
+    """A quantity a binary frame carried besides the register: voltage, tariff register, valve...
+
+    Long format (one point per quantity) so that both backends keep one fixed
+    schema whatever a meter reports; beyond the contract's minimum.
+    """
+
+    device: str
+    institution: str
+    quantity: str
+    ts: int
+    value: float
+
+    schema: ClassVar[Schema] = Schema(
+        "meter_value", ("institution", "device", "quantity"), (("value", "float"),),
+        key=("device", "quantity", "ts"), count_field="value",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AlertPoint:
     """One alert event (open / update / resolved / acknowledged) as published."""
 
@@ -147,7 +167,8 @@ class CollectorSample:
     )
 
 
-RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, AlertPoint, RejectRecord, CollectorSample)
+RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, MeterValuePoint, AlertPoint, RejectRecord,
+                                  CollectorSample)
 SCHEMAS: dict[str, Schema] = {t.schema.measurement: t.schema for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -161,12 +182,14 @@ class Batch:
 
     readings: list[ReadingPoint] = field(default_factory=list)
     weighings: list[WeighingPoint] = field(default_factory=list)
+    values: list[MeterValuePoint] = field(default_factory=list)
     alerts: list[AlertPoint] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
     metrics: list[CollectorSample] = field(default_factory=list)
 
     def groups(self) -> list[tuple[type, list[Any]]]:
-        pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (AlertPoint, self.alerts),
+        pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (MeterValuePoint, self.values),
+                 (AlertPoint, self.alerts),
                  (RejectRecord, self.rejects), (CollectorSample, self.metrics)]
         return [(t, rows) for t, rows in pairs if rows]
 
