@@ -16,7 +16,8 @@ class CollectorMetrics:
     stored: int = 0  # readings and weighings durable in the store
     rejected: int = 0
     duplicates: int = 0
-    spooled: int = 0
+    spooled: int = 0  # readings and weighings that went through the disk spool
+    spool_bytes: int = 0  # what the spool holds now
     decreases: int = 0
     unknown_cards: int = 0
     lag: float = 0.0  # seconds between the newest reading of the last batch and the write
@@ -26,10 +27,11 @@ class CollectorMetrics:
 
     def sample(self, now: float) -> CollectorSample:
         return CollectorSample(self.instance, int(now), self.received, self.stored, self.rejected,
-                               self.duplicates, self.spooled, self.lag, self.write_ms)
+                               self.duplicates, self.spooled, self.spool_bytes, self.lag, self.write_ms)
 
     def summary(self) -> dict[str, object]:
         return {"received": self.received, "stored": self.stored, "rejected": self.rejected,
-                "duplicates": self.duplicates, "decreases": self.decreases, "unknown_cards": self.unknown_cards,
+                "duplicates": self.duplicates, "spooled": self.spooled, "spool_bytes": self.spool_bytes,
+                "decreases": self.decreases, "unknown_cards": self.unknown_cards,
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
                 "rejected_by_reason": dict(self.rejected_by_reason)}

@@ -6,14 +6,15 @@ old enough; the writer writes it with retry and only then acknowledges its
 messages.  A message that is not acknowledged is redelivered by the broker
 (persistent session), so a crash loses nothing that was acknowledged.
 Rejects are written like data and then acknowledged, so bad input can
-never fill the broker's in-flight window.
+never fill the broker's in-flight window.  "Written" means durable: in the
+store, or, while the store is down or slow, in the disk spool that is
+replayed in order when it returns (``meterwatch.store.durable``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
 from meterwatch.store import Batch, PermanentStoreError, RejectRecord, Store, TransientStoreError
+from meterwatch.store.durable import DurableWriter
+from meterwatch.store.spool import DiskSpool
 
 log = logging.getLogger(__name__)
 BASELINE_DAYS = 60
@@ -51,6 +54,8 @@ class Collector:
         self.clock = clock
         self.ingestor = Ingestor(registry, self.cfg, clock)
         self.metrics = CollectorMetrics(self.cfg.instance)
+        self.spool = DiskSpool(self.cfg.spool_dir / self.cfg.instance, self.cfg.spool_max_bytes)
+        self.writer = DurableWriter(store, self.spool)
         self._pending = Pending()
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
         self.connected = asyncio.Event()
@@ -86,19 +91,6 @@ class Collector:
 
     # -- writing --------------------------------------------------------------------------------
 
-    async def _write_with_retry(self, batch: Batch, give_up: asyncio.Event | None = None) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self.store.write(batch)
-                return
-            except TransientStoreError as exc:
-                log.warning("store unavailable, retrying", extra={"error": str(exc)[:200], "retry_in_s": delay})
-                if give_up is not None and give_up.is_set():
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.cfg.write_retry_max_s)
-
     def _dead_letters(self, pending: Pending, error: Exception) -> Batch:
         now_ns = time.time_ns()
         rejects = [RejectRecord(now_ns + i, reasons.STORE_REFUSED, topic, payload, str(error)[:500])
@@ -109,13 +101,15 @@ class Collector:
         batch = pending.batch
         started = time.monotonic()
         try:
-            await self._write_with_retry(batch, give_up)
+            where = await self.writer.write(batch, give_up)
         except PermanentStoreError as exc:
             log.error("store refused a batch; dead-lettering its messages", extra={"error": str(exc)[:300]})
             batch = self._dead_letters(pending, exc)
-            await self._write_with_retry(batch, give_up)
+            where = await self.writer.write(batch, give_up)
         m = self.metrics
         m.write_ms = (time.monotonic() - started) * 1000
+        if where == "spool":
+            m.spooled += len(batch.readings) + len(batch.weighings)
         m.stored += len(batch.readings) + len(batch.weighings)
         m.rejected += len(batch.rejects)
         for r in batch.rejects:
@@ -130,7 +124,7 @@ class Collector:
             try:
                 await self._write(pending, give_up)
             except TransientStoreError:
-                log.error("shutting down with the store unreachable: messages stay unacknowledged "
+                log.error("shutting down with the spool full: messages stay unacknowledged "
                           "and the broker will redeliver them", extra={"messages": len(pending.acks)})
             finally:
                 self._queue.task_done()
@@ -149,7 +143,10 @@ class Collector:
                 await self._write_metrics()
 
     async def _write_metrics(self) -> None:
+        self.metrics.spool_bytes = self.spool.bytes
         log.info("collector status", extra=self.metrics.summary())
+        if not self.writer.healthy:
+            return  # the spool is draining: self-metrics wait for the next tick rather than jump the queue
         try:
             await self.store.write(Batch(metrics=[self.metrics.sample(time.time())]))
         except (TransientStoreError, PermanentStoreError) as exc:
@@ -200,12 +197,28 @@ class Collector:
             else:
                 delay = 1.0
 
+    async def _baseline(self) -> dict[str, tuple[int, float]]:
+        """Each device's newest reading, from the store and the spool: where consumption continues from."""
+        latest: dict[str, tuple[int, float]] = {}
+        try:
+            await self.store.open()
+            latest = await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * 86400)
+        except TransientStoreError as exc:
+            log.error("store unavailable at start: spooling, and the first reading of each device after "
+                      "this start gets no consumption", extra={"error": str(exc)[:200]})
+        for device, (ts, register) in self.spool.latest_readings().items():
+            if device not in latest or ts > latest[device][0]:
+                latest[device] = (ts, register)
+        return latest
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then flush everything buffered and acknowledge it."""
-        await self.store.open()
-        since = int(self.clock()) - BASELINE_DAYS * 86400
-        self.ingestor.seed(await self.store.latest_readings(since))
+        if len(self.spool):
+            log.warning("spool holds batches from before this start; replaying",
+                        extra={"batches": len(self.spool), "spool_bytes": self.spool.bytes})
+        self.ingestor.seed(await self._baseline())
         give_up = asyncio.Event()
+        replay = asyncio.create_task(self.writer.replay_forever())
         writer = asyncio.create_task(self._writer(give_up))
         ticker = asyncio.create_task(self._ticker())
         consumer = asyncio.create_task(self._connection_loop())
@@ -219,4 +232,6 @@ class Collector:
         await self._queue.put(None)
         await writer
         await self._write_metrics()
+        replay.cancel()
+        await asyncio.gather(replay, return_exceptions=True)
         log.info("collector stopped", extra=self.metrics.summary())

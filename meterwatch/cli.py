@@ -72,7 +72,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = load_checked_registry(settings)
     store = open_store(settings.store, user=settings.store_user,
-                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+                       password=settings.store_password.get_secret_value() if settings.store_password else None,
+                       timeout_s=settings.collector.store_timeout_s)
     log.info("collector starting", extra={"store": redact_url(settings.store), "broker": redact_url(settings.broker),
                                           "devices": len(registry.devices)})
 

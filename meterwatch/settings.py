@@ -36,7 +36,10 @@ class CollectorSettings(BaseModel):
     metrics_interval_s: float = Field(10.0, gt=0)
     history_window: int = Field(64, ge=2, description="recent readings kept per device for late data")
     write_retry_max_s: float = Field(30.0, gt=0, description="longest wait between write retries")
-    shutdown_grace_s: float = Field(30.0, ge=0, description="on stop, keep retrying the store this long")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="on stop, wait this long for a full spool to drain")
+    spool_dir: Path = Field(Path("spool"), description="batches wait here while the store is down")
+    spool_max_bytes: int = Field(1 << 30, ge=1, description="beyond this: backpressure, never drop")
+    store_timeout_s: float = Field(10.0, gt=0, description="a write slower than this counts as an outage")
 
 
 class AnalyticsSettings(BaseModel):

@@ -52,6 +52,7 @@ async def _demo(settings: Settings, workdir: Path, institutions: int, hours: flo
             "broker": broker_url, "store": f"duckdb://{workdir / 'demo.duckdb'}",
             "registry": workdir / "registry",
             "analytics": settings.analytics.model_copy(update={"state_file": workdir / "alerts.json"}),
+            "collector": settings.collector.model_copy(update={"spool_dir": workdir / "spool"}),
         })
         store = open_store(settings.store)
         collector = Collector(settings, registry, store)

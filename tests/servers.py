@@ -108,6 +108,7 @@ max_inflight_messages 1000
 def start_mosquitto(workdir: Path | None = None, extra_conf: str = "", anonymous: bool = True) -> Server:
     binary = _binary("mosquitto", "/usr/sbin/mosquitto")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-mosquitto-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text(MOSQUITTO_BASE.format(port=port, anonymous=str(anonymous).lower()) + extra_conf)
@@ -138,6 +139,7 @@ bind-address = "127.0.0.1:{rpc}"
 def start_influxd(workdir: Path | None = None) -> Server:
     binary = _binary("influxd", "/usr/bin/influxd")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-influxd-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     port, rpc = free_port(), free_port()
     conf = workdir / "influxdb.conf"
     conf.write_text(INFLUXD_CONF.format(rpc=rpc, dir=workdir, port=port))

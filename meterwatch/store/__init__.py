@@ -19,12 +19,13 @@ from meterwatch.store.records import (
 )
 
 
-def open_store(url: str, *, user: str | None = None, password: str | None = None) -> Store:
+def open_store(url: str, *, user: str | None = None, password: str | None = None,
+               timeout_s: float = 30.0) -> Store:
     """A store for ``url`` (not yet opened: ``await store.open()``)."""
     if url.startswith(("influxdb://", "influxdbs://")):
         from meterwatch.store.influx import InfluxStore
 
-        return InfluxStore(url, user=user, password=password)
+        return InfluxStore(url, user=user, password=password, timeout_s=timeout_s)
     if url.startswith("duckdb://"):
         from meterwatch.store.duck import DuckStore
 

@@ -1,8 +1,9 @@
 """DuckDB backend: the embedded default, one file, no server.
 
 Tables are derived from the record schemas with the schema key as primary
-key, and batches are appended with ``INSERT OR REPLACE`` from an Arrow
-table, which gives the same last-write-wins idempotence as InfluxDB.
+key.  Batches are upserted from an Arrow table with InfluxDB's semantics:
+a field written again overwrites, a field left out (NULL) keeps what was
+stored.  So a repeat of a reading without its consumption cannot erase it.
 DuckDB calls block, so they run in a worker thread behind one lock.
 """
 
@@ -37,6 +38,15 @@ def create_table_sql(record_type: type) -> str:
     cols = ", ".join(f'"{n}" {SQL_TYPES[k]}' for n, k in _column_types(record_type).items())
     key = ", ".join(f'"{k}"' for k in schema.key)
     return f'CREATE TABLE IF NOT EXISTS "{schema.measurement}" ({cols}, PRIMARY KEY ({key}))'
+
+
+def upsert_sql(record_type: type, source: str) -> str:
+    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    key = ", ".join(f'"{k}"' for k in schema.key)
+    updates = ", ".join(f'"{n}" = COALESCE(EXCLUDED."{n}", "{n}")'
+                        for n in attr_names(record_type) if n not in schema.key)
+    return (f'INSERT INTO "{schema.measurement}" BY NAME SELECT * FROM {source} '
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
 
 
 def to_arrow(record_type: type, rows: list[Any]) -> pa.Table:
@@ -88,14 +98,14 @@ class DuckStore:
         await asyncio.to_thread(_close)
 
     async def write(self, batch: Batch) -> None:
-        tables = [(t.schema.measurement, to_arrow(t, rows)) for t, rows in batch.groups()]  # type: ignore[attr-defined]
+        tables = [(upsert_sql(t, "_incoming"), to_arrow(t, rows)) for t, rows in batch.groups()]
 
         def _write(con: duckdb.DuckDBPyConnection) -> None:
             con.begin()
             try:
-                for name, table in tables:
+                for sql, table in tables:
                     con.register("_incoming", table)
-                    con.execute(f'INSERT OR REPLACE INTO "{name}" BY NAME SELECT * FROM _incoming')
+                    con.execute(sql)
                     con.unregister("_incoming")
                 con.commit()
             except Exception:

@@ -57,8 +57,6 @@ class InfluxStore:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
         await self.query(f"CREATE DATABASE {quote_ident(self.database)}", method="POST", database=False)
 
     async def close(self) -> None:
@@ -68,7 +66,7 @@ class InfluxStore:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            raise TransientStoreError("store not open")
+            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
         return self._session
 
     async def _request(self, method: str, path: str, params: dict[str, str], data: bytes | None = None) -> Any:

@@ -156,13 +156,14 @@ class CollectorSample:
     rejected: int
     duplicates: int
     spooled: int
+    spool_bytes: int
     lag: float
     write_ms: float
 
     schema: ClassVar[Schema] = Schema(
         "collector", ("instance",),
         (("received", "int"), ("stored", "int"), ("rejected", "int"), ("duplicates", "int"),
-         ("spooled", "int"), ("lag", "float"), ("write_ms", "float")),
+         ("spooled", "int"), ("spool_bytes", "int"), ("lag", "float"), ("write_ms", "float")),
         key=("instance", "ts"), count_field="received",
     )
 

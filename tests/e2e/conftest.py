@@ -18,14 +18,15 @@ from tests.conftest import _unavailable
 
 
 def make_settings(broker_port: int, store_url: str, registry_dir, **collector: object) -> Settings:
-    cfg = {"client_id": f"test-{uuid.uuid4().hex[:8]}", "batch_interval_s": 0.2, **collector}
+    cfg = {"client_id": f"test-{uuid.uuid4().hex[:8]}", "batch_interval_s": 0.2,
+           "spool_dir": registry_dir.parent / "spool", **collector}
     return Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=store_url, registry=registry_dir,
                     collector=CollectorSettings(**cfg))
 
 
 @contextlib.asynccontextmanager
 async def running_collector(settings: Settings, registry: Registry) -> AsyncIterator[Collector]:
-    store = open_store(settings.store)
+    store = open_store(settings.store, timeout_s=settings.collector.store_timeout_s)
     collector = Collector(settings, registry, store)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -75,21 +76,43 @@ async def _received(collector) -> int:
     return collector.metrics.received
 
 
-async def test_store_down_nothing_acknowledged_then_redelivered_and_stored(
+async def test_store_down_batches_spooled_acknowledged_and_replayed_after_restart(
         mosquitto, influx_url, mosquitto_pub, tmp_path):
-    """A collector that cannot write does not acknowledge; the next one gets the messages again."""
     registry = tiny_registry(tmp_path / "registry")
     t0 = (int(time.time()) // 900 - 4) * 900
-    settings = make_settings(mosquitto.port, influx_url, tmp_path / "registry", client_id="test-redelivery",
-                             shutdown_grace_s=0.5)
-    async with running_collector(settings, registry):
-        pass  # the persistent session now exists on the broker
+    settings = make_settings(mosquitto.port, influx_url, tmp_path / "registry", client_id="test-spool")
     async with running_collector(settings, registry) as failing:
         failing.store.base = "http://127.0.0.1:9"  # from here on every write fails (connection refused)
         for k in range(3):
             mosquitto_pub("meterwatch/up/inst-a/a-w1/reading", json.dumps({"ts": t0 + 900 * k, "value": 1.0 + k}))
+        assert await eventually(lambda: _spooled(failing), 3) == 3
+    assert len(failing.spool) >= 1 and failing.spool.bytes > 0
+    async with running_collector(settings, registry) as again:  # same spool directory, store back
+        assert await eventually(lambda: _spool_len(again), 0) == 0
+    assert again.metrics.received == 0  # acknowledged once spooled: nothing redelivered
+    reader = open_store(influx_url)
+    await reader.open()
+    assert [(r.register, r.consumption) for r in await reader.fetch(ReadingPoint)] == [(1.0, None), (2.0, 1.0),
+                                                                                      (3.0, 1.0)]
+    await reader.close()
+
+
+async def test_spool_full_holds_back_acknowledgements_and_the_broker_redelivers(
+        mosquitto, influx_url, mosquitto_pub, tmp_path):
+    registry = tiny_registry(tmp_path / "registry")
+    t0 = (int(time.time()) // 900 - 4) * 900
+    settings = make_settings(mosquitto.port, influx_url, tmp_path / "registry", client_id="test-full",
+                             shutdown_grace_s=0.5, spool_max_bytes=64)
+    async with running_collector(settings, registry):
+        pass  # the persistent session now exists on the broker
+    async with running_collector(settings, registry) as failing:
+        failing.store.base = "http://127.0.0.1:9"
+        for k in range(3):
+            mosquitto_pub("meterwatch/up/inst-a/a-w1/reading", json.dumps({"ts": t0 + 900 * k, "value": 1.0 + k}))
         assert await eventually(lambda: _received(failing), 3) == 3
-    assert failing.metrics.stored == 0
+        await asyncio.sleep(0.5)
+        assert failing.writer.full_since is not None  # it said so and is holding back
+    assert failing.metrics.stored == 0 and len(failing.spool) == 0
     async with running_collector(settings, registry) as again:
         assert await eventually(lambda: _stored(again), 3) == 3
     assert again.metrics.received == 3  # redelivered because never acknowledged
@@ -97,6 +120,14 @@ async def test_store_down_nothing_acknowledged_then_redelivered_and_stored(
     await reader.open()
     assert [r.register for r in await reader.fetch(ReadingPoint)] == [1.0, 2.0, 3.0]
     await reader.close()
+
+
+async def _spooled(collector) -> int:
+    return collector.metrics.spooled
+
+
+async def _spool_len(collector) -> int:
+    return len(collector.spool)
 
 
 async def _stored(collector) -> int:

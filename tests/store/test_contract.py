@@ -35,6 +35,14 @@ async def test_same_reading_twice_leaves_one_point_last_write_wins(store):
     assert (p.register, p.consumption, p.interval_s) == (5.0, 0.5, 900)
 
 
+async def test_rewriting_a_point_without_a_field_keeps_the_stored_field(store):
+    """InfluxDB merges fields of the same point; DuckDB must do the same (redelivery after a crash)."""
+    await store.write(Batch(readings=[reading("d1", 1000, 5.0, 0.5, 900)]))
+    await store.write(Batch(readings=[reading("d1", 1000, 5.0)]))
+    (p,) = await store.fetch(ReadingPoint)
+    assert (p.consumption, p.interval_s) == (0.5, 900)
+
+
 async def test_fetch_filters_by_time_and_tag_and_orders_by_time(store):
     await store.write(Batch(readings=[reading("d2", 3000, 3.0), reading("d1", 2000, 2.0), reading("d1", 1000, 1.0),
                                       reading("d1", 4000, 4.0)]))
@@ -48,7 +56,7 @@ async def test_every_record_type_round_trips(store):
         alerts=[AlertPoint("a1", 1000, "open", "i1", "d1", "silent", "warning", "表计无数据", "silent", 6.5, "h", 900)],
         rejects=[RejectRecord(1_000_000_000_001, "malformed_json", "meterwatch/up/x/y/reading",
                               b"\x00{bad\n", "not valid JSON", "x", "y")],
-        metrics=[CollectorSample("c1", 1000, 10, 8, 2, 1, 0, 3.5, 12.0)],
+        metrics=[CollectorSample("c1", 1000, 10, 8, 2, 1, 0, 0, 3.5, 12.0)],
     )
     await store.write(batch)
     assert await store.fetch(WeighingPoint) == batch.weighings
