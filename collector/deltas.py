@@ -1,15 +1,14 @@
-"""Cumulative register to consumption, per device, tolerant of late and repeated readings.
+"""Cumulative register to consumption, per device, tolerant of late, repeated and odd readings.
 
 A device keeps its most recent readings in time order.  A new reading gets
 ``consumption = register - previous register``; a late one that lands
 between two known readings also rewrites the consumption of the one after
 it, so the intervals it splits are both right.  The window is contiguous
-only from its oldest reading on: a reading older than that gets no
-consumption rather than a wrong one.
+only from ``known_from`` on: a reading older than that gets no consumption
+rather than a wrong one.
 
-A register that goes down never yields negative consumption: the interval
-gets none and the caller is told (rollover / replacement classification is
-the job of a later stage).
+Registers that go down or leap are classified by ``collector.registers``;
+consumption is never negative and never a spike.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from typing import Literal
+
+from collector.registers import classify_decrease, is_jump
 
 Status = Literal["new", "duplicate", "conflict"]
 REGISTER_TOLERANCE = 1e-9
@@ -30,7 +31,7 @@ class Interval:
     register: float
     consumption: float | None
     interval_s: int | None
-    decreased: bool = False
+    flag: str | None = None  # rollover, replacement, bad_reading, jump
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,41 +40,77 @@ class AddResult:
     points: tuple[Interval, ...] = ()
 
 
-def _delta(prev_ts: int, prev_reg: float, ts: int, reg: float) -> Interval:
+def interval(prev_ts: int, prev_reg: float, ts: int, reg: float, multiplier: float = 1.0) -> Interval:
+    """The interval from one reading to the next, classifying a register that went down."""
     if reg + REGISTER_TOLERANCE < prev_reg:
-        return Interval(ts, reg, None, ts - prev_ts, decreased=True)
+        flag, consumption = classify_decrease(prev_reg, reg, multiplier)
+        return Interval(ts, reg, consumption, ts - prev_ts, flag)
     return Interval(ts, reg, max(reg - prev_reg, 0.0), ts - prev_ts)
 
 
 @dataclass
 class DeviceHistory:
-    """Recent readings of one device; every reading at or after ``known_from`` is in it."""
+    """Recent good readings of one device; every reading at or after ``known_from`` is in it."""
 
     capacity: int = 64
     ts: list[int] = field(default_factory=list)
     register: list[float] = field(default_factory=list)
     known_from: float = float("-inf")
+    multiplier: float = 1.0
+    _bad: set[int] = field(default_factory=set)  # times of readings kept out as bad
+    _jumps: set[int] = field(default_factory=set)  # times of readings flagged as jumps
 
     def add(self, ts: int, register: float) -> AddResult:
         i = bisect.bisect_left(self.ts, ts)
-        if i < len(self.ts) and self.ts[i] == ts:
-            same = abs(self.register[i] - register) <= REGISTER_TOLERANCE * max(1.0, abs(register))
+        if (i < len(self.ts) and self.ts[i] == ts) or ts in self._bad:
+            known = self.register[i] if i < len(self.ts) and self.ts[i] == ts else None
+            same = known is None or abs(known - register) <= REGISTER_TOLERANCE * max(1.0, abs(register))
             return AddResult("duplicate" if same else "conflict")
         if ts < self.known_from:
             # Older than the contiguous window: a neighbour may be missing, so no delta.
             return AddResult("new", (Interval(ts, register, None, None),))
-        points = [_delta(self.ts[i - 1], self.register[i - 1], ts, register) if i > 0
+        if i == len(self.ts):
+            return AddResult("new", self._append(ts, register))
+        points = [interval(self.ts[i - 1], self.register[i - 1], ts, register, self.multiplier) if i > 0
                   else Interval(ts, register, None, None)]
-        if i < len(self.ts):
-            points.append(_delta(ts, register, self.ts[i], self.register[i]))
+        points.append(interval(ts, register, self.ts[i], self.register[i], self.multiplier))
+        self._insert(i, ts, register)
+        return AddResult("new", tuple(points))
+
+    def _append(self, ts: int, register: float) -> tuple[Interval, ...]:
+        if not self.ts:
+            self._insert(0, ts, register)
+            return (Interval(ts, register, None, None),)
+        prev_ts, prev_reg = self.ts[-1], self.register[-1]
+        if register + REGISTER_TOLERANCE < prev_reg and prev_ts in self._jumps and self.register[-2] <= register:
+            # Back to the level before the jump: the jump was the bad reading.
+            bad = Interval(prev_ts, prev_reg, None, None, "bad_reading")
+            del self.ts[-1], self.register[-1]
+            self._bad.add(prev_ts)
+            point = interval(self.ts[-1], self.register[-1], ts, register, self.multiplier)
+            self._insert(len(self.ts), ts, register)
+            return bad, point
+        if is_jump(self.ts, self.register, ts, register):
+            self._jumps.add(ts)
+            self._insert(len(self.ts), ts, register)
+            return (Interval(ts, register, None, ts - prev_ts, "jump"),)
+        point = interval(prev_ts, prev_reg, ts, register, self.multiplier)
+        if point.flag == "bad_reading":
+            self._bad.add(ts)  # kept, flagged, but never a baseline
+            return (point,)
+        self._insert(len(self.ts), ts, register)
+        return (point,)
+
+    def _insert(self, i: int, ts: int, register: float) -> None:
         self.ts.insert(i, ts)
         self.register.insert(i, register)
         if len(self.ts) > self.capacity:
             del self.ts[0], self.register[0]
             self.known_from = self.ts[0]
-        return AddResult("new", tuple(points))
+            self._bad = {t for t in self._bad if t >= self.known_from}
+            self._jumps = {t for t in self._jumps if t >= self.known_from}
 
 
-def seed(ts: int, register: float, capacity: int) -> DeviceHistory:
+def seed(ts: int, register: float, capacity: int, multiplier: float = 1.0) -> DeviceHistory:
     """History known from the store: only its newest reading, nothing before it."""
-    return DeviceHistory(capacity, [ts], [register], known_from=ts)
+    return DeviceHistory(capacity, [ts], [register], known_from=ts, multiplier=multiplier)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ class Outcome:
     values: list[MeterValuePoint] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
     duplicates: int = 0
-    decreases: int = 0
+    flags: Counter[str] = field(default_factory=Counter)
     unknown_cards: int = 0
 
 
@@ -49,7 +50,9 @@ class Ingestor:
     def seed(self, latest: dict[str, tuple[int, float]]) -> None:
         """Start each device from its newest stored reading, so a restart computes no spike."""
         for device, (ts, register) in latest.items():
-            self.histories[device] = seed(ts, register, self.settings.history_window)
+            known = self.registry.devices.get(device)
+            self.histories[device] = seed(ts, register, self.settings.history_window,
+                                          known.multiplier if known else 1.0)
 
     def _reject_ns(self) -> int:
         self._last_reject_ns = max(time.time_ns(), self._last_reject_ns + 1)
@@ -117,7 +120,8 @@ class Ingestor:
         inst = self.registry.institutions[device.institution]
         history = self.histories.get(device.id)
         if history is None:
-            history = self.histories[device.id] = DeviceHistory(self.settings.history_window)
+            history = self.histories[device.id] = DeviceHistory(self.settings.history_window,
+                                                                multiplier=device.multiplier)
         for sample in sorted(samples, key=lambda s: s.ts):
             register = sample.value * device.multiplier
             result = history.add(sample.ts, register)
@@ -131,12 +135,13 @@ class Ingestor:
                     f'{{"ts": {sample.ts}, "value": {sample.value!r}}}'.encode()))
                 continue
             for p in result.points:
-                if p.decreased:
-                    out.decreases += 1
-                    log.warning("register went down", extra={"institution": device.institution,
-                                                             "device": device.id, "ts": p.ts, "register": p.register})
+                if p.flag:
+                    out.flags[p.flag] += 1
+                    log.warning("register anomaly", extra={"flag": p.flag, "institution": device.institution,
+                                                          "device": device.id, "ts": p.ts, "register": p.register,
+                                                          "consumption": p.consumption})
                 out.readings.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
-                                                 p.ts, p.register, p.consumption, p.interval_s))
+                                                 p.ts, p.register, p.consumption, p.interval_s, p.flag))
 
     def _weighings(self, out: Outcome, device: Device, weighings: list) -> None:
         inst = self.registry.institutions[device.institution]

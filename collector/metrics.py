@@ -18,11 +18,11 @@ class CollectorMetrics:
     duplicates: int = 0
     spooled: int = 0  # readings and weighings that went through the disk spool
     spool_bytes: int = 0  # what the spool holds now
-    decreases: int = 0
     unknown_cards: int = 0
     lag: float = 0.0  # seconds between the newest reading of the last batch and the write
     write_ms: float = 0.0  # duration of the last successful write
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    register_flags: Counter[str] = field(default_factory=Counter)  # rollover, replacement, bad_reading, jump
     last_message_at: float = field(default_factory=time.time)
 
     def sample(self, now: float) -> CollectorSample:
@@ -32,6 +32,6 @@ class CollectorMetrics:
     def summary(self) -> dict[str, object]:
         return {"received": self.received, "stored": self.stored, "rejected": self.rejected,
                 "duplicates": self.duplicates, "spooled": self.spooled, "spool_bytes": self.spool_bytes,
-                "decreases": self.decreases, "unknown_cards": self.unknown_cards,
+                "register_flags": dict(self.register_flags), "unknown_cards": self.unknown_cards,
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
                 "rejected_by_reason": dict(self.rejected_by_reason)}

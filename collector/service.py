@@ -68,7 +68,7 @@ class Collector:
         m.received += 1
         m.last_message_at = time.time()
         m.duplicates += outcome.duplicates
-        m.decreases += outcome.decreases
+        m.register_flags.update(outcome.flags)
         m.unknown_cards += outcome.unknown_cards
         p.batch.readings += outcome.readings
         p.batch.weighings += outcome.weighings

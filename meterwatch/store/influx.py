@@ -164,7 +164,7 @@ def _records(record_type: type[R], schema: Schema, series: dict[str, Any]) -> li
             kind = kinds.get(name, "str")
             if kind == "bytes":
                 value = bytes_of_text(value or "")
-            elif kind == "str" or name in schema.tags:
+            elif name in schema.tags or (kind == "str" and value is not None):
                 value = bytes_of_text(value).decode("utf-8") if value else ""
             elif kind == "int" and value is not None:
                 value = int(value)

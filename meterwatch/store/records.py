@@ -43,10 +43,11 @@ class ReadingPoint:
     register: float
     consumption: float | None = None
     interval_s: int | None = None
+    flag: str | None = None  # rollover, replacement, bad_reading, jump (collector.registers)
 
     schema: ClassVar[Schema] = Schema(
         "reading", ("institution", "city", "type", "kind", "device"),
-        (("register", "float"), ("consumption", "float"), ("interval_s", "int")),
+        (("register", "float"), ("consumption", "float"), ("interval_s", "int"), ("flag", "str")),
         key=("device", "ts"), count_field="register",
     )
 

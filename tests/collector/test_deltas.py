@@ -32,11 +32,50 @@ def test_late_reading_splits_the_interval_and_rewrites_the_next_one():
     assert [(p.ts, p.consumption, p.interval_s) for p in points] == [(1800, 3.0, 900), (2700, 3.0, 900)]
 
 
-def test_register_going_down_never_gives_negative_consumption():
+def feed(h: DeviceHistory, values, start=0, step=900):
+    out = []
+    for k, v in enumerate(values):
+        out += h.add(start + step * (k + 1), v).points
+    return out
+
+
+def test_rollover_near_the_counter_maximum_wraps_around():
     h = DeviceHistory()
-    h.add(900, 100.0)
-    (p,) = h.add(1800, 3.0).points
-    assert p.consumption is None and p.decreased
+    points = feed(h, [99_990.0, 99_996.0, 3.0, 9.0])
+    assert [(p.consumption, p.flag) for p in points[2:]] == [(7.0, "rollover"), (6.0, None)]
+
+
+def test_rollover_is_judged_on_the_raw_counter_not_the_scaled_register():
+    h = DeviceHistory(multiplier=40.0)  # a CT meter: register = raw x 40
+    points = feed(h, [9_990.0 * 40, 9_998.0 * 40, 1.0 * 40])
+    assert points[-1].flag == "rollover" and points[-1].consumption == 3.0 * 40
+
+
+def test_meter_replacement_gives_no_consumption_and_a_new_baseline():
+    h = DeviceHistory()
+    points = feed(h, [5_000.0, 5_010.0, 2.0, 4.5])
+    assert [(p.consumption, p.flag) for p in points[2:]] == [(None, "replacement"), (2.5, None)]
+
+
+def test_small_dip_is_a_bad_reading_that_never_becomes_the_baseline():
+    h = DeviceHistory()
+    points = feed(h, [100.0, 110.0, 120.0, 117.0, 125.0])
+    assert [(p.ts, p.consumption, p.flag) for p in points[3:]] == [(3600, None, "bad_reading"), (4500, 5.0, None)]
+
+
+def test_spike_that_falls_back_is_rewritten_as_a_bad_reading():
+    h = DeviceHistory()
+    points = feed(h, [100.0, 101.0, 102.0, 103.0, 104.0, 9_000.0, 105.0])
+    jump, bad, good = points[5], points[6], points[7]
+    assert (jump.ts, jump.consumption, jump.flag) == (5400, None, "jump")  # no spike even before we know
+    assert (bad.ts, bad.consumption, bad.flag) == (5400, None, "bad_reading")  # rewritten
+    assert (good.ts, good.consumption, good.interval_s) == (6300, 1.0, 1800)
+
+
+def test_jump_that_stays_is_flagged_once_and_the_new_level_continues():
+    h = DeviceHistory()
+    points = feed(h, [100.0, 101.0, 102.0, 103.0, 104.0, 50_000.0, 50_001.0])
+    assert [(p.consumption, p.flag) for p in points[5:]] == [(None, "jump"), (1.0, None)]
 
 
 def test_reading_older_than_the_seeded_baseline_gets_no_consumption_and_rewrites_nothing():

@@ -1,0 +1,58 @@
+"""What a register that goes down, or leaps, means: rollover, replacement, bad reading, jump.
+
+Pure functions over a device's recent readings.  The rule of the house:
+consumption is never negative and never a spike; when the truth is not
+knowable the interval gets no consumption and the reading a flag, so
+analytics (``meter_fault``) and officers can see what happened.
+
+- rollover: the previous raw value was in the top tenth of its power-of-ten
+  range (a 5-digit counter at 99,98x) and the new one in the bottom tenth:
+  consumption wraps around the counter's maximum.
+- replacement: a drop to under half, not near a maximum: a new meter (or a
+  reset); no consumption for that interval, the new value is the baseline.
+- bad_reading: a smaller dip; the reading is kept but never becomes a
+  baseline, so the next reading is compared with the last good one.
+- jump: a rise far above the device's own recent rate; no consumption for
+  that interval.  If the next reading falls back to the old level, the jump
+  was a bad reading and is rewritten as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+ROLLOVER_TOP = 0.9
+ROLLOVER_BOTTOM = 0.1
+REPLACEMENT_RATIO = 0.5
+JUMP_FACTOR = 50.0  # times the device's median rate
+JUMP_MIN_HISTORY = 4  # intervals needed before a jump can be judged
+
+
+def counter_max(raw: float) -> float:
+    """The smallest power of ten above ``raw``: the register size a counter showing ``raw`` most likely has."""
+    return 10.0 ** max(1, math.ceil(math.log10(raw + 1e-9))) if raw > 0 else 10.0
+
+
+def classify_decrease(prev_reg: float, reg: float, multiplier: float) -> tuple[str, float | None]:
+    """(flag, consumption) for a register that went from ``prev_reg`` down to ``reg`` (both scaled)."""
+    raw_prev, raw_new = prev_reg / multiplier, reg / multiplier
+    top = counter_max(raw_prev)
+    if raw_prev >= ROLLOVER_TOP * top and raw_new <= ROLLOVER_BOTTOM * top:
+        return "rollover", (top - raw_prev + raw_new) * multiplier
+    if reg < REPLACEMENT_RATIO * prev_reg:
+        return "replacement", None
+    return "bad_reading", None
+
+
+def is_jump(ts: Sequence[int], register: Sequence[float], new_ts: int, new_reg: float) -> bool:
+    """True when the rise to ``new_reg`` is far above the device's median rate over its recent readings."""
+    if len(ts) < JUMP_MIN_HISTORY + 1 or new_ts <= ts[-1]:
+        return False
+    rates = sorted((register[i + 1] - register[i]) / (ts[i + 1] - ts[i])
+                   for i in range(len(ts) - 1) if ts[i + 1] > ts[i])
+    median = rates[len(rates) // 2]
+    if median <= 0:
+        return False  # a device that never moves has no rate to compare with (frozen: analytics' job)
+    rate = (new_reg - register[-1]) / (new_ts - ts[-1])
+    return rate > JUMP_FACTOR * median
