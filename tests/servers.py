@@ -106,12 +106,13 @@ max_inflight_messages 1000
 
 
 def start_mosquitto(workdir: Path | None = None, extra_conf: str = "", anonymous: bool = True) -> Server:
+    """A mosquitto on a free port; ``extra_conf`` is appended to the listener's settings."""
     binary = _binary("mosquitto", "/usr/sbin/mosquitto")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-mosquitto-"))
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = workdir / "mosquitto.conf"
-    conf.write_text(MOSQUITTO_BASE.format(port=port, anonymous=str(anonymous).lower()) + extra_conf)
+    conf.write_text(MOSQUITTO_BASE.format(port=port, anonymous=str(anonymous).lower()) + extra_conf.format(dir=workdir))
     server = Server("mosquitto", [binary, "-c", str(conf)], port, workdir)
     server.start()
     return server
