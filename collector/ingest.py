@@ -54,6 +54,19 @@ class Ingestor:
             self.histories[device] = seed(ts, register, self.settings.history_window,
                                           known.multiplier if known else 1.0)
 
+    def refresh(self, latest: dict[str, tuple[int, float]]) -> None:
+        """Adopt the store's newest reading where it is newer than what this process saw.
+
+        With a shared subscription another collector may have handled a
+        device's previous upload; its reading, not ours, is the baseline.
+        """
+        for device, (ts, register) in latest.items():
+            history = self.histories.get(device)
+            if history is None or not history.ts or ts > history.ts[-1]:
+                known = self.registry.devices.get(device)
+                self.histories[device] = seed(ts, register, self.settings.history_window,
+                                              known.multiplier if known else 1.0)
+
     def _reject_ns(self) -> int:
         self._last_reject_ns = max(time.time_ns(), self._last_reject_ns + 1)
         return self._last_reject_ns

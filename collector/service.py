@@ -58,15 +58,21 @@ class Collector:
         self.writer = DurableWriter(store, self.spool)
         self._pending = Pending()
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
+        self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
         self.connected = asyncio.Event()
 
     # -- message handling (pure work, no awaits) ------------------------------------------------
 
     def handle(self, topic: str, payload: bytes, ack: Ack) -> None:
+        """Arrival: only bookkeeping; decoding happens per batch in ``flush``."""
+        self.metrics.received += 1
+        self.metrics.last_message_at = time.time()
+        self._pending.acks.append(ack)
+        self._pending.raw.append((topic, payload))
+
+    def _ingest(self, p: Pending, topic: str, payload: bytes) -> None:
         outcome = self.ingestor.process(topic, payload)
-        m, p = self.metrics, self._pending
-        m.received += 1
-        m.last_message_at = time.time()
+        m = self.metrics
         m.duplicates += outcome.duplicates
         m.register_flags.update(outcome.flags)
         m.unknown_cards += outcome.unknown_cards
@@ -74,8 +80,6 @@ class Collector:
         p.batch.weighings += outcome.weighings
         p.batch.values += outcome.values
         p.batch.rejects += outcome.rejects
-        p.acks.append(ack)
-        p.raw.append((topic, payload))
 
     def _take(self) -> Pending | None:
         if not self._pending.acks:
@@ -83,10 +87,24 @@ class Collector:
         taken, self._pending = self._pending, Pending()
         return taken
 
+    async def _refresh_baselines(self, raw: list[tuple[str, bytes]]) -> None:
+        devices = sorted({parts[3] for topic, _ in raw if len(parts := topic.split("/")) > 4})
+        try:
+            self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * 86400,
+                                                                   devices))
+        except TransientStoreError:
+            pass  # the store is down: our own history and the spool are the best baseline there is
+
     async def flush(self) -> None:
-        """Hand the pending batch to the writer; waits when the writer is behind (backpressure)."""
-        taken = self._take()
-        if taken is not None:
+        """Decode the pending messages and hand the batch to the writer (waits when it is behind)."""
+        async with self._flush_lock:
+            taken = self._take()
+            if taken is None:
+                return
+            if self.cfg.shared_group:
+                await self._refresh_baselines(taken.raw)
+            for topic, payload in taken.raw:
+                self._ingest(taken, topic, payload)
             await self._queue.put(taken)
 
     # -- writing --------------------------------------------------------------------------------

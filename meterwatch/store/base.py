@@ -49,8 +49,9 @@ class Store(Protocol):
 
     async def count(self, record_type: type) -> int: ...
 
-    async def latest_readings(self, since: int) -> dict[str, tuple[int, float]]:
-        """device -> (ts, register) of its newest reading since ``since``: the collector's baseline."""
+    async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
+        """device -> (ts, register) of its newest reading since ``since`` (of ``devices`` if given):
+        the collector's baseline."""
         ...
 
     async def device_activity(self, start: int, end: int) -> DeviceActivity: ...

@@ -139,9 +139,12 @@ class DuckStore:
         rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')  # type: ignore[attr-defined]
         return int(rows[0][0])
 
-    async def latest_readings(self, since: int) -> dict[str, tuple[int, float]]:
-        rows = await self.sql('SELECT device, max(ts), arg_max(register, ts) FROM reading WHERE ts >= ? '
-                              'GROUP BY device', [since])
+    async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
+        if devices is not None and not devices:
+            return {}
+        only = "" if devices is None else "AND device IN (SELECT unnest(?))"
+        rows = await self.sql(f'SELECT device, max(ts), arg_max(register, ts) FROM reading WHERE ts >= ? {only} '
+                              'GROUP BY device', [since] if devices is None else [since, devices])
         return {d: (int(ts), float(reg)) for d, ts, reg in rows}
 
     async def device_activity(self, start: int, end: int) -> DeviceActivity:

@@ -129,10 +129,19 @@ class InfluxStore:
         series = await self.query(f"SELECT count({quote_ident(schema.count_field)}) FROM {quote_ident(schema.measurement)}")
         return int(series[0]["values"][0][1]) if series else 0
 
-    async def latest_readings(self, since: int) -> dict[str, tuple[int, float]]:
-        where = " AND ".join(time_clause(since, None))
-        series = await self.query(f'SELECT last("register") FROM "reading" WHERE {where} GROUP BY "device"')
-        return {s["tags"]["device"]: (int(s["values"][0][0]), float(s["values"][0][1])) for s in series}
+    async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
+        out: dict[str, tuple[int, float]] = {}
+        chunks = [None] if devices is None else [devices[i:i + 200] for i in range(0, len(devices), 200)]
+        for chunk in chunks:
+            where = time_clause(since, None)
+            if chunk is not None:
+                if not chunk:
+                    continue
+                where.append("(" + " OR ".join(f'"device" = {quote_string(d)}' for d in chunk) + ")")
+            series = await self.query(
+                f'SELECT last("register") FROM "reading" WHERE {" AND ".join(where)} GROUP BY "device"')
+            out.update({s["tags"]["device"]: (int(s["values"][0][0]), float(s["values"][0][1])) for s in series})
+        return out
 
     async def device_activity(self, start: int, end: int) -> DeviceActivity:
         where = " AND ".join(time_clause(start, end))
