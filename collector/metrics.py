@@ -24,14 +24,20 @@ class CollectorMetrics:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     register_flags: Counter[str] = field(default_factory=Counter)  # rollover, replacement, bad_reading, jump
     last_message_at: float = field(default_factory=time.time)
+    connected: bool = False
+
+    def idle_s(self, now: float) -> float:
+        return max(0.0, now - self.last_message_at)
 
     def sample(self, now: float) -> CollectorSample:
         return CollectorSample(self.instance, int(now), self.received, self.stored, self.rejected,
-                               self.duplicates, self.spooled, self.spool_bytes, self.lag, self.write_ms)
+                               self.duplicates, self.spooled, self.spool_bytes, self.lag, self.write_ms,
+                               round(self.idle_s(now), 1), int(self.connected))
 
     def summary(self) -> dict[str, object]:
         return {"received": self.received, "stored": self.stored, "rejected": self.rejected,
                 "duplicates": self.duplicates, "spooled": self.spooled, "spool_bytes": self.spool_bytes,
                 "register_flags": dict(self.register_flags), "unknown_cards": self.unknown_cards,
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
+                "idle_s": round(self.idle_s(time.time()), 1), "connected": self.connected,
                 "rejected_by_reason": dict(self.rejected_by_reason)}

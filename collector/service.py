@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,6 +163,10 @@ class Collector:
 
     async def _write_metrics(self) -> None:
         self.metrics.spool_bytes = self.spool.bytes
+        idle = self.metrics.idle_s(time.time())
+        if self.metrics.connected and idle > self.cfg.silence_warn_s:
+            log.warning("connected but no message for an unusual time: are the gateways or the broker's "
+                        "routing broken?", extra={"idle_s": round(idle), "threshold_s": self.cfg.silence_warn_s})
         log.info("collector status", extra=self.metrics.summary())
         if not self.writer.healthy:
             return  # the spool is draining: self-metrics wait for the next tick rather than jump the queue
@@ -190,6 +195,7 @@ class Collector:
             log.info("connected and subscribed", extra={"broker": client_kwargs(self.settings)["hostname"],
                                                          "client_id": self.cfg.client_id})
             self.connected.set()
+            self.metrics.connected = True
             try:
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
@@ -198,6 +204,7 @@ class Collector:
                         await self.flush()
             finally:
                 self.connected.clear()
+                self.metrics.connected = False
                 if not client._disconnected.done():  # noqa: SLF001  (clean stop: say so before leaving)
                     await self.flush()
                     await self._queue.join()
@@ -236,20 +243,30 @@ class Collector:
                         extra={"batches": len(self.spool), "spool_bytes": self.spool.bytes})
         self.ingestor.seed(await self._baseline())
         give_up = asyncio.Event()
-        replay = asyncio.create_task(self.writer.replay_forever())
-        writer = asyncio.create_task(self._writer(give_up))
-        ticker = asyncio.create_task(self._ticker())
-        consumer = asyncio.create_task(self._connection_loop())
-        await stop.wait()
+        replay = asyncio.create_task(self.writer.replay_forever(), name="replay")
+        writer = asyncio.create_task(self._writer(give_up), name="writer")
+        ticker = asyncio.create_task(self._ticker(), name="ticker")
+        consumer = asyncio.create_task(self._connection_loop(), name="consumer")
+        stopped = asyncio.create_task(stop.wait(), name="stop")
+        # A component that dies must not leave a process that looks alive and does nothing.
+        done, _ = await asyncio.wait({stopped, replay, writer, ticker, consumer}, return_when=asyncio.FIRST_COMPLETED)
+        crashed = next((t for t in done if t is not stopped), None)
+        if crashed is not None:
+            log.critical("collector component died; shutting down so that a supervisor restarts us",
+                         extra={"component": crashed.get_name()}, exc_info=crashed.exception())
+        stopped.cancel()
         asyncio.get_running_loop().call_later(self.cfg.shutdown_grace_s, give_up.set)
         ticker.cancel()
         consumer.cancel()  # its finally-block flushes and acks while still connected
         await asyncio.gather(consumer, ticker, return_exceptions=True)
         await self.flush()
         give_up.set()
-        await self._queue.put(None)
-        await writer
+        if not writer.done():
+            await self._queue.put(None)
+            await writer
         await self._write_metrics()
         replay.cancel()
         await asyncio.gather(replay, return_exceptions=True)
         log.info("collector stopped", extra=self.metrics.summary())
+        if crashed is not None:
+            raise RuntimeError(f"collector component {crashed.get_name()!r} died") from crashed.exception()

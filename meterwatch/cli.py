@@ -70,6 +70,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     from collector.service import Collector
     from meterwatch.store import open_store
 
+    if args.status:
+        return collect_status(settings)
     registry = load_checked_registry(settings)
     store = open_store(settings.store, user=settings.store_user,
                        password=settings.store_password.get_secret_value() if settings.store_password else None,
@@ -85,6 +87,24 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(run_until_signalled(main))
     return 0
+
+
+def collect_status(settings: Settings) -> int:
+    from collector.status import status_report
+    from meterwatch.store import open_store
+
+    async def main() -> tuple[str, bool]:
+        store = open_store(settings.store, user=settings.store_user,
+                           password=settings.store_password.get_secret_value() if settings.store_password else None)
+        try:
+            await store.open()
+            return await status_report(store)
+        finally:
+            await store.close()
+
+    text, any_reporting = asyncio.run(main())
+    print(text)
+    return 0 if any_reporting else 1
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("collect", help="run the collector until SIGTERM / Ctrl-C")
+    p.add_argument("--status", action="store_true", help="print what the collectors last reported, and exit")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("simulate", help="generate a registry, publish a province, or backfill history")

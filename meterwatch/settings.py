@@ -40,6 +40,7 @@ class CollectorSettings(BaseModel):
     spool_dir: Path = Field(Path("spool"), description="batches wait here while the store is down")
     spool_max_bytes: int = Field(1 << 30, ge=1, description="beyond this: backpressure, never drop")
     store_timeout_s: float = Field(10.0, gt=0, description="a write slower than this counts as an outage")
+    silence_warn_s: float = Field(900.0, gt=0, description="connected but nothing received this long: say so")
 
 
 class AnalyticsSettings(BaseModel):

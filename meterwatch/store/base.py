@@ -49,6 +49,10 @@ class Store(Protocol):
 
     async def count(self, record_type: type) -> int: ...
 
+    async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
+        """Points since ``since`` per value of ``tag`` (e.g. rejects by reason)."""
+        ...
+
     async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
         """device -> (ts, register) of its newest reading since ``since`` (of ``devices`` if given):
         the collector's baseline."""

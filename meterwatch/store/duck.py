@@ -139,6 +139,13 @@ class DuckStore:
         rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')  # type: ignore[attr-defined]
         return int(rows[0][0])
 
+    async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
+        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        scale = 1 if schema.time_unit == "s" else 1_000_000_000
+        rows = await self.sql(f'SELECT "{tag}", count(*) FROM "{schema.measurement}" '
+                              f'WHERE "{schema.time_attr}" >= ? GROUP BY 1', [since * scale])
+        return {str(k): int(n) for k, n in rows}
+
     async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
         if devices is not None and not devices:
             return {}

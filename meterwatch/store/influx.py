@@ -129,6 +129,13 @@ class InfluxStore:
         series = await self.query(f"SELECT count({quote_ident(schema.count_field)}) FROM {quote_ident(schema.measurement)}")
         return int(series[0]["values"][0][1]) if series else 0
 
+    async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
+        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        where = " AND ".join(time_clause(since, None, schema.time_unit))
+        series = await self.query(f"SELECT count({quote_ident(schema.count_field)}) FROM "
+                                  f"{quote_ident(schema.measurement)} WHERE {where} GROUP BY {quote_ident(tag)}")
+        return {s["tags"][tag]: int(s["values"][0][1]) for s in series}
+
     async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
         out: dict[str, tuple[int, float]] = {}
         chunks = [None] if devices is None else [devices[i:i + 200] for i in range(0, len(devices), 200)]

@@ -160,11 +160,14 @@ class CollectorSample:
     spool_bytes: int
     lag: float
     write_ms: float
+    idle_s: float  # seconds since the last message arrived
+    connected: int  # 1 while the MQTT session is up
 
     schema: ClassVar[Schema] = Schema(
         "collector", ("instance",),
         (("received", "int"), ("stored", "int"), ("rejected", "int"), ("duplicates", "int"),
-         ("spooled", "int"), ("spool_bytes", "int"), ("lag", "float"), ("write_ms", "float")),
+         ("spooled", "int"), ("spool_bytes", "int"), ("lag", "float"), ("write_ms", "float"),
+         ("idle_s", "float"), ("connected", "int")),
         key=("instance", "ts"), count_field="received",
     )
 

@@ -3,7 +3,6 @@ and consumption still right although consecutive uploads of a meter reach differ
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 
 import pytest

@@ -56,7 +56,7 @@ async def test_every_record_type_round_trips(store):
         alerts=[AlertPoint("a1", 1000, "open", "i1", "d1", "silent", "warning", "表计无数据", "silent", 6.5, "h", 900)],
         rejects=[RejectRecord(1_000_000_000_001, "malformed_json", "meterwatch/up/x/y/reading",
                               b"\x00{bad\n", "not valid JSON", "x", "y")],
-        metrics=[CollectorSample("c1", 1000, 10, 8, 2, 1, 0, 0, 3.5, 12.0)],
+        metrics=[CollectorSample("c1", 1000, 10, 8, 2, 1, 0, 0, 3.5, 12.0, 4.0, 1)],
     )
     await store.write(batch)
     assert await store.fetch(WeighingPoint) == batch.weighings
@@ -65,9 +65,12 @@ async def test_every_record_type_round_trips(store):
     assert await store.fetch(CollectorSample) == batch.metrics
 
 
-async def test_rejects_in_the_same_second_stay_apart(store):
-    await store.write(Batch(rejects=[RejectRecord(5_000_000_000 + i, "bad_topic", "t", b"p", "d") for i in range(3)]))
-    assert await store.count(RejectRecord) == 3
+async def test_rejects_in_the_same_second_stay_apart_and_count_by_reason(store):
+    await store.write(Batch(rejects=[RejectRecord(5_000_000_000 + i, "bad_topic", "t", b"p", "d") for i in range(3)]
+                            + [RejectRecord(6_000_000_000, "oversized", "t", b"p", "d")]))
+    assert await store.count(RejectRecord) == 4
+    assert await store.count_by(RejectRecord, "reason", since=5) == {"bad_topic": 3, "oversized": 1}
+    assert await store.count_by(RejectRecord, "reason", since=6) == {"oversized": 1}
 
 
 async def test_latest_readings_and_device_activity(store):
