@@ -19,7 +19,7 @@ from typing import Literal
 
 from collector.registers import classify_decrease, is_jump
 
-Status = Literal["new", "duplicate", "conflict"]
+Status = Literal["new", "duplicate", "conflict", "late"]
 REGISTER_TOLERANCE = 1e-9
 
 
@@ -67,8 +67,8 @@ class DeviceHistory:
             same = known is None or abs(known - register) <= REGISTER_TOLERANCE * max(1.0, abs(register))
             return AddResult("duplicate" if same else "conflict")
         if ts < self.known_from:
-            # Older than the contiguous window: a neighbour may be missing, so no delta.
-            return AddResult("new", (Interval(ts, register, None, None),))
+            # Older than the contiguous window: its neighbours are in the store, not here.
+            return AddResult("late", (Interval(ts, register, None, None),))
         if i == len(self.ts):
             return AddResult("new", self._append(ts, register))
         points = [interval(self.ts[i - 1], self.register[i - 1], ts, register, self.multiplier) if i > 0

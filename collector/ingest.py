@@ -30,6 +30,7 @@ class Outcome:
     readings: list[ReadingPoint] = field(default_factory=list)
     weighings: list[WeighingPoint] = field(default_factory=list)
     values: list[MeterValuePoint] = field(default_factory=list)
+    late: list[ReadingPoint] = field(default_factory=list)  # older than the window: neighbours from the store
     rejects: list[RejectRecord] = field(default_factory=list)
     duplicates: int = 0
     flags: Counter[str] = field(default_factory=Counter)
@@ -146,6 +147,11 @@ class Ingestor:
                     reasons.CONFLICTING_READING,
                     f"reading at {sample.ts} differs from the one already received for that second",
                     f'{{"ts": {sample.ts}, "value": {sample.value!r}}}'.encode()))
+                continue
+            if result.status == "late":
+                p = result.points[0]
+                out.late.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
+                                             p.ts, p.register))
                 continue
             for p in result.points:
                 if p.flag:

@@ -18,11 +18,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiomqtt
 
 from collector import reasons
+from collector.deltas import interval
 from collector.ingest import Ingestor
 from collector.metrics import CollectorMetrics
 from collector.topics import subscriptions
@@ -30,7 +31,7 @@ from meterwatch.const import STATUS_TOPIC
 from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
-from meterwatch.store import Batch, PermanentStoreError, RejectRecord, Store, TransientStoreError
+from meterwatch.store import Batch, PermanentStoreError, ReadingPoint, RejectRecord, Store, TransientStoreError
 from meterwatch.store.durable import DurableWriter
 from meterwatch.store.spool import DiskSpool
 
@@ -43,6 +44,7 @@ class Pending:
     batch: Batch = field(default_factory=Batch)
     acks: list[Ack] = field(default_factory=list)
     raw: list[tuple[str, bytes]] = field(default_factory=list)  # to dead-letter if the store refuses
+    late: list[ReadingPoint] = field(default_factory=list)  # readings older than the in-memory window
     opened: float = field(default_factory=time.monotonic)
 
 
@@ -77,6 +79,7 @@ class Collector:
         m.duplicates += outcome.duplicates
         m.register_flags.update(outcome.flags)
         m.unknown_cards += outcome.unknown_cards
+        p.late += outcome.late
         p.batch.readings += outcome.readings
         p.batch.weighings += outcome.weighings
         p.batch.values += outcome.values
@@ -106,7 +109,30 @@ class Collector:
                 await self._refresh_baselines(taken.raw)
             for topic, payload in taken.raw:
                 self._ingest(taken, topic, payload)
+            for late in taken.late:
+                taken.batch.readings += await self._place_late(late)
             await self._queue.put(taken)
+
+    async def _place_late(self, late: ReadingPoint) -> list[ReadingPoint]:
+        """A reading older than what this process holds: consumption from its stored neighbours.
+
+        It gets its interval from the stored reading before it, and the stored
+        reading after it gets the rest of what used to be one interval.
+        """
+        try:
+            before, after = await self.store.neighbours(late.device, late.ts)
+        except TransientStoreError:
+            return [late]  # store down: kept without consumption rather than guessed
+        multiplier = self.ingestor.registry.devices[late.device].multiplier
+        points = [late]
+        if before is not None:
+            p = interval(before[0], before[1], late.ts, late.register, multiplier)
+            points = [replace(late, consumption=p.consumption, interval_s=p.interval_s, flag=p.flag)]
+        if after is not None:
+            n = interval(late.ts, late.register, after[0], after[1], multiplier)
+            points.append(replace(late, ts=after[0], register=after[1], consumption=n.consumption,
+                                  interval_s=n.interval_s, flag=n.flag))
+        return points
 
     # -- writing --------------------------------------------------------------------------------
 

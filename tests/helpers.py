@@ -24,3 +24,28 @@ def tiny_registry(tmp: Path) -> Registry:
     registry, problems = load_registry(tmp)
     assert problems == []
     return registry
+
+
+def _bcd_le(value: float, decimals: int, size: int) -> bytes:
+    digits = f"{round(value * 10 ** decimals):0{size * 2}d}"
+    return bytes(int(digits[i:i + 2], 16) for i in range(0, size * 2, 2))[::-1]
+
+
+def _with_checksum(body: bytes) -> bytes:
+    return body + bytes([sum(body) & 0xFF, 0x16])
+
+
+def dlt645_energy_frame(address: str, kwh: float) -> bytes:
+    """A DL/T 645-2007 response carrying forward active total energy (DI 00010000)."""
+    wire = bytes(int(address[i:i + 2], 16) for i in range(0, 12, 2))[::-1]
+    data = bytes([0x00, 0x00, 0x01, 0x00]) + _bcd_le(kwh, 2, 4)
+    return b"\xfe\xfe" + _with_checksum(b"\x68" + wire + b"\x68\x91" + bytes([len(data)])
+                                        + bytes((b + 0x33) & 0xFF for b in data))
+
+
+def cjt188_water_frame(address: str, m3: float) -> bytes:
+    """A CJ/T 188-2004 901F reply of a cold-water meter (unit m3, clock 2025-01-01 00:00:00)."""
+    wire = bytes(int(address[i:i + 2], 16) for i in range(0, 14, 2))[::-1]
+    data = (b"\x1f\x90\x00" + _bcd_le(m3, 2, 4) + b"\x2c" + _bcd_le(m3, 2, 4) + b"\x2c"
+            + bytes.fromhex("00 00 00 01 01 25 20") + b"\x00\x00")
+    return _with_checksum(b"\x68\x10" + wire + b"\x81" + bytes([len(data)]) + data)

@@ -58,6 +58,10 @@ class Store(Protocol):
         the collector's baseline."""
         ...
 
+    async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+        """(ts, register) of the device's stored readings just before and just after ``ts``."""
+        ...
+
     async def device_activity(self, start: int, end: int) -> DeviceActivity: ...
 
 

@@ -154,6 +154,13 @@ class DuckStore:
                               'GROUP BY device', [since] if devices is None else [since, devices])
         return {d: (int(ts), float(reg)) for d, ts, reg in rows}
 
+    async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+        before = await self.sql("SELECT ts, register FROM reading WHERE device = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                                [device, ts])
+        after = await self.sql("SELECT ts, register FROM reading WHERE device = ? AND ts > ? ORDER BY ts LIMIT 1",
+                               [device, ts])
+        return (tuple(before[0]) if before else None), (tuple(after[0]) if after else None)  # type: ignore[return-value]
+
     async def device_activity(self, start: int, end: int) -> DeviceActivity:
         rows = await self.sql('SELECT device, max(ts), median(interval_s), count(*) FROM reading '
                               'WHERE ts BETWEEN ? AND ? GROUP BY device ORDER BY device', [start, end])

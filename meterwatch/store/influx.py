@@ -150,6 +150,14 @@ class InfluxStore:
             out.update({s["tags"]["device"]: (int(s["values"][0][0]), float(s["values"][0][1])) for s in series})
         return out
 
+    async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+        found = []
+        for fn, op in (("last", "<"), ("first", ">")):
+            series = await self.query(f'SELECT {fn}("register") FROM "reading" WHERE "device" = '
+                                      f"{quote_string(device)} AND time {op} {int(ts)}s")
+            found.append((int(series[0]["values"][0][0]), float(series[0]["values"][0][1])) if series else None)
+        return found[0], found[1]
+
     async def device_activity(self, start: int, end: int) -> DeviceActivity:
         where = " AND ".join(time_clause(start, end))
         last = await self.query(f'SELECT last("register") FROM "reading" WHERE {where} GROUP BY "device"')

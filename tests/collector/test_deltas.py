@@ -80,8 +80,8 @@ def test_jump_that_stays_is_flagged_once_and_the_new_level_continues():
 
 def test_reading_older_than_the_seeded_baseline_gets_no_consumption_and_rewrites_nothing():
     h = seed(10_000, 50.0, capacity=8)
-    (p,) = h.add(9_000, 40.0).points
-    assert p.consumption is None and p.ts == 9_000
+    result = h.add(9_000, 40.0)
+    assert result.status == "late" and result.points[0].consumption is None and result.points[0].ts == 9_000
 
 
 def test_window_eviction_keeps_later_readings_correct():

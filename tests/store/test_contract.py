@@ -81,3 +81,10 @@ async def test_latest_readings_and_device_activity(store):
     by = dict(zip(act.device, zip(act.last_ts, act.usual_interval_s, act.count, strict=True), strict=True))
     assert by["d1"][0] == 2700 and by["d1"][1] == 900 and by["d1"][2] == 3
     assert by["d2"][0] == 1800 and by["d2"][2] == 1
+
+
+async def test_neighbours_of_a_time(store):
+    await store.write(Batch(readings=[reading("d1", t, float(t)) for t in (900, 1800, 3600)] + [reading("d2", 2000, 1.0)]))
+    assert await store.neighbours("d1", 2700) == ((1800, 1800.0), (3600, 3600.0))
+    assert await store.neighbours("d1", 900) == (None, (1800, 1800.0))
+    assert await store.neighbours("d1", 5000) == ((3600, 3600.0), None)
