@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 ROLLOVER_TOP = 0.9
 ROLLOVER_BOTTOM = 0.1
 REPLACEMENT_RATIO = 0.5
@@ -34,15 +36,26 @@ def counter_max(raw: float) -> float:
     return 10.0 ** max(1, math.ceil(math.log10(raw + 1e-9))) if raw > 0 else 10.0
 
 
+DECREASE_FLAGS = ("rollover", "replacement", "bad_reading")
+
+
+def classify_decreases(prev_reg: np.ndarray, reg: np.ndarray, multiplier: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised: (index into DECREASE_FLAGS, consumption or NaN) for registers that went down."""
+    raw_prev, raw_new = prev_reg / multiplier, reg / multiplier
+    top = 10.0 ** np.maximum(1, np.ceil(np.log10(np.maximum(raw_prev, 1e-9) + 1e-9)))
+    rollover = (raw_prev >= ROLLOVER_TOP * top) & (raw_new <= ROLLOVER_BOTTOM * top)
+    replacement = ~rollover & (reg < REPLACEMENT_RATIO * prev_reg)
+    flag = np.where(rollover, 0, np.where(replacement, 1, 2))
+    consumption = np.where(rollover, (top - raw_prev + raw_new) * multiplier, np.nan)
+    return flag, consumption
+
+
 def classify_decrease(prev_reg: float, reg: float, multiplier: float) -> tuple[str, float | None]:
     """(flag, consumption) for a register that went from ``prev_reg`` down to ``reg`` (both scaled)."""
-    raw_prev, raw_new = prev_reg / multiplier, reg / multiplier
-    top = counter_max(raw_prev)
-    if raw_prev >= ROLLOVER_TOP * top and raw_new <= ROLLOVER_BOTTOM * top:
-        return "rollover", (top - raw_prev + raw_new) * multiplier
-    if reg < REPLACEMENT_RATIO * prev_reg:
-        return "replacement", None
-    return "bad_reading", None
+    flag, consumption = classify_decreases(np.array([prev_reg]), np.array([reg]), np.array([multiplier]))
+    value = float(consumption[0])
+    return DECREASE_FLAGS[int(flag[0])], None if np.isnan(value) else value
 
 
 def is_jump(ts: Sequence[int], register: Sequence[float], new_ts: int, new_reg: float) -> bool:

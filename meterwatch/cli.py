@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime
 import logging
 import signal
 import sys
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", type=Path, default=None, help="ground-truth labels CSV")
     sp = ssub.add_parser("backfill", help="write simulated history straight into the store")
     sp.add_argument("--days", type=float, required=True)
+    sp.add_argument("--end", type=datetime.fromisoformat, default=None, help="RFC 3339 end (default: now)")
+    sp.add_argument("--labels", type=Path, default=None, help="ground-truth labels CSV")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("analyze", help="evaluate the rules; write and publish alerts")

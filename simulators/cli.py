@@ -9,7 +9,10 @@ import time
 
 from meterwatch.cli import load_checked_registry, not_built
 from meterwatch.settings import Settings
-from simulators.fleet import simulate_traffic, write_labels
+from meterwatch.store import open_store
+from simulators.backfill import BackfillResult, backfill
+from simulators.faults import write_labels
+from simulators.traffic import simulate_traffic
 from simulators.province import Province, generate_province, write_registry
 from simulators.publish import publish_messages
 
@@ -38,4 +41,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"published {stats.published} messages in {stats.seconds:.1f}s ({stats.rate:.0f}/s); "
               f"labels in {args.labels or sim.labels_file}")
         return 0
-    return not_built("simulate backfill", "issue 5: simulator backfill")
+    if args.action == "backfill":
+        return _backfill(args, settings)
+    return not_built(f"simulate {args.action}", "unknown action")
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    registry = load_checked_registry(settings)
+    province = Province(list(registry.institutions.values()), list(registry.devices.values()),
+                        list(registry.cards.values()))
+    end = int(args.end.timestamp()) if args.end else int(time.time())
+    start = end - int(args.days * 86400)
+    store = open_store(settings.store, user=settings.store_user,
+                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+
+    async def main() -> BackfillResult:
+        await store.open()
+        try:
+            return await backfill(store, province, start, end, settings.simulator.seed)
+        finally:
+            await store.close()
+
+    result = asyncio.run(main())
+    labels = args.labels or settings.simulator.labels_file
+    write_labels(result.labels or [], labels)
+    print(f"backfilled {result.readings} readings and {result.weighings} weighings over {args.days:g} days "
+          f"in {result.seconds:.1f}s ({result.rate:,.0f} readings/s); labels in {labels}")
+    return 0

@@ -23,7 +23,8 @@ from meterwatch.registry import load_registry
 from meterwatch.settings import Settings
 from meterwatch.store import AlertPoint, ReadingPoint, RejectRecord, WeighingPoint, open_store
 from simulators.broker import embedded_broker
-from simulators.fleet import Traffic, simulate_traffic, write_labels
+from simulators.faults import write_labels
+from simulators.traffic import Traffic, simulate_traffic
 from simulators.province import generate_province, write_registry
 from simulators.publish import publish_messages
 
@@ -68,19 +69,20 @@ async def _demo(settings: Settings, workdir: Path, institutions: int, hours: flo
         evaluation = await evaluate(store, registry, settings.analytics, book, end, [MqttNotifier(settings)])
         save_book(book, settings.analytics.state_file)
         await _summary(store, traffic, collector, stats.published, evaluation.events, time.monotonic() - started,
-                       settings.analytics.silent_min_s)
+                       settings.analytics.silent_min_s, end)
         await store.close()
     return 0
 
 
 async def _summary(store, traffic: Traffic, collector: Collector, published: int,
-                   events: list[AlertPoint], seconds: float, silent_min_s: float) -> None:
+                   events: list[AlertPoint], seconds: float, silent_min_s: float, end: int) -> None:
     rejects = Counter(r.reason for r in await store.fetch(RejectRecord))
     expected_rejects = Counter(label.expect.removeprefix("reject:") for label in traffic.labels
                                if label.expect.startswith("reject:"))
-    # A silence shorter than the rule's floor (NB-IoT batching) is not expected to alert yet.
-    silent_truth = {label.device for label in traffic.labels
-                    if label.expect == "silent" and label.end - label.start > silent_min_s}
+    # Silent = nothing delivered intact for longer than the rule's floor: injected silences, and meters
+    # whose last uploads were garbled in transit.  A shorter silence is not expected to alert yet.
+    silent_truth = {d for d, ts in traffic.last_reading.items() if end - ts > silent_min_s}
+    injected = {label.device for label in traffic.labels if label.expect == "silent"}
     silent_alerts = {e.device for e in events if e.rule == "silent" and e.state == "open"}
     rows = [
         ("messages published", published, len(traffic.messages)),
@@ -92,7 +94,8 @@ async def _summary(store, traffic: Traffic, collector: Collector, published: int
     rows += [(f"rejected: {reason}", rejects.get(reason, 0), expected_rejects.get(reason, 0))
              for reason in sorted(set(rejects) | set(expected_rejects))]
     rows += [(f"alerts: silent > {silent_min_s / 3600:g} h (open)", len(silent_alerts), len(silent_truth)),
-             ("  of which injected", len(silent_alerts & silent_truth), len(silent_truth))]
+             ("  right meter", len(silent_alerts & silent_truth), len(silent_truth)),
+             ("  injected silences caught", len(silent_alerts & injected & silent_truth), len(injected & silent_truth))]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'what':<{width}}  {'seen':>9}  {'injected':>9}")
     for name, seen, expected in rows:

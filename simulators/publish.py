@@ -18,7 +18,7 @@ import aiomqtt
 
 from meterwatch.mqtt import client_kwargs
 from meterwatch.settings import Settings
-from simulators.fleet import Message
+from simulators.traffic import Message
 
 log = logging.getLogger(__name__)
 

@@ -42,6 +42,13 @@ class Store(Protocol):
 
     async def write(self, batch: Batch) -> None: ...
 
+    async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
+        """Bulk write of one record type as columns (numpy arrays or lists; NaN / None = no value).
+
+        Same semantics as ``write``; for backfills of millions of rows.
+        """
+        ...
+
     async def fetch(self, record_type: type[R], *, start: int | None = None, end: int | None = None,
                     **equals: str) -> list[R]:
         """Records of one type, oldest first, optionally within [start, end] and matching tags."""

@@ -85,6 +85,7 @@ class DuckStore:
                     if self.path != ":memory:":
                         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                     self._con = duckdb.connect(self.path)
+                    self._con.execute("SET enable_progress_bar = false")
                 for record_type in RECORD_TYPES:
                     self._con.execute(create_table_sql(record_type))
         await asyncio.to_thread(_open)
@@ -111,6 +112,21 @@ class DuckStore:
             except Exception:
                 con.rollback()
                 raise
+        await self._call(_write)
+
+    async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
+        types = _column_types(record_type)
+        n = len(next(iter(columns.values())))
+        table = pa.table({name: pa.array(columns[name], type=ARROW_TYPES[kind], from_pandas=True)
+                          if name in columns else pa.nulls(n, type=ARROW_TYPES[kind]) for name, kind in types.items()})
+        sql = upsert_sql(record_type, "_incoming")
+
+        def _write(con: duckdb.DuckDBPyConnection) -> None:
+            con.register("_incoming", table)
+            try:
+                con.execute(sql)
+            finally:
+                con.unregister("_incoming")
         await self._call(_write)
 
     async def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

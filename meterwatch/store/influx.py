@@ -16,7 +16,7 @@ import aiohttp
 
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.lineprotocol import bytes_of_text, encode_lines
+from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, encode_lines
 from meterwatch.store.records import Batch, Schema, attr_names
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,12 @@ class InfluxStore:
             schema: Schema = record_type.schema  # type: ignore[attr-defined]
             for i in range(0, len(rows), LINES_PER_REQUEST):
                 await self._write_lines(encode_lines(schema, rows[i:i + LINES_PER_REQUEST]), schema.time_unit)
+
+    async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
+        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        lines = await asyncio.to_thread(encode_columns, schema, columns)
+        for i in range(0, len(lines), LINES_PER_REQUEST):
+            await self._write_lines("\n".join(lines[i:i + LINES_PER_REQUEST]), schema.time_unit)
 
     async def query(self, q: str, *, method: str = "GET", database: bool = True,
                     epoch: str = "s") -> list[dict[str, Any]]:

@@ -89,3 +89,33 @@ def encode_point(schema: Schema, record: Any) -> str:
 
 def encode_lines(schema: Schema, records: Iterable[Any]) -> str:
     return "\n".join(encode_point(schema, r) for r in records)
+
+
+def encode_columns(schema: Schema, columns: dict[str, Any]) -> list[str]:
+    """Line protocol for columns of equal length (numpy arrays or lists); NaN / None fields left out.
+
+    The tag part is built once per distinct tag set: a backfill writes
+    thousands of rows per series.
+    """
+    n = len(columns[schema.time_attr])
+    tag_cols = [(name, columns[name]) for name in schema.tags if name in columns]
+    field_cols = [(escape_tag(name), kind, columns[name]) for name, kind in schema.fields if name in columns]
+    prefixes: dict[tuple[str, ...], str] = {}
+    times = columns[schema.time_attr]
+    lines = []
+    for i in range(n):
+        key = tuple(str(col[i]) for _, col in tag_cols)
+        prefix = prefixes.get(key)
+        if prefix is None:
+            prefix = prefixes[key] = escape_measurement(schema.measurement) + "".join(
+                f",{escape_tag(name)}={escape_tag(v)}" for (name, _), v in zip(tag_cols, key, strict=True) if v)
+        fields = ",".join(f"{name}={enc}" for name, kind, col in field_cols
+                          if (enc := encode_field(_plain(col[i]), kind)) is not None)
+        lines.append(f"{prefix} {fields} {int(times[i])}")
+    return lines
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return None if value is None else (value.item() if hasattr(value, "item") else value)

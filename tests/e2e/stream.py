@@ -7,7 +7,7 @@ import time
 
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
-from simulators.fleet import Message
+from simulators.traffic import Message
 from simulators.publish import publish_messages
 
 

@@ -29,7 +29,7 @@ async def test_broker_restart_reconnect_resubscribe_and_log_it(tmp_path, duck_ur
     settings = make_settings(broker.port, duck_url, tmp_path / "registry")
     t0 = int(time.time()) - 7200
     from tests.e2e.stream import publish
-    from simulators.fleet import Message
+    from simulators.traffic import Message
     try:
         async with running_collector(settings, registry) as collector:
             await publish(broker.port, [Message(0, "meterwatch/up/inst-a/a-w1/reading",

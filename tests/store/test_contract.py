@@ -88,3 +88,16 @@ async def test_neighbours_of_a_time(store):
     assert await store.neighbours("d1", 2700) == ((1800, 1800.0), (3600, 3600.0))
     assert await store.neighbours("d1", 900) == (None, (1800, 1800.0))
     assert await store.neighbours("d1", 5000) == ((3600, 3600.0), None)
+
+
+async def test_columnar_write_matches_record_write(store):
+    import numpy as np
+
+    cols = {"device": ["d1", "d1", "d2"], "institution": ["i1", "i1", "i2"], "city": ["yinchuan"] * 3,
+            "type": ["office"] * 3, "kind": ["water"] * 3, "ts": np.array([900, 1800, 900]),
+            "register": np.array([1.0, 2.5, 7.0]), "consumption": np.array([np.nan, 1.5, np.nan]),
+            "interval_s": np.array([0, 900, 0]), "flag": [None, "rollover", None]}
+    await store.write_columns(ReadingPoint, cols)
+    got = await store.fetch(ReadingPoint, device="d1")
+    assert [(p.ts, p.register, p.consumption, p.flag) for p in got] == [(900, 1.0, None, None), (1800, 2.5, 1.5, "rollover")]
+    assert await store.count(ReadingPoint) == 3
