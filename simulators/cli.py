@@ -12,7 +12,7 @@ from meterwatch.settings import Settings
 from meterwatch.store import open_store
 from simulators.backfill import BackfillResult, backfill
 from simulators.faults import write_labels
-from simulators.traffic import simulate_traffic
+from simulators.traffic import iter_traffic
 from simulators.province import Province, generate_province, write_registry
 from simulators.publish import publish_messages
 
@@ -34,11 +34,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         province = Province(list(registry.institutions.values()), list(registry.devices.values()),
                             list(registry.cards.values()))
         end = int(time.time())
-        traffic = simulate_traffic(province, end - int(args.hours * 3600), end, sim.seed)
-        write_labels(traffic.labels, args.labels or sim.labels_file)
-        log.info("traffic planned", extra={"messages": len(traffic.messages), "labels": len(traffic.labels)})
-        stats = asyncio.run(publish_messages(settings, traffic.messages, speed=args.speed or sim.speed))
-        print(f"published {stats.published} messages in {stats.seconds:.1f}s ({stats.rate:.0f}/s); "
+        labels, published, seconds = [], 0, 0.0
+        for day in iter_traffic(province, end - int(args.hours * 3600), end, sim.seed):  # a day at a time
+            labels += day.labels
+            log.info("publishing a simulated day", extra={"messages": len(day.messages)})
+            stats = asyncio.run(publish_messages(settings, day.messages, speed=args.speed or sim.speed))
+            published, seconds = published + stats.published, seconds + stats.seconds
+        write_labels(labels, args.labels or sim.labels_file)
+        print(f"published {published} messages in {seconds:.1f}s ({published / max(seconds, 1e-9):.0f}/s); "
               f"labels in {args.labels or sim.labels_file}")
         return 0
     if args.action == "backfill":

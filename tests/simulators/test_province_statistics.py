@@ -166,3 +166,22 @@ async def _dump(url):
                 [r.flag for r in readings if r.flag])
     finally:
         await store.close()
+
+
+def test_garbage_categories_and_mis_sorting(province):
+    from simulators.faults import FaultRates
+    from simulators.weighings import WeighingModel
+
+    model = WeighingModel(province, 4, START, START + 14 * 86400, FaultRates(mis_sorted=0.1))
+    cards = {c.card: c.category for c in province.cards}
+    weights = defaultdict(lambda: defaultdict(float))
+    labels = []
+    for w in model.events(START, START + 14 * 86400, np.random.default_rng(1), labels):
+        weights[w.scale.institution][cards.get(w.card, "unknown")] += w.weight_kg
+    def share(insts):
+        total = sum(sum(weights[i].values()) for i in insts)
+        return sum(weights[i]["recyclable"] for i in insts) / total
+    sorted_ok = [i for i in weights if i not in model.mis_sorted]
+    assert 0.2 < share(sorted_ok) < 0.4  # recyclables ~30% of the weight
+    assert model.mis_sorted and share(model.mis_sorted) < 0.02
+    assert {label.fault for label in labels} == {"unknown_card"}
