@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from meterwatch.store.aggregate import Aggregate
 from meterwatch.store.records import Batch
 
 R = TypeVar("R")
@@ -55,6 +56,10 @@ class Store(Protocol):
         ...
 
     async def count(self, record_type: type) -> int: ...
+
+    async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
+        """Grouped aggregates over [start, end), as columns (see ``meterwatch.store.aggregate``)."""
+        ...
 
     async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
         """Points since ``since`` per value of ``tag`` (e.g. rejects by reason)."""

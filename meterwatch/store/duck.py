@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from meterwatch.store.aggregate import LOCAL_OFFSET_S, Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.records import RECORD_TYPES, Batch, Schema, attr_names
@@ -150,6 +151,27 @@ class DuckStore:
         rows = await self.sql(f'SELECT {cols} FROM "{schema.measurement}" WHERE {" AND ".join(where)} '
                               f'ORDER BY "{schema.time_attr}"', params)
         return [record_type(**dict(zip(names, row, strict=True))) for row in rows]
+
+    async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
+        schema: Schema = agg.record_type.schema  # type: ignore[attr-defined]
+        sql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
+                    "median": "median({})", "p95": "quantile_cont({}, 0.95)"}
+        keys = [f'"{k}"' for k in agg.by]
+        if agg.bucket_s:
+            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S}) // {agg.bucket_s}) * {agg.bucket_s} '
+                        f"- {LOCAL_OFFSET_S}")
+        selects = keys + [sql_func[f].format(f'"{col}"') for f, col in agg.values.values()]
+        where = [f'"{schema.time_attr}" >= ?', f'"{schema.time_attr}" < ?']
+        params: list[Any] = [agg.start, agg.end]
+        for k, v in agg.where.items():
+            where.append(f'"{k}" = ?')
+            params.append(v)
+        group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))} ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+        rows = await self.sql(f'SELECT {", ".join(selects)} FROM "{schema.measurement}" '
+                              f'WHERE {" AND ".join(where)}{group}', params)
+        if not keys and rows and rows[0][0] is None and agg.values and list(agg.values.values())[0][0] != "count":
+            rows = []
+        return columns_from_rows(agg, rows)
 
     async def count(self, record_type: type) -> int:
         rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from meterwatch.store.aggregate import LOCAL_OFFSET_S, Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, encode_lines
@@ -129,6 +130,34 @@ class InfluxStore:
             q += " WHERE " + " AND ".join(where)
         series = await self.query(q, epoch=schema.time_unit)
         return [r for s in series for r in _records(record_type, schema, s)]
+
+    async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
+        schema: Schema = agg.record_type.schema  # type: ignore[attr-defined]
+        ql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
+                   "median": "median({})", "p95": "percentile({}, 95)"}
+        selects = [ql_func[f].format(quote_ident(col)) + f" AS {quote_ident(alias)}"
+                   for alias, (f, col) in agg.values.items()]
+        where = [f"time >= {int(agg.start)}s", f"time < {int(agg.end)}s"]
+        where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
+        group = [quote_ident(k) for k in agg.by]
+        if agg.bucket_s:
+            offset = (agg.bucket_s - LOCAL_OFFSET_S) % agg.bucket_s
+            group.insert(0, f"time({agg.bucket_s}s, {offset}s)")
+        q = f"SELECT {', '.join(selects)} FROM {quote_ident(schema.measurement)} WHERE {' AND '.join(where)}"
+        if group:
+            q += " GROUP BY " + ", ".join(group)
+        if agg.bucket_s:
+            q += " fill(none)"
+        rows = []
+        for series in await self.query(q):
+            tags = series.get("tags", {})
+            for values in series["values"]:
+                row = [tags.get(k, "") for k in agg.by]
+                if agg.bucket_s:
+                    row.append(values[0])
+                rows.append((*row, *values[1:]))
+        rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
+        return columns_from_rows(agg, rows)
 
     async def count(self, record_type: type) -> int:
         schema: Schema = record_type.schema  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from simulators.meters import FleetModel
 from simulators.province import generate_province
 from simulators.traffic import simulate_traffic
 
-START = 1_767_196_800  # 2026-01-01 00:00 UTC, heating season
+START = 1_767_196_800  # 2026-01-01 00:00 China time, heating season
 WEEK = 7 * 86400
 
 

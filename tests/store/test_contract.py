@@ -101,3 +101,24 @@ async def test_columnar_write_matches_record_write(store):
     got = await store.fetch(ReadingPoint, device="d1")
     assert [(p.ts, p.register, p.consumption, p.flag) for p in got] == [(900, 1.0, None, None), (1800, 2.5, 1.5, "rollover")]
     assert await store.count(ReadingPoint) == 3
+
+
+async def test_aggregate_grouped_bucketed_and_filtered(store):
+    from meterwatch.store.aggregate import Aggregate
+
+    day0 = 1_767_196_800  # 2026-01-01 00:00 China time (16:00 UTC the day before)
+    rows = [reading("d1", day0 + 900 * k, float(k), float(k % 3), 900) for k in range(1, 193)]  # two local days
+    rows += [ReadingPoint("e1", "i1", "yinchuan", "office", "electricity", day0 + 900, 5.0, 2.0, 900)]
+    await store.write(Batch(readings=rows))
+    per_device = await store.aggregate(Aggregate(ReadingPoint, {"low": ("min", "consumption"),
+                                                                "n": ("count", "consumption"),
+                                                                "top": ("max", "interval_s")},
+                                                 day0, day0 + 2 * 86400, by=("device",), where={"kind": "water"}))
+    assert per_device["device"] == ["d1"] and per_device["low"].tolist() == [0.0]
+    assert per_device["n"].tolist() == [191.0] and per_device["top"].tolist() == [900.0]
+    daily = await store.aggregate(Aggregate(ReadingPoint, {"use": ("sum", "consumption")}, day0, day0 + 2 * 86400,
+                                            by=("institution", "kind"), bucket_s=86400))
+    got = sorted(zip(daily["institution"], daily["kind"], daily["bucket"].tolist(), daily["use"].tolist(), strict=True))
+    assert got == [("i1", "electricity", day0, 2.0), ("i1", "water", day0, 96.0), ("i1", "water", day0 + 86400, 96.0)]
+    nothing = await store.aggregate(Aggregate(ReadingPoint, {"s": ("sum", "consumption")}, 0, 10, by=("device",)))
+    assert nothing["device"] == [] and len(nothing["s"]) == 0

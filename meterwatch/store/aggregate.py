@@ -1,0 +1,55 @@
+"""One aggregation request, translated by each backend: how analytics pushes work down to the store.
+
+``Aggregate(record_type, {"mnf": ("min", "consumption")}, by=("device",), where={"kind": "water"},
+start=..., end=...)`` means "per device, the smallest consumption of water readings in [start, end)".
+With ``bucket_s`` the rows are also split into time buckets aligned to local (China) midnight.
+Results come back as columns: numpy arrays for values, lists for group keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Func = Literal["sum", "min", "max", "count", "median", "p95"]
+LOCAL_OFFSET_S = 8 * 3600
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    record_type: type
+    values: dict[str, tuple[Func, str]]
+    start: int
+    end: int
+    by: tuple[str, ...] = ()
+    where: dict[str, str] = field(default_factory=dict)
+    bucket_s: int | None = None  # local-midnight-aligned buckets ("bucket" column: bucket start, Unix s)
+
+
+def empty_result(agg: Aggregate) -> dict[str, Any]:
+    out: dict[str, Any] = {name: [] for name in agg.by}
+    if agg.bucket_s:
+        out["bucket"] = np.array([], dtype=np.int64)
+    out.update({name: np.array([], dtype=np.float64) for name in agg.values})
+    return out
+
+
+def columns_from_rows(agg: Aggregate, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Rows ordered as (by..., [bucket], values...) to columns."""
+    if not rows:
+        return empty_result(agg)
+    cols = list(zip(*rows, strict=True))
+    out: dict[str, Any] = {}
+    k = 0
+    for name in agg.by:
+        out[name] = ["" if v is None else str(v) for v in cols[k]]
+        k += 1
+    if agg.bucket_s:
+        out["bucket"] = np.array(cols[k], dtype=np.int64)
+        k += 1
+    for name in agg.values:
+        out[name] = np.array([np.nan if v is None else v for v in cols[k]], dtype=np.float64)
+        k += 1
+    return out
