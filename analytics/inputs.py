@@ -1,4 +1,9 @@
-"""Rule inputs gathered from the store, aligned with the registry's devices (the only I/O of analytics)."""
+"""Rule inputs gathered from the store, aligned with the registry (the only I/O of analytics).
+
+Every function asks the store for aggregates (pushed down as InfluxQL or
+SQL) and returns numpy arrays in the order of a device or institution list,
+with NaN where the store had nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meterwatch.const import METER_KINDS
+from meterwatch.const import LOCAL_UTC_OFFSET_S, METER_KINDS
 from meterwatch.registry import Device, Registry
-from meterwatch.store import Store
+from meterwatch.store import ReadingPoint, Store, WeighingPoint
+from meterwatch.store.aggregate import Aggregate
+
+DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -18,11 +26,26 @@ class MeterActivity:
     usual_interval_s: np.ndarray
 
 
+def meters(registry: Registry, kinds: frozenset[str] = METER_KINDS) -> list[Device]:
+    return sorted((d for d in registry.devices.values() if d.kind in kinds), key=lambda d: d.id)
+
+
+def align(keys: list[str], result: dict, key: str, column: str, fill: float = np.nan) -> np.ndarray:
+    """``result[column]`` reordered to ``keys`` (by ``result[key]``), ``fill`` where missing."""
+    index = {k: i for i, k in enumerate(result[key])}
+    out = np.full(len(keys), fill, dtype=np.float64)
+    for j, k in enumerate(keys):
+        i = index.get(k)
+        if i is not None:
+            out[j] = result[column][i]
+    return out
+
+
 async def meter_activity(store: Store, registry: Registry, start: int, end: int) -> MeterActivity:
     """Every registry meter, with NaN where the store has no reading in [start, end]."""
     activity = await store.device_activity(start, end)
     index = {d: i for i, d in enumerate(activity.device)}
-    devices = sorted((d for d in registry.devices.values() if d.kind in METER_KINDS), key=lambda d: d.id)
+    devices = meters(registry)
     pick = np.array([index.get(d.id, -1) for d in devices], dtype=np.int64)
     found = pick >= 0
     last = np.full(len(devices), np.nan)
@@ -30,3 +53,69 @@ async def meter_activity(store: Store, registry: Registry, start: int, end: int)
     last[found] = activity.last_ts[pick[found]]
     interval[found] = activity.usual_interval_s[pick[found]]
     return MeterActivity(devices, last, interval)
+
+
+def local_midnight(ts: int) -> int:
+    return (ts + LOCAL_UTC_OFFSET_S) // DAY * DAY - LOCAL_UTC_OFFSET_S
+
+
+async def flow(store: Store, devices: list[Device], start: int, end: int, func: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per device: (``func`` of the flow in m3/h over [start, end), readings counted)."""
+    ids = [d.id for d in devices]
+    res = await store.aggregate(Aggregate(ReadingPoint, {"c": (func, "consumption"), "iv": ("max", "interval_s"),
+                                                         "n": ("count", "consumption")},
+                                          start, end, by=("device",), where={"kind": "water"}))
+    interval = align(ids, res, "device", "iv")
+    interval = np.where(np.isfinite(interval) & (interval > 0), interval, 900.0)
+    return align(ids, res, "device", "c") / interval * 3600, align(ids, res, "device", "n", 0.0)
+
+
+async def night_flows(store: Store, devices: list[Device], at: int, nights: int) -> tuple[np.ndarray, list[int]]:
+    """Devices x nights (oldest first): the smallest flow between 02:00 and 04:00 local; night start times."""
+    last = local_midnight(at - 4 * 3600)  # the latest night that is over
+    starts = [last - DAY * k + 2 * 3600 for k in range(nights - 1, -1, -1)]
+    columns = [(await flow(store, devices, s, s + 2 * 3600, "min"))[0] for s in starts]
+    return (np.stack(columns, axis=1) if columns else np.zeros((len(devices), 0))), starts
+
+
+async def daily_use(store: Store, devices: list[Device], start: int, end: int, percentile: float = 50) -> np.ndarray:
+    """Per device: a percentile of its daily consumption over [start, end) (NaN without data)."""
+    ids = [d.id for d in devices]
+    res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
+                                          by=("device",), bucket_s=DAY))
+    per: dict[str, list[float]] = {}
+    for device, value in zip(res["device"], res["c"], strict=True):
+        per.setdefault(device, []).append(value)
+    return np.array([np.percentile(per[i], percentile) if i in per else np.nan for i in ids])
+
+
+async def use_and_count(store: Store, devices: list[Device], start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = [d.id for d in devices]
+    res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption"), "n": ("count", "register")},
+                                          start, end, by=("device",)))
+    return align(ids, res, "device", "c"), align(ids, res, "device", "n", 0.0)
+
+
+async def flag_counts(store: Store, devices: list[Device], start: int, end: int, flag: str) -> np.ndarray:
+    ids = [d.id for d in devices]
+    res = await store.aggregate(Aggregate(ReadingPoint, {"n": ("count", "register")}, start, end,
+                                          by=("device",), where={"flag": flag}))
+    return align(ids, res, "device", "n", 0.0)
+
+
+async def garbage(store: Store, institutions: list[str], scales: list[Device], start: int, end: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recyclable kg, total kg) per institution and unknown-card weighings per scale over [start, end)."""
+    res = await store.aggregate(Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg")}, start, end,
+                                          by=("institution", "category")))
+    recyclable = np.zeros(len(institutions))
+    total = np.zeros(len(institutions))
+    index = {inst: i for i, inst in enumerate(institutions)}
+    for inst, category, kg in zip(res["institution"], res["category"], res["kg"], strict=True):
+        if inst in index:
+            total[index[inst]] += kg
+            if category == "recyclable":
+                recyclable[index[inst]] += kg
+    unknown = await store.aggregate(Aggregate(WeighingPoint, {"n": ("count", "weight_kg")}, start, end,
+                                              by=("scale",), where={"category": "unknown"}))
+    return recyclable, total, align([s.id for s in scales], unknown, "scale", "n", 0.0)

@@ -52,6 +52,21 @@ class AnalyticsSettings(BaseModel):
     silent_min_s: float = Field(6 * 3600.0, gt=0,
                                 description="never silent before this long: NB-IoT meters upload every 1-4 h")
     silent_default_interval_s: float = Field(900.0, gt=0)
+    leak_nights: int = Field(3, ge=1, description="consecutive nights of flow before a leak alert")
+    leak_floor_m3h: float = Field(0.03, ge=0, description="night flow below this is never a leak")
+    leak_per_person_m3h: float = Field(0.0002, ge=0, description="allowed night flow per occupant")
+    leak_type_factor: dict[str, float] = Field(default_factory=lambda: {"medical": 3.0, "venue": 1.5})
+    burst_factor: float = Field(4.0, gt=1, description="times the device's own 95th-percentile flow")
+    burst_floor_m3h: float = Field(0.5, ge=0, description="a burst is at least this many m3/h")
+    burst_window_h: float = Field(3.0, gt=0)
+    burst_min_readings: int = Field(4, ge=1, description="readings in the window for a verdict")
+    frozen_days: float = Field(3.0, gt=0, description="register unchanged this long while the building is in use")
+    frozen_baseline_days: float = Field(30.0, gt=0, description="how the meter usually behaves: days before that")
+    backwards_min: int = Field(2, ge=1, description="bad (lower) readings in a day that make a fault")
+    sorting_window_days: float = Field(14.0, gt=0)
+    sorting_target_share: float = Field(0.10, ge=0, le=1, description="recyclable share of the weight (a policy)")
+    sorting_min_kg: float = Field(20.0, ge=0, description="no verdict on less weighed garbage")
+    sorting_unknown_min: int = Field(1, ge=1, description="weighings with unknown cards that raise an alert")
 
 
 class SimulatorSettings(BaseModel):

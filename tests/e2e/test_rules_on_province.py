@@ -1,0 +1,58 @@
+"""Every rule finds what the simulator injected, on a backfilled province, in both stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics.alerts import AlertBook
+from analytics.runner import evaluate
+from meterwatch.registry import Registry
+from meterwatch.settings import AnalyticsSettings
+from meterwatch.store import open_store
+from simulators.backfill import backfill
+from simulators.faults import FaultRates
+from simulators.province import generate_province
+
+END = 1_767_196_800 + 10 * 86400 + 9 * 3600  # 2026-01-11 09:00 China time
+RATES = FaultRates(leak=0.05, burst=0.0, silent=0.03, frozen=0.02, backwards=0.01, rollover=0.01,
+                   replacement=0.01, mis_sorted=0.1, unknown_card=0.01)
+
+
+@pytest.fixture(scope="module")
+def province():
+    return generate_province(150, seed=21)
+
+
+async def test_rules_against_ground_truth(store_url, province):
+    store = open_store(store_url)
+    await store.open()
+    result = await backfill(store, province, END - 10 * 86400, END, seed=21, rates=RATES)
+    registry = Registry({i.id: i for i in province.institutions}, {d.id: d for d in province.devices},
+                        {c.card: c for c in province.cards})
+    cfg = AnalyticsSettings()
+    evaluation = await evaluate(store, registry, cfg, AlertBook(), END, [])
+    await store.close()
+    assert evaluation.failed == {}
+    found: dict[str, set[str]] = {}
+    for e in evaluation.events:
+        found.setdefault(e.rule, set()).add(e.device)
+    labels = result.labels or []
+
+    def expected(fault: str, min_age_s: float = 0) -> set[str]:
+        return {lb.device or lb.institution for lb in labels if lb.fault == fault and END - lb.start >= min_age_s}
+
+    leaks = expected("leak", (cfg.leak_nights + 1) * 86400)
+    silent = expected("silent", cfg.silent_min_s)
+    faults = expected("frozen", (cfg.frozen_days + 1) * 86400) | expected("backwards")
+    unknown = {lb.device for lb in labels if lb.fault == "unknown_card" and END - lb.start < cfg.sorting_window_days * 86400}
+    mis_sorted = {lb.institution for lb in labels if lb.fault == "mis_sorted"}
+    report = {}
+    for rule, truth in (("leak", leaks), ("silent", silent), ("meter_fault", faults), ("sorting", mis_sorted | unknown)):
+        got = found.get(rule, set())
+        recall = len(got & truth) / len(truth) if truth else 1.0
+        precision = len(got & truth) / len(got) if got else 1.0
+        report[rule] = (len(truth), len(got), round(recall, 2), round(precision, 2))
+    print("\nrule: (injected, alerted, recall, precision)", report)
+    for rule, (truth, got, recall, precision) in report.items():
+        assert truth > 0, rule
+        assert recall >= 0.8 and precision >= 0.8, (rule, report[rule])
