@@ -33,6 +33,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         save_book(book, cfg.state_file)
         print(f"evaluated at {result.at}: {len(result.events)} event(s); open alerts by rule: "
               f"{dict(result.open_by_rule) or 'none'}")
+        for rule, notes in result.notes.items():
+            for note in notes:
+                print(f"  {rule}: {note}")
+        for rule, reason in result.failed.items():
+            print(f"  {rule}: FAILED: {reason}")
 
     async def main(stop: asyncio.Event) -> None:
         await store.open()

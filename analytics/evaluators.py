@@ -7,7 +7,9 @@ Adding a rule = a pure function in ``analytics.rules`` + an evaluator here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +20,17 @@ from analytics.rules.burst import burst
 from analytics.rules.leak import leak, leak_threshold
 from analytics.rules.meter_fault import KINDS, meter_fault
 from analytics.rules.silent import silent
+from analytics.quota import (
+    INDICATOR_CN,
+    INDICATORS,
+    QuotaTable,
+    crossing_day,
+    day_to_date,
+    elapsed_share,
+    energy_kgce,
+    project,
+    status,
+)
 from analytics.rules.sorting import low_recycling, unknown_cards
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
@@ -25,7 +38,24 @@ from meterwatch.store import Store
 
 DAY = 86400
 KIND_CN = {"water": "水", "electricity": "电", "heat": "热"}
-Evaluator = Callable[[Store, Registry, AnalyticsSettings, int], Awaitable[tuple[list[Finding], set[str]]]]
+@dataclass
+class RuleResult:
+    findings: list[Finding]
+    scope: set[str]  # every device (or institution key) the rule looked at
+    notes: list[str] = field(default_factory=list)  # what could not be judged, and why
+
+
+Evaluator = Callable[[Store, Registry, AnalyticsSettings, int], Awaitable[RuleResult]]
+
+
+FLAT = np.ones(365)
+
+
+def local_year(at: int) -> tuple[int, int, int]:
+    """(year, day of year 0-based, Unix time of 1 January 00:00) in China time."""
+    local = datetime.fromtimestamp(at + 8 * 3600, UTC)
+    jan1 = int(datetime(local.year, 1, 1, tzinfo=UTC).timestamp()) - 8 * 3600
+    return local.year, (at - jan1) // DAY, jan1
 
 
 def local_time(ts: float) -> str:
@@ -33,7 +63,7 @@ def local_time(ts: float) -> str:
 
 
 async def silent_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
-                          ) -> tuple[list[Finding], set[str]]:
+                          ) -> RuleResult:
     start = int(at - cfg.lookback_days * DAY)
     act = await inputs.meter_activity(store, registry, start, at)
     mask, silence = silent(act.last_ts, act.usual_interval_s, at, factor=cfg.silent_factor,
@@ -50,11 +80,11 @@ async def silent_findings(store: Store, registry: Registry, cfg: AnalyticsSettin
             f"{name} 的{KIND_CN.get(d.kind, '')}表 {d.id} 已 {hours:.1f} 小时无数据（最后读数 {local_time(since)}）",
             f"{d.kind} meter {d.id} of {d.institution} has sent nothing for {hours:.1f} h "
             f"(last reading {local_time(since)})"))
-    return findings, {d.id for d in act.devices}
+    return RuleResult(findings, {d.id for d in act.devices})
 
 
 async def leak_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
-                        ) -> tuple[list[Finding], set[str]]:
+                        ) -> RuleResult:
     devices = inputs.meters(registry, frozenset({"water"}))
     flows, starts = await inputs.night_flows(store, devices, at, cfg.leak_nights)
     insts = [registry.institutions[d.institution] for d in devices]
@@ -72,11 +102,11 @@ async def leak_findings(store: Store, registry: Registry, cfg: AnalyticsSettings
             f"（阈值 {threshold[i]:.3f}），疑似漏水",
             f"water meter {d.id} of {d.institution}: minimum night flow {value[i]:.3f} m3/h for "
             f"{int(streak[i])} nights (threshold {threshold[i]:.3f}): probable leak"))
-    return findings, {d.id for d in devices}
+    return RuleResult(findings, {d.id for d in devices})
 
 
 async def burst_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
-                         ) -> tuple[list[Finding], set[str]]:
+                         ) -> RuleResult:
     devices = inputs.meters(registry, frozenset({"water"}))
     window = int(cfg.burst_window_h * 3600)
     recent, count = await inputs.flow(store, devices, at - window, at, "min")
@@ -94,11 +124,11 @@ async def burst_findings(store: Store, registry: Registry, cfg: AnalyticsSetting
             f"为平时高峰的 {ratio[i]:.1f} 倍，疑似爆管或长流水",
             f"water meter {d.id} of {d.institution}: at least {recent[i]:.2f} m3/h for {cfg.burst_window_h:g} h, "
             f"{ratio[i]:.1f}x its usual peak: burst or tap left open"))
-    return findings, {d.id for d in devices}
+    return RuleResult(findings, {d.id for d in devices})
 
 
 async def meter_fault_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
-                               ) -> tuple[list[Finding], set[str]]:
+                               ) -> RuleResult:
     devices = inputs.meters(registry)
     recent_start = int(at - cfg.frozen_days * DAY)
     use, count = await inputs.use_and_count(store, devices, recent_start, at)
@@ -125,11 +155,11 @@ async def meter_fault_findings(store: Store, registry: Registry, cfg: AnalyticsS
             {1: "d", 2: "readings", 3: "readings"}[what], "warning",
             f"{name} 的{KIND_CN.get(d.kind, '')}表 {d.id} {cn[what]}，请检查表计",
             f"{d.kind} meter {d.id} of {d.institution}: {KINDS[what]} register; please check the meter"))
-    return findings, {d.id for d in devices}
+    return RuleResult(findings, {d.id for d in devices})
 
 
 async def sorting_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
-                           ) -> tuple[list[Finding], set[str]]:
+                           ) -> RuleResult:
     scales = sorted(registry.devices_of("scale"), key=lambda d: d.id)
     institutions = sorted({s.institution for s in scales})
     start = int(at - cfg.sorting_window_days * DAY)
@@ -151,10 +181,57 @@ async def sorting_findings(store: Store, registry: Registry, cfg: AnalyticsSetti
             "sorting", s.institution, s.id, start, float(unknown[i]), "weighings", "info",
             f"{registry.institutions[s.institution].name} 垃圾秤 {s.id} 有 {int(unknown[i])} 次称重使用了未登记的卡",
             f"scale {s.id} of {s.institution}: {int(unknown[i])} weighings with cards not in the registry"))
-    return findings, set(institutions) | {s.id for s in scales}
+    return RuleResult(findings, set(institutions) | {s.id for s in scales})
+
+
+async def overuse_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int) -> RuleResult:
+    table = QuotaTable(registry.quotas)
+    institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
+    ids = [i.id for i in institutions]
+    year, day_of_year, jan1 = local_year(at)
+    ytd = await inputs.year_to_date(store, ids, jan1, at)
+    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=cfg.profile_min_days)
+    findings: list[Finding] = []
+    notes: Counter[str] = Counter()
+    for indicator, unit in INDICATORS.items():
+        use = (energy_kgce(ytd["electricity"], ytd["heat"], table.conversion) if indicator == "energy"
+               else np.nan_to_num(ytd[indicator]))
+        rows, constraint, guide, share, profile_of = [], [], [], [], []
+        for k, inst in enumerate(institutions):
+            quota = table.quota(inst, indicator)
+            annual = quota if isinstance(quota, str) else quota.annual(inst)
+            if isinstance(annual, str):
+                notes[f"{indicator}: {annual.split(': ', 1)[-1].split(' for ')[0] if 'no ' in annual else annual}"] += 1
+                continue
+            profile = profiles.get((inst.type, indicator), FLAT)
+            rows.append(k)
+            constraint.append(annual[0])
+            guide.append(annual[1])
+            share.append(elapsed_share(profile, day_of_year))
+            profile_of.append(profile)
+        if not rows:
+            continue
+        idx = np.array(rows)
+        c, g, sh = np.array(constraint), np.array(guide), np.array(share)
+        projected = project(use[idx], sh)
+        state = status(projected, c, g)
+        for j in np.flatnonzero((state == "over") & (sh >= cfg.overuse_min_elapsed_share)):
+            inst = institutions[idx[j]]
+            cross = crossing_day(use[idx[j:j + 1]], projected[j:j + 1], c[j:j + 1], profile_of[j], day_of_year)[0]
+            when = day_to_date(year, int(cross)).isoformat() if cross >= 0 else "-"
+            ratio = projected[j] / c[j]
+            findings.append(Finding(
+                "overuse", inst.id, f"{inst.id}.{indicator}", jan1, round(float(ratio), 3), "of constraint",
+                "critical" if use[idx[j]] > c[j] else "warning",
+                f"{inst.name} {INDICATOR_CN[indicator]}预计全年 {projected[j]:,.0f} {unit}，为约束值的 {ratio:.0%}"
+                f"（已用 {use[idx[j]]:,.0f}），预计 {when} 超过约束值",
+                f"{inst.id} {indicator}: heading for {projected[j]:,.0f} {unit} this year, {ratio:.0%} of the "
+                f"constraint ({use[idx[j]]:,.0f} used so far); expected to cross it on {when}"))
+    scope = {f"{i.id}.{ind}" for i in institutions for ind in INDICATORS}
+    return RuleResult(findings, scope, [f"{n} institutions without a usable quota ({why})" for why, n in notes.items()])
 
 
 EVALUATORS: dict[str, Evaluator] = {
     "silent": silent_findings, "leak": leak_findings, "burst": burst_findings,
-    "meter_fault": meter_fault_findings, "sorting": sorting_findings,
+    "meter_fault": meter_fault_findings, "sorting": sorting_findings, "overuse": overuse_findings,
 }

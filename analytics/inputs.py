@@ -119,3 +119,39 @@ async def garbage(store: Store, institutions: list[str], scales: list[Device], s
     unknown = await store.aggregate(Aggregate(WeighingPoint, {"n": ("count", "weight_kg")}, start, end,
                                               by=("scale",), where={"category": "unknown"}))
     return recyclable, total, align([s.id for s in scales], unknown, "scale", "n", 0.0)
+
+
+async def year_to_date(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:
+    """Consumption per institution and kind over [start, end): {"water": array, "electricity": ..., "heat": ...}."""
+    res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
+                                          by=("institution", "kind")))
+    index = {inst: i for i, inst in enumerate(institutions)}
+    out = {kind: np.zeros(len(institutions)) for kind in ("water", "electricity", "heat")}
+    for inst, kind, value in zip(res["institution"], res["kind"], res["c"], strict=True):
+        if inst in index and kind in out and np.isfinite(value):
+            out[kind][index[inst]] += value
+    return out
+
+
+async def type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
+    """(type, indicator) -> 365 daily weights from last year's province data, where there are enough days.
+
+    The energy indicator's profile is electricity's plus heat's, each in kgce.
+    """
+    res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
+                                          by=("type", "kind"), bucket_s=DAY))
+    days: dict[tuple[str, str], np.ndarray] = {}
+    for kind_type, kind, bucket, value in zip(res["type"], res["kind"], res["bucket"], res["c"], strict=True):
+        series = days.setdefault((kind_type, kind), np.full(365, np.nan))
+        k = int((bucket - start) // DAY)
+        if 0 <= k < 365 and np.isfinite(value):
+            series[k] = max(value, 0.0)
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for (kind_type, kind), series in days.items():
+        if np.isfinite(series).sum() >= min_days:
+            out[(kind_type, kind)] = np.where(np.isfinite(series), series, np.nanmean(series))
+    for kind_type in {t for t, _ in out}:
+        e, h = out.get((kind_type, "electricity")), out.get((kind_type, "heat"))
+        if e is not None:
+            out[(kind_type, "energy")] = e * 0.1229 + (h * 34.12 if h is not None else 0.0)
+    return out

@@ -26,6 +26,7 @@ class Evaluation:
     events: list[AlertPoint] = field(default_factory=list)
     open_by_rule: Counter[str] = field(default_factory=Counter)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> reason
+    notes: dict[str, list[str]] = field(default_factory=dict)  # rule -> what it could not judge, and why
 
 
 async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, book: AlertBook, at: int,
@@ -33,12 +34,14 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
     result = Evaluation(at)
     for rule in rules or list(EVALUATORS):
         try:
-            findings, scope = await EVALUATORS[rule](store, registry, cfg, at)
+            outcome = await EVALUATORS[rule](store, registry, cfg, at)
         except Exception as exc:  # noqa: BLE001 - reported, and the other rules still run
             log.error("rule failed", extra={"rule": rule, "error": repr(exc)[:300]}, exc_info=True)
             result.failed[rule] = repr(exc)[:300]
             continue
-        result.events += book.apply(rule, findings, scope, at)
+        result.events += book.apply(rule, outcome.findings, outcome.scope, at)
+        if outcome.notes:
+            result.notes[rule] = outcome.notes
     if result.events:
         await store.write(Batch(alerts=result.events))
         for notifier in notifiers:

@@ -67,6 +67,8 @@ class AnalyticsSettings(BaseModel):
     sorting_target_share: float = Field(0.10, ge=0, le=1, description="recyclable share of the weight (a policy)")
     sorting_min_kg: float = Field(20.0, ge=0, description="no verdict on less weighed garbage")
     sorting_unknown_min: int = Field(1, ge=1, description="weighings with unknown cards that raise an alert")
+    overuse_min_elapsed_share: float = Field(0.04, ge=0, le=1, description="no projection before this share of the year")
+    profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile")
 
 
 class SimulatorSettings(BaseModel):
