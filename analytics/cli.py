@@ -8,6 +8,7 @@ import logging
 import time
 
 from analytics.alerts import load_book, save_book
+from analytics.notifiers import http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.runner import evaluate
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_checked_registry(settings)
     at = parse_timestamp(args.at) if args.at else None
     notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
+    notifiers += [http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
     store = open_store(settings.store, user=settings.store_user,
                        password=settings.store_password.get_secret_value() if settings.store_password else None)
 

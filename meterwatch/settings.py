@@ -8,7 +8,7 @@ that printing or logging the settings never shows them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
@@ -43,6 +43,12 @@ class CollectorSettings(BaseModel):
     silence_warn_s: float = Field(900.0, gt=0, description="connected but nothing received this long: say so")
 
 
+class NotifierSettings(BaseModel):
+    kind: Literal["webhook", "dingtalk", "wecom"]
+    url: SecretStr = Field(description="robot URLs carry access tokens: kept secret, never logged")
+    per_minute: float | None = Field(None, gt=0, description="rate limit (default: the channel's own)")
+
+
 class AnalyticsSettings(BaseModel):
     state_file: Path = Path("meterwatch-alerts.json")
     interval_s: float = Field(300.0, gt=0, description="scheduled mode: seconds between evaluations")
@@ -67,6 +73,7 @@ class AnalyticsSettings(BaseModel):
     sorting_target_share: float = Field(0.10, ge=0, le=1, description="recyclable share of the weight (a policy)")
     sorting_min_kg: float = Field(20.0, ge=0, description="no verdict on less weighed garbage")
     sorting_unknown_min: int = Field(1, ge=1, description="weighings with unknown cards that raise an alert")
+    notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
     overuse_min_elapsed_share: float = Field(0.04, ge=0, le=1, description="no projection before this share of the year")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile")
 

@@ -1,0 +1,91 @@
+"""The shared mechanism of HTTP notifiers: format, rate-limit, POST, retry what retrying can fix.
+
+A notifier module only says how an alert event becomes a request body and
+how to tell that the receiver accepted it (DingTalk and WeCom answer 200
+with an ``errcode``).  Robot URLs carry access tokens: only the host is
+ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from meterwatch.store import AlertPoint
+
+log = logging.getLogger(__name__)
+
+
+class RateLimiter:
+    """Token bucket: at most ``per_minute`` sends a minute, short bursts up to ``burst``."""
+
+    def __init__(self, per_minute: float, burst: int = 1, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = burst
+        self.tokens = float(burst)
+        self.clock, self.sleep = clock, sleep
+        self.stamp = clock()
+
+    async def acquire(self) -> None:
+        while True:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await self.sleep((1 - self.tokens) / self.rate)
+
+
+class NotifyError(Exception):
+    pass
+
+
+class HttpNotifier:
+    def __init__(self, url: str, body: Callable[[AlertPoint], dict[str, Any]],
+                 accepted: Callable[[int, Any], bool], *, per_minute: float = 20.0, retries: int = 3,
+                 backoff_s: float = 0.5, timeout_s: float = 10.0, limiter: RateLimiter | None = None) -> None:
+        self._url = url
+        self.host = urlsplit(url).hostname or "?"
+        self.body, self.accepted = body, accepted
+        self.retries, self.backoff_s = retries, backoff_s
+        self.limiter = limiter or RateLimiter(per_minute)
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def send(self, events: list[AlertPoint]) -> None:
+        failed = 0
+        async with aiohttp.ClientSession(timeout=self.timeout) as session:
+            for event in events:
+                await self.limiter.acquire()
+                if not await self._post(session, event):
+                    failed += 1
+        if failed:
+            raise NotifyError(f"{failed} of {len(events)} alert(s) not delivered to {self.host}")
+
+    async def _post(self, session: aiohttp.ClientSession, event: AlertPoint) -> bool:
+        delay = self.backoff_s
+        for attempt in range(1, self.retries + 1):
+            try:
+                async with session.post(self._url, json=self.body(event)) as resp:
+                    payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+                    if self.accepted(resp.status, payload):
+                        return True
+                    permanent = 400 <= resp.status < 500 and resp.status != 429
+                    log.warning("notification refused", extra={"host": self.host, "status": resp.status,
+                                                               "answer": str(payload)[:200], "attempt": attempt})
+                    if permanent:
+                        return False
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                log.warning("notification failed", extra={"host": self.host, "error": repr(exc)[:200],
+                                                          "attempt": attempt})
+            if attempt < self.retries:
+                await asyncio.sleep(delay)
+                delay *= 2
+        return False
