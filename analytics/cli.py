@@ -12,6 +12,7 @@ from analytics.notifiers import http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.runner import evaluate
+from analytics.service import acknowledge, run_scheduled
 from collector.timestamps import parse_timestamp
 from meterwatch.cli import load_checked_registry, run_until_signalled
 from meterwatch.settings import Settings
@@ -41,20 +42,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for rule, reason in result.failed.items():
             print(f"  {rule}: FAILED: {reason}")
 
+    async def ack(alert_id: str) -> bool:
+        book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
+        return await acknowledge(book, alert_id, args.by, store, notifiers, settings)
+
+    acknowledged = True
+
     async def main(stop: asyncio.Event) -> None:
+        nonlocal acknowledged
         await store.open()
         try:
-            while True:
+            if args.ack:
+                acknowledged = await ack(args.ack)
+                print(f"alert {args.ack} acknowledged by {args.by}" if acknowledged
+                      else f"no open, unacknowledged alert with id {args.ack}")
+            elif args.once:
                 await once()
-                if args.once:
-                    return
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=cfg.interval_s)
-                    return
-                except TimeoutError:
-                    pass
+            else:
+                book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
+                await run_scheduled(settings, registry, store, book, notifiers, stop)
         finally:
             await store.close()
 
     asyncio.run(run_until_signalled(main))
-    return 0
+    return 0 if acknowledged else 1

@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="evaluate once and exit")
     p.add_argument("--at", help="evaluate as if the clock read this RFC 3339 time")
     p.add_argument("--no-publish", action="store_true", help="write alerts to the store only")
+    p.add_argument("--ack", metavar="ALERT_ID", help="acknowledge an open alert and exit")
+    p.add_argument("--by", default="cli", help="who acknowledges (with --ack)")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards: build files or push")

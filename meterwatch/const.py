@@ -47,3 +47,4 @@ STATUS_TOPIC: Final[str] = f"{TOPIC_ROOT}/status/{{component}}"
 
 # Reporting time zone of the province (China Standard Time, no DST).
 LOCAL_UTC_OFFSET_S: Final[int] = 8 * 3600
+ACK_TOPIC: Final[str] = f"{TOPIC_ROOT}/ack/alerts"  # operators: {"id": "<alert id>", "by": "<name>"}
