@@ -12,6 +12,7 @@ from analytics.notifiers import http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.runner import evaluate
+from analytics.report import statistics
 from analytics.service import acknowledge, run_scheduled
 from collector.timestamps import parse_timestamp
 from meterwatch.cli import load_checked_registry, run_until_signalled
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {rule}: {note}")
         for rule, reason in result.failed.items():
             print(f"  {rule}: FAILED: {reason}")
+        _, lines = await statistics(store, registry, result.at)
+        print("statistics (also in the store's 'statistic' measurement):")
+        for line in lines:
+            print("  " + line)
 
     async def ack(alert_id: str) -> bool:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)

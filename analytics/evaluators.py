@@ -201,7 +201,7 @@ async def overuse_findings(store: Store, registry: Registry, cfg: AnalyticsSetti
             quota = table.quota(inst, indicator)
             annual = quota if isinstance(quota, str) else quota.annual(inst)
             if isinstance(annual, str):
-                notes[f"{indicator}: {annual.split(': ', 1)[-1].split(' for ')[0] if 'no ' in annual else annual}"] += 1
+                notes[annual.split(": ", 1)[-1].replace(f"{inst.id} ", "")] += 1
                 continue
             profile = profiles.get((inst.type, indicator), FLAT)
             rows.append(k)

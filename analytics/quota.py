@@ -73,7 +73,7 @@ class QuotaTable:
             found = self._entry(table, indicator, f"{source}.{indicator}")
             if found is not None:
                 return found
-        return f"no {indicator} quota for type {inst.type!r} (subclass {inst.subclass!r})"
+        return f"no {indicator} quota for type {inst.type!r}"
 
 
 def energy_kgce(electricity_kwh: np.ndarray, heat_gj: np.ndarray, conversion: dict[str, float]) -> np.ndarray:

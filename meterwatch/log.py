@@ -32,11 +32,28 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (it may be replaced after setup)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
+    """Install the logfmt handler once (replacing an earlier one of ours, keeping others)."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, StderrHandler)]
+    handler = StderrHandler()
+    handler.setFormatter(LogfmtFormatter())
+    root.addHandler(handler)
     root.setLevel(level.upper())
     for noisy in ("amqtt", "transitions", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -44,7 +44,7 @@ class FaultRates:
     malformed: float = 0.002  # messages garbled
     retry: float = 0.02  # messages sent twice
     unknown_device: int = 3
-    unknown_card: float = 0.02  # weighings with a card not in the registry
+    unknown_card: float = 0.03  # scales where a new cleaner weighs with an unregistered card
     mis_sorted: float = 0.03  # scale institutions whose cleaners put everything in 'other'
 
 

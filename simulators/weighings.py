@@ -44,8 +44,18 @@ class WeighingModel:
         count = int(round(rates.mis_sorted * len(institutions)))
         self.mis_sorted = {institutions[i] for i in rng.choice(len(institutions), size=count, replace=False)}
         self.labels = [Label("mis_sorted", inst, "", "sorting", start, end, 0.0) for inst in sorted(self.mis_sorted)]
+        # A new cleaner whose card was never registered: one scale, from some day on, a share of its weighings.
+        count = int(round(rates.unknown_card * len(self.scales)))
+        picked = sorted(rng.choice(len(self.scales), size=count, replace=False).tolist()) if count else []
+        self.new_cleaner: dict[str, tuple[int, str]] = {}
+        for k in picked:
+            scale = self.scales[k]
+            since = start + int(rng.uniform(0.0, 0.7) * (end - start))
+            self.new_cleaner[scale.id] = (since, f"X{int(rng.integers(0, 10**8)):08d}")
+            self.labels.append(Label("unknown_card", scale.institution, scale.id, "sorting", since, end, 0.3))
 
-    def events(self, start: int, end: int, rng: np.random.Generator, labels: list[Label]) -> Iterator[Weighing]:
+    def events(self, start: int, end: int, rng: np.random.Generator, labels: list[Label] | None = None
+               ) -> Iterator[Weighing]:
         day = 86400
         for scale in self.scales:
             by_category = self.cards.get(scale.institution, {})
@@ -60,9 +70,11 @@ class WeighingModel:
                         card = str(rng.choice(by_category["other"]))  # everything goes in as 'other'
                     else:
                         card = str(rng.choice(by_category[category])) if category else ""
-                    if not card or rng.random() < self.rates.unknown_card:
-                        card = f"X{int(rng.integers(0, 10**8)):08d}"
-                        labels.append(Label("unknown_card", scale.institution, scale.id, "sorting", ts, ts, 1.0))
+                    newcomer = self.new_cleaner.get(scale.id)
+                    if newcomer is not None and ts >= newcomer[0] and rng.random() < 0.3:
+                        card = newcomer[1]
+                    if not card:
+                        card = "UNREGISTERED"
                     shape, size = CATEGORY_WEIGHT.get(category or "other", CATEGORY_WEIGHT["other"])
                     yield Weighing(scale, ts, card, round(float(rng.gamma(shape, size)) + 0.2, 2))
 

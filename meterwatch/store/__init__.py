@@ -15,6 +15,7 @@ from meterwatch.store.records import (
     MeterValuePoint,
     ReadingPoint,
     RejectRecord,
+    StatisticPoint,
     WeighingPoint,
 )
 
@@ -35,5 +36,5 @@ def open_store(url: str, *, user: str | None = None, password: str | None = None
 
 __all__ = [
     "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
-    "RejectRecord", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store",
+    "RejectRecord", "StatisticPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store",
 ]

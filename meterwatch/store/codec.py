@@ -9,7 +9,7 @@ from typing import Any
 from meterwatch.store.records import RECORD_TYPES, Batch, attr_names
 
 _GROUP_OF = {"reading": "readings", "weighing": "weighings", "meter_value": "values", "alert": "alerts",
-             "reject": "rejects", "collector": "metrics"}
+             "reject": "rejects", "collector": "metrics", "statistic": "statistics"}
 _TYPES = {t.schema.measurement: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 

@@ -124,6 +124,31 @@ class AlertPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class StatisticPoint:
+    """An institution's year-to-date intensity and rank for one indicator, as of one evaluation."""
+
+    institution: str
+    city: str
+    type: str
+    indicator: str  # water, electricity, energy
+    ts: int
+    use: float
+    per_capita: float | None
+    per_m2: float | None
+    rank_type: int | None
+    rank_type_city: int | None
+    yoy: float | None
+    flag: str | None
+
+    schema: ClassVar[Schema] = Schema(
+        "statistic", ("institution", "city", "type", "indicator"),
+        (("use", "float"), ("per_capita", "float"), ("per_m2", "float"), ("rank_type", "int"),
+         ("rank_type_city", "int"), ("yoy", "float"), ("flag", "str")),
+        key=("institution", "indicator", "ts"), count_field="use",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class RejectRecord:
     """A message (or one reading of a batch) refused, kept whole with its reason.
 
@@ -173,7 +198,7 @@ class CollectorSample:
 
 
 RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, MeterValuePoint, AlertPoint, RejectRecord,
-                                  CollectorSample)
+                                  CollectorSample, StatisticPoint)
 SCHEMAS: dict[str, Schema] = {t.schema.measurement: t.schema for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -191,11 +216,12 @@ class Batch:
     alerts: list[AlertPoint] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
     metrics: list[CollectorSample] = field(default_factory=list)
+    statistics: list[StatisticPoint] = field(default_factory=list)
 
     def groups(self) -> list[tuple[type, list[Any]]]:
         pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (MeterValuePoint, self.values),
                  (AlertPoint, self.alerts),
-                 (RejectRecord, self.rejects), (CollectorSample, self.metrics)]
+                 (RejectRecord, self.rejects), (CollectorSample, self.metrics), (StatisticPoint, self.statistics)]
         return [(t, rows) for t, rows in pairs if rows]
 
     def __len__(self) -> int:

@@ -28,7 +28,7 @@ def test_most_specific_quota_wins_and_annual_amounts_scale_with_the_building():
 
 
 def test_missing_quota_is_a_reason_not_a_crash():
-    assert TABLE.quota(VENUE, "water") == "no water quota for type 'venue' (subclass 'stadium')"
+    assert TABLE.quota(VENUE, "water") == "no water quota for type 'venue'"
 
 
 def test_projection_status_and_crossing_date():

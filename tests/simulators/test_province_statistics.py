@@ -172,7 +172,7 @@ def test_garbage_categories_and_mis_sorting(province):
     from simulators.faults import FaultRates
     from simulators.weighings import WeighingModel
 
-    model = WeighingModel(province, 4, START, START + 14 * 86400, FaultRates(mis_sorted=0.1))
+    model = WeighingModel(province, 4, START, START + 14 * 86400, FaultRates(mis_sorted=0.1, unknown_card=0.1))
     cards = {c.card: c.category for c in province.cards}
     weights = defaultdict(lambda: defaultdict(float))
     labels = []
@@ -184,4 +184,6 @@ def test_garbage_categories_and_mis_sorting(province):
     sorted_ok = [i for i in weights if i not in model.mis_sorted]
     assert 0.2 < share(sorted_ok) < 0.4  # recyclables ~30% of the weight
     assert model.mis_sorted and share(model.mis_sorted) < 0.02
-    assert {label.fault for label in labels} == {"unknown_card"}
+    unknown_scales = {w.scale.id for w in model.events(START, START + 14 * 86400, np.random.default_rng(2))
+                      if w.card not in cards}
+    assert unknown_scales and unknown_scales <= set(model.new_cleaner)  # only where a new cleaner works

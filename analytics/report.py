@@ -1,0 +1,59 @@
+"""The officers' statistics as of an evaluation: computed from the store, written back, summarised."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics import inputs
+from analytics.evaluators import local_year
+from analytics.quota import GBT2589, QuotaTable, energy_kgce
+from analytics.statistics import intensities
+from meterwatch.registry import Registry
+from meterwatch.store import Batch, StatisticPoint, Store
+
+DAY = 86400
+
+
+async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[StatisticPoint], list[str]]:
+    """Statistic points for every institution and indicator, and a few lines for the console."""
+    institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
+    ids = [i.id for i in institutions]
+    _, _, jan1 = local_year(at)
+    this = await inputs.year_to_date(store, ids, jan1, at)
+    last = await inputs.year_to_date(store, ids, jan1 - 365 * DAY, at - 365 * DAY)
+    conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
+    occupants = np.array([i.occupants for i in institutions], dtype=float)
+    area = np.array([i.floor_area_m2 for i in institutions], dtype=float)
+    types = np.array([i.type for i in institutions])
+    cities = np.array([i.city for i in institutions])
+    points, lines = [], []
+    day = at - (at + 8 * 3600) % DAY
+    for indicator in ("water", "electricity", "energy"):
+        use = energy_kgce(this["electricity"], this["heat"], conversion) if indicator == "energy" else this[indicator]
+        before = energy_kgce(last["electricity"], last["heat"], conversion) if indicator == "energy" else last[indicator]
+        stats = intensities(use, before, occupants, area, types, cities, reporting=use != 0)
+        for k, inst in enumerate(institutions):
+            points.append(StatisticPoint(
+                inst.id, inst.city, inst.type, indicator, day, float(use[k]), _num(stats.per_capita[k]),
+                _num(stats.per_m2[k]), _int(stats.rank_type[k]), _int(stats.rank_type_city[k]), _num(stats.yoy[k]),
+                stats.flag[k] or None))
+        flagged = int((stats.flag != "").sum())
+        lines.append(f"{indicator}: {flagged} implausible figure(s) to check" if flagged else f"{indicator}: all plausible")
+        if indicator == "electricity":
+            for t in sorted(set(types)):
+                idx = np.flatnonzero((types == t) & np.isfinite(stats.per_m2))
+                if idx.size:
+                    order = idx[np.argsort(stats.per_m2[idx])]
+                    best, worst = institutions[order[0]], institutions[order[-1]]
+                    lines.append(f"  electricity per m2, {t}: lowest {best.name} {stats.per_m2[order[0]]:.1f}, "
+                                 f"highest {worst.name} {stats.per_m2[order[-1]]:.1f} kWh/m2 (of {idx.size})")
+    await store.write(Batch(statistics=points))
+    return points, lines
+
+
+def _num(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 6)
+
+
+def _int(value: float) -> int | None:
+    return None if not np.isfinite(value) else int(value)
