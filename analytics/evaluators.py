@@ -16,7 +16,7 @@ import numpy as np
 
 from analytics import inputs
 from analytics.findings import Finding
-from analytics.rules.burst import burst
+from analytics.rules.burst import burst, latest_hour
 from analytics.rules.leak import leak, leak_threshold
 from analytics.rules.meter_fault import KINDS, meter_fault
 from analytics.rules.silent import silent
@@ -108,22 +108,23 @@ async def leak_findings(store: Store, registry: Registry, cfg: AnalyticsSettings
 async def burst_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
                          ) -> RuleResult:
     devices = inputs.meters(registry, frozenset({"water"}))
-    window = int(cfg.burst_window_h * 3600)
-    recent, count = await inputs.flow(store, devices, at - window, at, "min")
-    recent = np.where(count >= cfg.burst_min_readings, recent, np.nan)
-    normal, _ = await inputs.flow(store, devices, int(at - cfg.lookback_days * DAY), at - window, "p95")
+    window_start = int(at - cfg.burst_lookback_h * 3600) // 3600 * 3600
+    flows, counts, hours = await inputs.hourly_flows(store, devices, window_start, at)
+    recent, hour = latest_hour(flows, counts, min_readings=cfg.burst_min_readings)
+    normal, _ = await inputs.flow(store, devices, int(at - cfg.lookback_days * DAY), window_start, "p95")
     hit, ratio = burst(recent, normal, factor=cfg.burst_factor, floor_m3h=cfg.burst_floor_m3h)
     findings = []
     for i in np.flatnonzero(hit):
         d = devices[i]
         name = registry.institutions[d.institution].name
+        since = hours[int(hour[i])]
         findings.append(Finding(
-            "burst", d.institution, d.id, at - window, round(float(recent[i]), 3), "m3/h",
+            "burst", d.institution, d.id, since, round(float(recent[i]), 3), "m3/h",
             "critical" if ratio[i] > 2 * cfg.burst_factor else "warning",
-            f"{name} 水表 {d.id} 近 {cfg.burst_window_h:g} 小时流量不低于 {recent[i]:.2f} m³/h，"
+            f"{name} 水表 {d.id} 自 {local_time(since)} 起一小时内流量不低于 {recent[i]:.2f} m³/h，"
             f"为平时高峰的 {ratio[i]:.1f} 倍，疑似爆管或长流水",
-            f"water meter {d.id} of {d.institution}: at least {recent[i]:.2f} m3/h for {cfg.burst_window_h:g} h, "
-            f"{ratio[i]:.1f}x its usual peak: burst or tap left open"))
+            f"water meter {d.id} of {d.institution}: at least {recent[i]:.2f} m3/h for the hour from "
+            f"{local_time(since)}, {ratio[i]:.1f}x its usual peak: burst or tap left open"))
     return RuleResult(findings, {d.id for d in devices})
 
 
@@ -143,7 +144,8 @@ async def meter_fault_findings(store: Store, registry: Registry, cfg: AnalyticsS
                        for d, u in zip(devices, np.nan_to_num(use), strict=True)])
     bad = await inputs.flag_counts(store, devices, at - DAY, at, "bad_reading")
     jumps = await inputs.flag_counts(store, devices, at - DAY, at, "jump")
-    code = meter_fault(use, count, usual, moving, bad, jumps, min_backwards=cfg.backwards_min)
+    code = meter_fault(use, count, usual, moving, bad, jumps, min_backwards=cfg.backwards_min,
+                       min_count=cfg.frozen_min_readings_per_day * cfg.frozen_days)
     cn = {1: "读数停滞（建筑内其他表在走字）", 2: "读数倒走", 3: "读数不可能地跳变"}
     findings = []
     for i in np.flatnonzero(code):
@@ -163,9 +165,9 @@ async def sorting_findings(store: Store, registry: Registry, cfg: AnalyticsSetti
     scales = sorted(registry.devices_of("scale"), key=lambda d: d.id)
     institutions = sorted({s.institution for s in scales})
     start = int(at - cfg.sorting_window_days * DAY)
-    recyclable, total, unknown = await inputs.garbage(store, institutions, scales, start, at)
-    low, share = low_recycling(recyclable, total, target_share=cfg.sorting_target_share,
-                               min_total_kg=cfg.sorting_min_kg)
+    recyclable, total, recyclable_n, weighings, unknown = await inputs.garbage(store, institutions, scales, start, at)
+    low, share = low_recycling(recyclable, total, recyclable_n, weighings, target_share=cfg.sorting_target_share,
+                               min_total_kg=cfg.sorting_min_kg, min_weighings=cfg.sorting_min_weighings)
     findings = []
     for i in np.flatnonzero(low):
         inst = registry.institutions[institutions[i]]

@@ -70,6 +70,24 @@ async def flow(store: Store, devices: list[Device], start: int, end: int, func: 
     return align(ids, res, "device", "c") / interval * 3600, align(ids, res, "device", "n", 0.0)
 
 
+async def hourly_flows(store: Store, devices: list[Device], start: int, end: int
+                       ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Devices x hours in [start, end): minimum flow (m3/h) and readings per hour; hour start times."""
+    hours = list(range(start, end, 3600))
+    res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("min", "consumption"), "iv": ("max", "interval_s"),
+                                                         "n": ("count", "consumption")},
+                                          start, end, by=("device",), where={"kind": "water"}, bucket_s=3600))
+    row = {d.id: i for i, d in enumerate(devices)}
+    flows = np.full((len(devices), len(hours)), np.nan)
+    counts = np.zeros((len(devices), len(hours)))
+    for device, bucket, c, iv, n in zip(res["device"], res["bucket"], res["c"], res["iv"], res["n"], strict=True):
+        i, k = row.get(device), int((bucket - start) // 3600)
+        if i is not None and 0 <= k < len(hours):
+            interval = iv if np.isfinite(iv) and iv > 0 else 900.0
+            flows[i, k], counts[i, k] = c / interval * 3600, n
+    return flows, counts, hours
+
+
 async def night_flows(store: Store, devices: list[Device], at: int, nights: int) -> tuple[np.ndarray, list[int]]:
     """Devices x nights (oldest first): the smallest flow between 02:00 and 04:00 local; night start times."""
     last = local_midnight(at - 4 * 3600)  # the latest night that is over
@@ -104,21 +122,25 @@ async def flag_counts(store: Store, devices: list[Device], start: int, end: int,
 
 
 async def garbage(store: Store, institutions: list[str], scales: list[Device], start: int, end: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(recyclable kg, total kg) per institution and unknown-card weighings per scale over [start, end)."""
-    res = await store.aggregate(Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg")}, start, end,
-                                          by=("institution", "category")))
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(recyclable kg, total kg, recyclable weighings, weighings) per institution; unknown-card weighings per scale."""
+    res = await store.aggregate(Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg"), "n": ("count", "weight_kg")},
+                                          start, end, by=("institution", "category")))
     recyclable = np.zeros(len(institutions))
     total = np.zeros(len(institutions))
+    count = np.zeros(len(institutions))
+    recyclable_count = np.zeros(len(institutions))
     index = {inst: i for i, inst in enumerate(institutions)}
-    for inst, category, kg in zip(res["institution"], res["category"], res["kg"], strict=True):
+    for inst, category, kg, n in zip(res["institution"], res["category"], res["kg"], res["n"], strict=True):
         if inst in index:
             total[index[inst]] += kg
+            count[index[inst]] += n
             if category == "recyclable":
                 recyclable[index[inst]] += kg
+                recyclable_count[index[inst]] += n
     unknown = await store.aggregate(Aggregate(WeighingPoint, {"n": ("count", "weight_kg")}, start, end,
                                               by=("scale",), where={"category": "unknown"}))
-    return recyclable, total, align([s.id for s in scales], unknown, "scale", "n", 0.0)
+    return recyclable, total, recyclable_count, count, align([s.id for s in scales], unknown, "scale", "n", 0.0)
 
 
 async def year_to_date(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:

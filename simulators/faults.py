@@ -79,7 +79,7 @@ def plan_faults(kinds: np.ndarray, start: int, end: int, rng: np.random.Generato
     for d in pick(water, rates.burst):
         s = start + int(rng.uniform(0.1, 0.8) * span)
         faults.append(Fault("burst", int(d), s, min(end, s + int(rng.uniform(1, 6) * 3600)),
-                            float(rng.uniform(3.0, 15.0))))
+                            float(rng.uniform(6.0, 15.0))))  # scaled to the building by the fleet model
     for kind, share in (("silent", rates.silent), ("frozen", rates.frozen), ("backwards", rates.backwards),
                         ("replacement", rates.replacement)):
         for d in pick(meters, share):

@@ -9,7 +9,7 @@ gives the same numbers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,6 +57,9 @@ class FleetModel:
         self.group = np.array([index[(i.type, d.kind)] for d, i in zip(self.devices, self.institutions, strict=True)])
         self.faults = plan_faults(self.kinds, self.start, end, np.random.default_rng([seed, 2]),
                                   rates or FaultRates())
+        # A burst is far above the building's own normal: 10-25 times its mean hourly use, at least 1 m3/h.
+        self.faults = [replace(f, magnitude=round(max(1.0, f.magnitude / 15 * 25 * self.base[f.device]), 3))
+                       if f.kind == "burst" else f for f in self.faults]
         raw0 = rng.uniform(100, 20_000, len(self.devices))
         for f in self.faults:
             if f.kind == "rollover":  # just below the top: it wraps within the first days

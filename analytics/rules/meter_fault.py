@@ -17,9 +17,14 @@ KINDS = {FROZEN: "frozen", BACKWARDS: "backwards", JUMP: "jump"}
 
 def meter_fault(recent_use: np.ndarray, recent_count: np.ndarray, usual_daily_use: np.ndarray,
                 neighbours_moving: np.ndarray, bad_readings: np.ndarray, jumps: np.ndarray, *,
-                min_backwards: int) -> np.ndarray:
-    """Per device: 0 (fine) or FROZEN / BACKWARDS / JUMP (the first that applies, worst first)."""
-    frozen = (recent_count > 0) & (np.nan_to_num(recent_use) <= 0) & (usual_daily_use > 0) & neighbours_moving
+                min_backwards: int, min_count: float) -> np.ndarray:
+    """Per device: 0 (fine) or FROZEN / BACKWARDS / JUMP (the first that applies, worst first).
+
+    A frozen register keeps reporting: a meter with few readings in the
+    window has gone silent, which is the silent rule's business.
+    """
+    frozen = ((recent_count >= max(min_count, 1)) & (np.nan_to_num(recent_use) <= 0) & (usual_daily_use > 0)
+              & neighbours_moving)
     code = np.zeros(len(recent_use), dtype=np.int64)
     code = np.where(frozen, FROZEN, code)
     code = np.where(bad_readings >= min_backwards, BACKWARDS, code)

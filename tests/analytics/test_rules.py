@@ -26,6 +26,15 @@ def test_leak_needs_consecutive_nights_above_a_size_relative_threshold():
     assert value[0] == 0.2 and streak.tolist() == [3, 0, 1, 1, 0]
 
 
+def test_latest_full_hour_is_found_even_when_uploads_are_late():
+    from analytics.rules.burst import latest_hour
+
+    flows = np.array([[0.1, 5.0, NAN], [0.2, 0.3, 0.4], [NAN, NAN, NAN]])
+    counts = np.array([[4, 4, 1], [4, 4, 4], [0, 0, 0]])
+    flow, hour = latest_hour(flows, counts, min_readings=3)
+    assert np.allclose(flow[:2], [5.0, 0.4]) and np.isnan(flow[2]) and hour.tolist() == [1, 2, -1]
+
+
 def test_burst_is_sustained_and_relative_to_the_devices_own_peak():
     recent_min = np.array([6.0, 6.0, 0.5, NAN, 0.04])
     normal_p95 = np.array([1.0, 4.0, 0.05, 1.0, 0.001])
@@ -36,20 +45,22 @@ def test_burst_is_sustained_and_relative_to_the_devices_own_peak():
 
 def test_meter_fault_frozen_backwards_jump_and_what_is_not_a_fault():
     code = meter_fault(
-        recent_use=np.array([0.0, 0.0, 0.0, 5.0, 5.0, NAN]),
-        recent_count=np.array([288, 288, 288, 288, 288, 0]),
-        usual_daily_use=np.array([3.0, 0.0, 3.0, 3.0, 3.0, 3.0]),
-        neighbours_moving=np.array([True, True, False, True, True, True]),
-        bad_readings=np.array([0, 0, 0, 4, 0, 0]),
-        jumps=np.array([0, 0, 0, 0, 1, 0]),
-        min_backwards=2,
+        recent_use=np.array([0.0, 0.0, 0.0, 5.0, 5.0, NAN, 0.0]),
+        recent_count=np.array([288, 288, 288, 288, 288, 0, 5]),
+        usual_daily_use=np.array([3.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0]),
+        neighbours_moving=np.array([True, True, False, True, True, True, True]),
+        bad_readings=np.array([0, 0, 0, 4, 0, 0, 0]),
+        jumps=np.array([0, 0, 0, 0, 1, 0, 0]),
+        min_backwards=2, min_count=36,
     )
-    # frozen; never moves anyway (e.g. a spare meter); whole building closed; backwards; jump; no data at all
-    assert code.tolist() == [FROZEN, 0, 0, BACKWARDS, JUMP, 0]
+    # frozen; never moves anyway (a spare meter); building closed; backwards; jump; no data; went silent
+    assert code.tolist() == [FROZEN, 0, 0, BACKWARDS, JUMP, 0, 0]
 
 
 def test_sorting_share_and_unknown_cards():
-    low, share = low_recycling(np.array([30.0, 2.0, 1.0]), np.array([100.0, 100.0, 5.0]),
-                               target_share=0.15, min_total_kg=20.0)
-    assert low.tolist() == [False, True, False] and share[1] == 0.02
+    low, share = low_recycling(np.array([30.0, 2.0, 1.0, 2.0, 6.0]), np.array([100.0, 100.0, 5.0, 100.0, 100.0]),
+                               np.array([15, 1, 1, 1, 5]), np.array([50, 50, 50, 12, 50]),
+                               target_share=0.15, min_total_kg=20.0, min_weighings=40)
+    # fine; 1 recyclable bin of 50: sure; too little weight; too few bins; 6% by weight but 5 of 50 bins: not sure
+    assert low.tolist() == [False, True, False, False, False] and share[1] == 0.02
     assert unknown_cards(np.array([0, 1, 3]), min_count=1).tolist() == [False, True, True]

@@ -26,7 +26,7 @@ def province():
 async def test_rules_against_ground_truth(store_url, province):
     store = open_store(store_url)
     await store.open()
-    result = await backfill(store, province, END - 10 * 86400, END, seed=21, rates=RATES)
+    result = await backfill(store, province, END - 15 * 86400, END, seed=21, rates=RATES)
     registry = Registry({i.id: i for i in province.institutions}, {d.id: d for d in province.devices},
                         {c.card: c for c in province.cards})
     cfg = AnalyticsSettings()
