@@ -45,7 +45,8 @@ class Quota:
         if size is None:
             return f"{self.source}: unknown basis per = {self.per!r}"
         if size <= 0:
-            return f"{self.source}: per-{self.per} quota but the registry gives {inst.id} no {self.per}"
+            what = {"capita": "occupants", "m2": "floor area"}.get(self.per, self.per)
+            return f"{self.source}: per-{self.per} quota but the registry gives {inst.id} no {what}"
         return self.constraint * size, self.guide * size
 
 

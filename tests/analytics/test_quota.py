@@ -24,7 +24,7 @@ def test_most_specific_quota_wins_and_annual_amounts_scale_with_the_building():
     assert water.source == "institution.o1.water" and water.annual(OFFICE) == (1500, 1000)
     assert electricity.source == "type.office.subclass.township.electricity"
     assert electricity.annual(OFFICE) == (55 * 2000, 40 * 2000)
-    assert TABLE.quota(EMPTY, "electricity").annual(EMPTY).startswith("type.office.electricity: per-m2 quota")
+    assert TABLE.quota(EMPTY, "electricity").annual(EMPTY).startswith("type.office.electricity: per-m2 quota but the registry gives o2 no floor area")
 
 
 def test_missing_quota_is_a_reason_not_a_crash():
