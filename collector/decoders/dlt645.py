@@ -23,7 +23,15 @@ from __future__ import annotations
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, MeterValue, Sample
-from collector.decoders.frames import FrameError, bcd, check_address, check_envelope, frame_bytes, strip_preamble
+from collector.decoders.frames import (
+    FrameError,
+    bcd,
+    check_address,
+    check_envelope,
+    frame_bytes,
+    guarded,
+    strip_preamble,
+)
 
 PHASES = ("a", "b", "c")
 
@@ -60,14 +68,7 @@ class Dlt645Decoder:
     kinds = frozenset({"electricity"})
 
     def decode(self, payload: bytes, ctx: DecodeContext) -> Decoded:
-        out = Decoded()
-        try:
-            self._decode(payload, ctx, out)
-        except FrameError as exc:
-            out.add_reject(exc.reason, str(exc))
-        except (IndexError, ValueError) as exc:  # belt and braces: a decoder never raises
-            out.add_reject(reasons.BAD_FRAME, f"unreadable frame: {exc}")
-        return out
+        return guarded(self._decode, payload, ctx)
 
     def _decode(self, payload: bytes, ctx: DecodeContext, out: Decoded) -> None:
         frame, length = check_envelope(strip_preamble(frame_bytes(payload)), fixed=12, length_at=9)

@@ -9,8 +9,10 @@ Gateways may send the frame as raw bytes or as hex text.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 
 from collector import reasons
+from collector.decoders.base import DecodeContext, Decoded
 
 _HEX = set(string.hexdigits.encode() + b" \t\r\n:")
 
@@ -94,3 +96,16 @@ def check_address(wire: bytes, expected: str) -> None:
         raise FrameError(reasons.ADDRESS_MISMATCH, f"frame from address {printed} but the device has no address")
     if printed != expected.upper():
         raise FrameError(reasons.ADDRESS_MISMATCH, f"frame from address {printed}, device's address is {expected}")
+
+
+def guarded(parse: Callable[[bytes, DecodeContext, Decoded], None], payload: bytes, ctx: DecodeContext) -> Decoded:
+    """Run a frame parser so that nothing escapes: a ``FrameError`` is a reject with its reason, and any
+    other slip on malformed bytes (an index past the end, a bad value) is a ``bad_frame`` reject."""
+    out = Decoded()
+    try:
+        parse(payload, ctx, out)
+    except FrameError as exc:
+        out.add_reject(exc.reason, str(exc))
+    except (IndexError, ValueError) as exc:
+        out.add_reject(reasons.BAD_FRAME, f"unreadable frame: {exc}")
+    return out

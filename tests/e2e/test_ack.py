@@ -15,17 +15,13 @@ from meterwatch.cli import main
 from meterwatch.const import ACK_TOPIC
 from meterwatch.settings import AnalyticsSettings, Settings
 from meterwatch.store import AlertPoint, Batch, open_store
-from tests.e2e.test_analyze import AT, readings, write
-from tests.helpers import tiny_registry
+from tests.e2e.test_analyze import AT, analytics_env, readings, write
 
 pytestmark = pytest.mark.servers
 
 
 def _setup(mosquitto, store_url, tmp_path, monkeypatch):
-    tiny_registry(tmp_path / "registry")
-    for k, v in {"BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "STORE": store_url,
-                 "REGISTRY": str(tmp_path / "registry"), "ANALYTICS__STATE_FILE": str(tmp_path / "alerts.json")}.items():
-        monkeypatch.setenv(f"METERWATCH_{k}", v)
+    analytics_env(monkeypatch, mosquitto.port, store_url, tmp_path)
     write(store_url, Batch(readings=readings("a-w1", "inst-a", AT - 10 * 3600) + readings("a-e1", "inst-a", AT)
                            + readings("b-w1", "inst-b", AT)))
     assert main(["analyze", "--once", "--at", "2025-11-24T16:00:00Z"]) == 0

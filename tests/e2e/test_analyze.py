@@ -53,11 +53,16 @@ def subscriber(port: int, count: int) -> subprocess.Popen:
     return proc
 
 
-def test_silent_alert_opened_published_kept_and_resolved(mosquitto, influx_url, tmp_path, monkeypatch):
+def analytics_env(monkeypatch, broker_port: int, store_url: str, tmp_path) -> None:
+    """A tiny registry and the METERWATCH_* settings the analyze command reads."""
     tiny_registry(tmp_path / "registry")
-    for k, v in {"BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "STORE": influx_url,
+    for k, v in {"BROKER": f"mqtt://127.0.0.1:{broker_port}", "STORE": store_url,
                  "REGISTRY": str(tmp_path / "registry"), "ANALYTICS__STATE_FILE": str(tmp_path / "alerts.json")}.items():
         monkeypatch.setenv(f"METERWATCH_{k}", v)
+
+
+def test_silent_alert_opened_published_kept_and_resolved(mosquitto, influx_url, tmp_path, monkeypatch):
+    analytics_env(monkeypatch, mosquitto.port, influx_url, tmp_path)
     write(influx_url, Batch(readings=readings("a-w1", "inst-a", AT - 10 * 3600) + readings("a-e1", "inst-a", AT)
                             + readings("b-w1", "inst-b", AT - 3600)))
     sub = subscriber(mosquitto.port, 1)
