@@ -108,8 +108,9 @@ async def leak_findings(store: Store, registry: Registry, cfg: AnalyticsSettings
 async def burst_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int
                          ) -> RuleResult:
     devices = inputs.meters(registry, frozenset({"water"}))
-    window_start = int(at - cfg.burst_lookback_h * 3600) // 3600 * 3600
-    flows, counts, hours = await inputs.hourly_flows(store, devices, window_start, at)
+    bucket = cfg.burst_sustained_min * 60
+    window_start = int(at - cfg.burst_lookback_h * 3600) // bucket * bucket
+    flows, counts, hours = await inputs.bucketed_flows(store, devices, window_start, at, bucket)
     recent, hour = latest_hour(flows, counts, min_readings=cfg.burst_min_readings)
     normal, _ = await inputs.flow(store, devices, int(at - cfg.lookback_days * DAY), window_start, "p95")
     hit, ratio = burst(recent, normal, factor=cfg.burst_factor, floor_m3h=cfg.burst_floor_m3h)
@@ -121,10 +122,10 @@ async def burst_findings(store: Store, registry: Registry, cfg: AnalyticsSetting
         findings.append(Finding(
             "burst", d.institution, d.id, since, round(float(recent[i]), 3), "m3/h",
             "critical" if ratio[i] > 2 * cfg.burst_factor else "warning",
-            f"{name} 水表 {d.id} 自 {local_time(since)} 起一小时内流量不低于 {recent[i]:.2f} m³/h，"
-            f"为平时高峰的 {ratio[i]:.1f} 倍，疑似爆管或长流水",
-            f"water meter {d.id} of {d.institution}: at least {recent[i]:.2f} m3/h for the hour from "
-            f"{local_time(since)}, {ratio[i]:.1f}x its usual peak: burst or tap left open"))
+            f"{name} 水表 {d.id} 自 {local_time(since)} 起 {cfg.burst_sustained_min} 分钟内流量不低于 "
+            f"{recent[i]:.2f} m³/h，为平时高峰的 {ratio[i]:.1f} 倍，疑似爆管或长流水",
+            f"water meter {d.id} of {d.institution}: at least {recent[i]:.2f} m3/h for {cfg.burst_sustained_min} min "
+            f"from {local_time(since)}, {ratio[i]:.1f}x its usual peak: burst or tap left open"))
     return RuleResult(findings, {d.id for d in devices})
 
 

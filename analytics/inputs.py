@@ -70,18 +70,18 @@ async def flow(store: Store, devices: list[Device], start: int, end: int, func: 
     return align(ids, res, "device", "c") / interval * 3600, align(ids, res, "device", "n", 0.0)
 
 
-async def hourly_flows(store: Store, devices: list[Device], start: int, end: int
-                       ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Devices x hours in [start, end): minimum flow (m3/h) and readings per hour; hour start times."""
-    hours = list(range(start, end, 3600))
+async def bucketed_flows(store: Store, devices: list[Device], start: int, end: int, bucket_s: int
+                         ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Devices x buckets in [start, end): minimum flow (m3/h) and readings per bucket; bucket start times."""
+    hours = list(range(start, end, bucket_s))
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("min", "consumption"), "iv": ("max", "interval_s"),
                                                          "n": ("count", "consumption")},
-                                          start, end, by=("device",), where={"kind": "water"}, bucket_s=3600))
+                                          start, end, by=("device",), where={"kind": "water"}, bucket_s=bucket_s))
     row = {d.id: i for i, d in enumerate(devices)}
     flows = np.full((len(devices), len(hours)), np.nan)
     counts = np.zeros((len(devices), len(hours)))
     for device, bucket, c, iv, n in zip(res["device"], res["bucket"], res["c"], res["iv"], res["n"], strict=True):
-        i, k = row.get(device), int((bucket - start) // 3600)
+        i, k = row.get(device), int((bucket - start) // bucket_s)
         if i is not None and 0 <= k < len(hours):
             interval = iv if np.isfinite(iv) and iv > 0 else 900.0
             flows[i, k], counts[i, k] = c / interval * 3600, n

@@ -1,8 +1,8 @@
 """Precision, recall and detection delay of every rule against the simulator's ground truth.
 
 A month of a simulated province (with injected faults) is backfilled into a
-store, then analytics is replayed every few hours with one alert book, as
-production would run it.  An alert is a true positive when its device (or,
+store, then analytics is replayed every few hours (from day 7, so that
+rules have a baseline) with one alert book, as production would run it.  An alert is a true positive when its device (or,
 for sorting, institution or scale) carries a label of the fault the rule is
 meant to catch and it opened after that fault began.  Recall counts faults
 old enough for the rule to have seen them (a leak needs its nights).
@@ -28,6 +28,7 @@ from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import open_store
 from simulators.backfill import backfill
+from simulators.faults import FaultRates
 from simulators.province import generate_province
 
 END = 1_774_918_800 + 9 * 3600  # 2026-03-31 09:00 China time
@@ -42,7 +43,7 @@ def settle_time(cfg: AnalyticsSettings) -> dict[str, float]:
             "mis_sorted": 2 * 86400, "unknown_card": 86400}
 
 
-async def run(institutions: int, days: int, step_h: float, store_url: str | None) -> str:
+async def run(institutions: int, days: int, step_h: float, store_url: str | None, burst_rate: float | None = None) -> str:
     cfg = AnalyticsSettings(state_file=Path(tempfile.mkdtemp()) / "alerts.json")
     province = generate_province(institutions, seed=42)
     registry = Registry({i.id: i for i in province.institutions}, {d.id: d for d in province.devices},
@@ -51,7 +52,8 @@ async def run(institutions: int, days: int, step_h: float, store_url: str | None
     store = open_store(url)
     await store.open()
     start = END - days * 86400
-    bf = await backfill(store, province, start, END, seed=42)
+    rates = FaultRates() if burst_rate is None else FaultRates(burst=burst_rate)
+    bf = await backfill(store, province, start, END, seed=42, rates=rates)
     labels = bf.labels or []
     book = AlertBook(update_interval_s=cfg.update_interval_s)
     opened: dict[str, dict[str, int]] = defaultdict(dict)  # rule -> key -> first open time
@@ -72,7 +74,9 @@ async def run(institutions: int, days: int, step_h: float, store_url: str | None
         faults = [lb for lb in labels if RULE_OF.get(lb.fault) == rule]
         key = (lambda lb: lb.institution) if rule == "sorting" else (lambda lb: lb.device)
         truth = {(key(lb) if lb.fault != "unknown_card" else lb.device): lb for lb in faults}
-        old_enough = {k: lb for k, lb in truth.items() if END - lb.start >= settle[lb.fault]}
+        replay_start = start + 7 * 86400  # a fault over before the replay began was never observable
+        old_enough = {k: lb for k, lb in truth.items()
+                      if END - lb.start >= settle[lb.fault] and lb.end >= replay_start}
         alerts = opened.get(rule, {})
         hits = {k: ts for k, ts in alerts.items() if k in truth and ts >= truth[k].start - 86400}
         found = [k for k in old_enough if k in hits]
@@ -95,8 +99,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--step-hours", type=float, default=6.0)
     parser.add_argument("--store", default=None, help="store URL (default: a temporary DuckDB file)")
+    parser.add_argument("--burst-rate", type=float, default=None, help="share of water meters with a burst")
     args = parser.parse_args()
-    print(asyncio.run(run(args.institutions, args.days, args.step_hours, args.store)))
+    print(asyncio.run(run(args.institutions, args.days, args.step_hours, args.store, args.burst_rate)))
 
 
 if __name__ == "__main__":

@@ -64,9 +64,10 @@ class AnalyticsSettings(BaseModel):
     leak_type_factor: dict[str, float] = Field(default_factory=lambda: {"medical": 3.0, "venue": 1.5})
     burst_factor: float = Field(3.0, gt=1, description="times the device's own 95th-percentile flow")
     burst_floor_m3h: float = Field(0.5, ge=0, description="a burst is at least this many m3/h")
-    burst_lookback_h: float = Field(6.0, gt=0, description="how far back to find the device's latest full hour "
+    burst_lookback_h: float = Field(6.0, gt=0, description="how far back to find the device's latest full bucket "
                                                          "(NB-IoT batches arrive late)")
-    burst_min_readings: int = Field(3, ge=1, description="readings in that hour for a verdict")
+    burst_sustained_min: int = Field(30, ge=15, description="minutes the high flow must last (a bucket)")
+    burst_min_readings: int = Field(2, ge=1, description="readings in that bucket for a verdict")
     frozen_days: float = Field(3.0, gt=0, description="register unchanged this long while the building is in use")
     frozen_baseline_days: float = Field(30.0, gt=0, description="how the meter usually behaves: days before that")
     frozen_min_readings_per_day: float = Field(12.0, ge=0, description="a frozen meter still reports; "
