@@ -14,6 +14,7 @@ consumption is never negative and never a spike.
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,9 +53,9 @@ def interval(prev_ts: int, prev_reg: float, ts: int, reg: float, multiplier: flo
 class DeviceHistory:
     """Recent good readings of one device; every reading at or after ``known_from`` is in it."""
 
-    capacity: int = 64
-    ts: list[int] = field(default_factory=list)
-    register: list[float] = field(default_factory=list)
+    capacity: int = 128  # a daily upload of 96 quarter-hours fits, so its retry is recognised
+    ts: array = field(default_factory=lambda: array("q"))  # compact: 25,000 devices x 128 readings ~ 51 MB
+    register: array = field(default_factory=lambda: array("d"))
     known_from: float = float("-inf")
     multiplier: float = 1.0
     _bad: set[int] = field(default_factory=set)  # times of readings kept out as bad
@@ -113,4 +114,4 @@ class DeviceHistory:
 
 def seed(ts: int, register: float, capacity: int, multiplier: float = 1.0) -> DeviceHistory:
     """History known from the store: only its newest reading, nothing before it."""
-    return DeviceHistory(capacity, [ts], [register], known_from=ts, multiplier=multiplier)
+    return DeviceHistory(capacity, array("q", [ts]), array("d", [register]), known_from=ts, multiplier=multiplier)

@@ -34,7 +34,8 @@ class CollectorSettings(BaseModel):
     max_batch_readings: int = Field(2_000, ge=1)
     future_tolerance_s: int = Field(3600, ge=0, description="readings later than now + this are rejected")
     metrics_interval_s: float = Field(10.0, gt=0)
-    history_window: int = Field(64, ge=2, description="recent readings kept per device for late data")
+    history_window: int = Field(128, ge=2, description="recent readings kept per device: a day's batch of "
+                                                       "96 must fit so that its retry is a duplicate")
     write_retry_max_s: float = Field(30.0, gt=0, description="longest wait between write retries")
     shutdown_grace_s: float = Field(30.0, ge=0, description="on stop, wait this long for a full spool to drain")
     spool_dir: Path = Field(Path("spool"), description="batches wait here while the store is down")

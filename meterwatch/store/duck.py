@@ -193,7 +193,7 @@ class DuckStore:
         return {d: (int(ts), float(reg)) for d, ts, reg in rows}
 
     async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
-        before = await self.sql("SELECT ts, register FROM reading WHERE device = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+        before = await self.sql("SELECT ts, register FROM reading WHERE device = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
                                 [device, ts])
         after = await self.sql("SELECT ts, register FROM reading WHERE device = ? AND ts > ? ORDER BY ts LIMIT 1",
                                [device, ts])

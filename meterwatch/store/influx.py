@@ -187,7 +187,7 @@ class InfluxStore:
 
     async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
         found = []
-        for fn, op in (("last", "<"), ("first", ">")):
+        for fn, op in (("last", "<="), ("first", ">")):
             series = await self.query(f'SELECT {fn}("register") FROM "reading" WHERE "device" = '
                                       f"{quote_string(device)} AND time {op} {int(ts)}s")
             found.append((int(series[0]["values"][0][0]), float(series[0]["values"][0][1])) if series else None)

@@ -88,7 +88,7 @@ def test_window_eviction_keeps_later_readings_correct():
     h = DeviceHistory(capacity=3)
     for i in range(10):
         h.add(900 * (i + 1), float(i))
-    assert h.ts == [7200, 8100, 9000] and h.known_from == 7200
+    assert list(h.ts) == [7200, 8100, 9000] and h.known_from == 7200
     (p,) = h.add(900, 0.0).points  # far too late: outside the contiguous window
     assert p.consumption is None
 

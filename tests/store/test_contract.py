@@ -86,7 +86,8 @@ async def test_latest_readings_and_device_activity(store):
 async def test_neighbours_of_a_time(store):
     await store.write(Batch(readings=[reading("d1", t, float(t)) for t in (900, 1800, 3600)] + [reading("d2", 2000, 1.0)]))
     assert await store.neighbours("d1", 2700) == ((1800, 1800.0), (3600, 3600.0))
-    assert await store.neighbours("d1", 900) == (None, (1800, 1800.0))
+    assert await store.neighbours("d1", 899) == (None, (900, 900.0))
+    assert await store.neighbours("d1", 1800) == ((1800, 1800.0), (3600, 3600.0))  # a reading at ts itself
     assert await store.neighbours("d1", 5000) == ((3600, 3600.0), None)
 
 
