@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from analytics import inputs
-from analytics.evaluators import local_year
-from analytics.quota import GBT2589, QuotaTable, energy_kgce
+from analytics.evaluators import FLAT, local_year
+from analytics.quota import (
+    GBT2589,
+    QuotaTable,
+    crossing_day,
+    day_to_date,
+    elapsed_share,
+    energy_kgce,
+    project,
+    status,
+)
 from analytics.statistics import intensities
 from meterwatch.registry import Registry
 from meterwatch.store import Batch, StatisticPoint, Store
@@ -18,8 +27,10 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
     """Statistic points for every institution and indicator, and a few lines for the console."""
     institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
     ids = [i.id for i in institutions]
-    _, _, jan1 = local_year(at)
+    year, day_of_year, jan1 = local_year(at)
     this = await inputs.year_to_date(store, ids, jan1, at)
+    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=300)
+    table = QuotaTable(registry.quotas)
     last = await inputs.year_to_date(store, ids, jan1 - 365 * DAY, at - 365 * DAY)
     conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
     occupants = np.array([i.occupants for i in institutions], dtype=float)
@@ -33,10 +44,13 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
         before = energy_kgce(last["electricity"], last["heat"], conversion) if indicator == "energy" else last[indicator]
         stats = intensities(use, before, occupants, area, types, cities, reporting=use != 0)
         for k, inst in enumerate(institutions):
+            standing = _standing(table, inst, indicator, float(use[k]), profiles.get((inst.type, indicator), FLAT),
+                                 year, day_of_year)
             points.append(StatisticPoint(
                 inst.id, inst.city, inst.type, indicator, day, float(use[k]), _num(stats.per_capita[k]),
-                _num(stats.per_m2[k]), _int(stats.rank_type[k]), _int(stats.rank_type_city[k]), _num(stats.yoy[k]),
-                stats.flag[k] or None))
+                _num(stats.per_m2[k]), _int(stats.rank_type[k]), _int(stats.rank_type_city[k]),
+                _int(stats.rank_type_capita[k]), _int(stats.rank_type_city_capita[k]), _num(stats.yoy[k]),
+                stats.flag[k] or None, *standing))
         flagged = int((stats.flag != "").sum())
         lines.append(f"{indicator}: {flagged} implausible figure(s) to check" if flagged else f"{indicator}: all plausible")
         if indicator == "electricity":
@@ -49,6 +63,22 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
                                  f"highest {worst.name} {stats.per_m2[order[-1]]:.1f} kWh/m2 (of {idx.size})")
     await store.write(Batch(statistics=points))
     return points, lines
+
+
+def _standing(table: QuotaTable, inst, indicator: str, use: float, profile: np.ndarray, year: int,
+              day_of_year: int) -> tuple:
+    """(constraint, guide, pro-rated constraint, projection, status, crossing date) or Nones without a quota."""
+    quota = table.quota(inst, indicator)
+    annual = quota if isinstance(quota, str) else quota.annual(inst)
+    if isinstance(annual, str):
+        return (None,) * 6
+    constraint, guide = annual
+    share = elapsed_share(profile, day_of_year)
+    projected = project(np.array([use]), share)
+    state = status(projected, np.array([constraint]), np.array([guide]))[0]
+    cross = crossing_day(np.array([use]), projected, np.array([constraint]), profile, day_of_year)[0]
+    return (constraint, guide, constraint * share, _num(projected[0]), str(state),
+            day_to_date(year, int(cross)).isoformat() if cross >= 0 else None)
 
 
 def _num(value: float) -> float | None:

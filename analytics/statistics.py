@@ -23,6 +23,8 @@ class Intensities:
     per_m2: np.ndarray
     rank_type: np.ndarray  # by per m2 within the type (1 = lowest)
     rank_type_city: np.ndarray
+    rank_type_capita: np.ndarray  # by per capita within the type
+    rank_type_city_capita: np.ndarray
     yoy: np.ndarray  # change against the same period last year (0.1 = +10%), NaN without last year
     flag: np.ndarray  # "" or why the figure is implausible
 
@@ -50,5 +52,6 @@ def intensities(use: np.ndarray, last_year: np.ndarray, occupants: np.ndarray, a
             flag[far] = "far from the type's median"
     flag[(use <= 0) & reporting] = "no use although meters report"
     flag[(occupants <= 0) | (area <= 0)] = "registry gives no occupants or floor area"
-    return Intensities(per_capita, per_m2, _rank_within(per_m2, types),
-                       _rank_within(per_m2, np.char.add(types.astype(str), "|" + cities.astype(str))), yoy, flag)
+    type_city = np.char.add(types.astype(str), "|" + cities.astype(str))
+    return Intensities(per_capita, per_m2, _rank_within(per_m2, types), _rank_within(per_m2, type_city),
+                       _rank_within(per_capita, types), _rank_within(per_capita, type_city), yoy, flag)

@@ -135,15 +135,26 @@ class StatisticPoint:
     use: float
     per_capita: float | None
     per_m2: float | None
-    rank_type: int | None
+    rank_type: int | None  # per m2, 1 = lowest use
     rank_type_city: int | None
+    rank_type_capita: int | None  # per capita
+    rank_type_city_capita: int | None
     yoy: float | None
     flag: str | None
+    # Where it stands against its quota (None without a usable quota):
+    quota_constraint: float | None = None  # for the whole year
+    quota_guide: float | None = None
+    quota_prorated: float | None = None  # the constraint's share of the year so far (seasonal profile)
+    projected: float | None = None  # year-end projection
+    quota_status: str | None = None  # guide / between / over
+    crossing: str | None = None  # date the constraint is expected to be passed
 
     schema: ClassVar[Schema] = Schema(
         "statistic", ("institution", "city", "type", "indicator"),
         (("use", "float"), ("per_capita", "float"), ("per_m2", "float"), ("rank_type", "int"),
-         ("rank_type_city", "int"), ("yoy", "float"), ("flag", "str")),
+         ("rank_type_city", "int"), ("rank_type_capita", "int"), ("rank_type_city_capita", "int"),
+         ("yoy", "float"), ("flag", "str"), ("quota_constraint", "float"), ("quota_guide", "float"),
+         ("quota_prorated", "float"), ("projected", "float"), ("quota_status", "str"), ("crossing", "str")),
         key=("institution", "indicator", "ts"), count_field="use",
     )
 

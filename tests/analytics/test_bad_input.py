@@ -45,6 +45,11 @@ async def test_odd_data_gives_reasons_not_crashes(tmp_path):
     assert any("per-capita quota but the registry gives no occupants" in n for n in result.notes["overuse"])
     silent = {e.device for e in result.events if e.rule == "silent"}
     assert "never-w1" in silent and "ok-w1" not in silent  # never reported: silent; the rest judged normally
+    by = {(p.institution, p.indicator): p for p in points}
+    ok = by[("ok", "water")]
+    assert ok.quota_constraint == 20 * 50 and ok.quota_status in ("guide", "between", "over")
+    assert 0 < ok.quota_prorated < ok.quota_constraint and ok.projected > ok.use
+    assert by[("venue", "water")].quota_status is None  # no quota for venues: no standing, no crash
     flags = {(p.institution, p.indicator): p.flag for p in points}
     assert flags[("empty", "water")] == "registry gives no occupants or floor area"
     assert any("implausible" in line for line in lines)

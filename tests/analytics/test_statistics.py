@@ -15,6 +15,7 @@ def test_ranks_yoy_and_implausible_figures():
     assert np.isnan(stats.per_capita[5])  # no occupants: no per-capita figure, not a crash
     assert stats.rank_type.tolist()[:5] == [2, 4, 3, 5, 1]
     assert stats.rank_type_city.tolist()[:5] == [1, 2, 2, 3, 1]
+    assert stats.rank_type_capita.tolist()[:5] == [2, 4, 3, 5, 1] and np.isnan(stats.rank_type_capita[5])
     assert np.allclose(stats.yoy[[0, 1]], [0.25, 0.0]) and np.isnan(stats.yoy[2])
     assert stats.flag.tolist() == ["", "", "", "far from the type's median", "no use although meters report",
                                    "registry gives no occupants or floor area"]
