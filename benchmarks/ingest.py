@@ -1,0 +1,153 @@
+"""Ingest: meterwatch's collector against a naive collector and the broker's own ceiling, same run.
+
+N readings (batched as NB-IoT meters send them) are published through a
+real mosquitto to a persistent session, then drained by (a) meterwatch's
+collector into InfluxDB, (b) a naive collector written the way tutorials
+do (one HTTP /write per message), (c) mosquitto_sub to /dev/null.  Each
+drains the same queued messages, so the publisher is not in the timing.
+
+    python -m benchmarks.ingest --readings 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import aiomqtt
+
+from collector.service import Collector
+from meterwatch.registry import load_registry
+from meterwatch.settings import CollectorSettings, Settings
+from meterwatch.store import ReadingPoint, open_store
+from simulators.province import generate_province, write_registry
+from simulators.publish import publish_messages
+from simulators.traffic import Message
+from tests.servers import start_influxd, start_mosquitto
+
+PER_MESSAGE = 4  # an hourly NB-IoT upload of four quarter-hours
+
+
+def messages(registry, readings: int) -> list[Message]:
+    meters = sorted((d for d in registry.devices.values() if d.kind != "scale"), key=lambda d: d.id)
+    rounds = -(-readings // PER_MESSAGE // len(meters))
+    t0 = (int(time.time()) // 900) * 900 - 900 * PER_MESSAGE * (rounds + 2)  # every reading in the past
+    out, k = [], 0
+    while k * PER_MESSAGE < readings:
+        d = meters[k % len(meters)]
+        step = (k // len(meters)) * PER_MESSAGE
+        items = [{"ts": t0 + 900 * (step + j), "value": 10.0 + step + j} for j in range(PER_MESSAGE)]
+        out.append(Message(0, f"meterwatch/up/{d.institution}/{d.id}/reading", json.dumps({"readings": items}).encode()))
+        k += 1
+    return out
+
+
+async def fill(broker_port: int, client_id: str, msgs: list[Message]) -> None:
+    """Create the persistent session, then queue every message in it."""
+    async with aiomqtt.Client("127.0.0.1", broker_port, identifier=client_id, clean_session=False) as c:
+        await c.subscribe("meterwatch/up/+/+/reading", qos=1)
+    await publish_messages(Settings(broker=f"mqtt://127.0.0.1:{broker_port}"), msgs, speed=None, max_rate=1e9,
+                           workers=64, client_id=f"pub-{client_id}")
+
+
+async def meterwatch_run(broker_port: int, influx_url: str, registry, workdir: Path, n: int) -> float:
+    settings = Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=influx_url,
+                        collector=CollectorSettings(client_id="mw", spool_dir=workdir / "spool", batch_size=1000))
+    store = open_store(influx_url)
+    collector = Collector(settings, registry, store)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(collector.run(stop))
+    deadline = time.monotonic() + 120
+    while collector.metrics.stored < n:
+        await asyncio.sleep(0.05)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"meterwatch drained {collector.metrics.received} messages, stored "
+                               f"{collector.metrics.stored} of {n} readings in 120 s")
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    await store.close()
+    return elapsed
+
+
+async def naive_run(broker_port: int, influx_port: int, messages_count: int) -> float:
+    """The tutorial collector: parse, build a line, POST it, next message."""
+    started = time.perf_counter()
+    done = 0
+    async with aiohttp.ClientSession() as http, aiomqtt.Client("127.0.0.1", broker_port, identifier="naive",
+                                                               clean_session=False) as client:
+        await client.subscribe("meterwatch/up/+/+/reading", qos=1)
+        async for message in client.messages:
+            device = message.topic.value.split("/")[3]
+            body = json.loads(message.payload)
+            lines = "\n".join(f"reading,device={device} register={r['value']} {r['ts']}" for r in body["readings"])
+            async with http.post(f"http://127.0.0.1:{influx_port}/write", params={"db": "naive", "precision": "s"},
+                                 data=lines) as resp:
+                resp.raise_for_status()
+            done += 1
+            if done >= messages_count:
+                break
+    return time.perf_counter() - started
+
+
+def ceiling_run(broker_port: int, messages_count: int) -> float:
+    binary = shutil.which("mosquitto_sub") or "mosquitto_sub"
+    started = time.perf_counter()
+    subprocess.run([binary, "-h", "127.0.0.1", "-p", str(broker_port), "-i", "ceiling", "-c", "-q", "1",
+                    "-t", "meterwatch/up/+/+/reading", "-C", str(messages_count)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+async def run(readings: int) -> str:
+    workdir = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    write_registry(generate_province(200, seed=1), workdir / "registry")
+    registry, _ = load_registry(workdir / "registry")
+    msgs = messages(registry, readings)
+    n = len(msgs) * PER_MESSAGE
+    broker, influxd = start_mosquitto(workdir / "broker"), start_influxd(workdir / "influx")
+    try:
+        influx_url = f"influxdb://127.0.0.1:{influxd.port}/bench"
+        async with aiohttp.ClientSession() as http:
+            await http.post(f"http://127.0.0.1:{influxd.port}/query", params={"q": "CREATE DATABASE naive"})
+        subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-i", "ceiling", "-c", "-q", "1",
+                        "-t", "meterwatch/up/+/+/reading", "-W", "1"], stdout=subprocess.DEVNULL, check=False)
+        await fill(broker.port, "mw", msgs)
+        a = await meterwatch_run(broker.port, influx_url, registry, workdir, n)
+        store = open_store(influx_url)
+        await store.open()
+        stored = await store.count(ReadingPoint)
+        await store.close()
+        await fill(broker.port, "naive", msgs)
+        b = await naive_run(broker.port, influxd.port, len(msgs))
+        await fill(broker.port, "ceiling", msgs)
+        c = ceiling_run(broker.port, len(msgs))
+    finally:
+        broker.stop()
+        influxd.stop()
+    rate = lambda s: n / s  # noqa: E731
+    return (f"{n:,} readings in {len(msgs):,} messages ({PER_MESSAGE} a message), mosquitto 2.0 and influxd 1.6 on "
+            f"loopback, {platform.machine()} Python {platform.python_version()}\n\n"
+            "| drain | seconds | readings/s |\n|---|---|---|\n"
+            f"| (a) meterwatch collector -> InfluxDB ({stored:,} stored) | {a:.1f} | {rate(a):,.0f} |\n"
+            f"| (b) naive collector, one HTTP write per message | {b:.1f} | {rate(b):,.0f} |\n"
+            f"| (c) ceiling: mosquitto_sub to /dev/null | {c:.1f} | {rate(c):,.0f} |\n\n"
+            f"a/b = {b / a:.1f} (target >= 5); a/c = {c / a:.2f} (target >= 0.5)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=200_000)
+    print(asyncio.run(run(parser.parse_args().readings)))
+
+
+if __name__ == "__main__":
+    main()
