@@ -32,6 +32,7 @@ from analytics.quota import (
     status,
 )
 from analytics.rules.sorting import low_recycling, unknown_cards
+from meterwatch.const import LOCAL_UTC_OFFSET_S
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import Store
@@ -53,13 +54,13 @@ FLAT = np.ones(365)
 
 def local_year(at: int) -> tuple[int, int, int]:
     """(year, day of year 0-based, Unix time of 1 January 00:00) in China time."""
-    local = datetime.fromtimestamp(at + 8 * 3600, UTC)
-    jan1 = int(datetime(local.year, 1, 1, tzinfo=UTC).timestamp()) - 8 * 3600
+    local = datetime.fromtimestamp(at + LOCAL_UTC_OFFSET_S, UTC)
+    jan1 = int(datetime(local.year, 1, 1, tzinfo=UTC).timestamp()) - LOCAL_UTC_OFFSET_S
     return local.year, (at - jan1) // DAY, jan1
 
 
 def local_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts + 8 * 3600, UTC).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts + LOCAL_UTC_OFFSET_S, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 async def silent_findings(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int

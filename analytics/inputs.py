@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.quota import GBT2589, energy_kgce
 from meterwatch.const import LOCAL_UTC_OFFSET_S, METER_KINDS
 from meterwatch.registry import Device, Registry
 from meterwatch.store import ReadingPoint, Store, WeighingPoint
@@ -175,5 +176,5 @@ async def type_profiles(store: Store, start: int, end: int, min_days: int) -> di
     for kind_type in {t for t, _ in out}:
         e, h = out.get((kind_type, "electricity")), out.get((kind_type, "heat"))
         if e is not None:
-            out[(kind_type, "energy")] = e * 0.1229 + (h * 34.12 if h is not None else 0.0)
+            out[(kind_type, "energy")] = energy_kgce(e, h if h is not None else np.zeros_like(e), GBT2589)
     return out

@@ -38,7 +38,7 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
     types = np.array([i.type for i in institutions])
     cities = np.array([i.city for i in institutions])
     points, lines = [], []
-    day = at - (at + 8 * 3600) % DAY
+    day = inputs.local_midnight(at)
     for indicator in ("water", "electricity", "energy"):
         use = energy_kgce(this["electricity"], this["heat"], conversion) if indicator == "energy" else this[indicator]
         before = energy_kgce(last["electricity"], last["heat"], conversion) if indicator == "energy" else last[indicator]

@@ -48,12 +48,14 @@ class Ingestor:
         self.histories: dict[str, DeviceHistory] = {}
         self._last_reject_ns = 0
 
+    def _seeded(self, device: str, ts: int, register: float) -> None:
+        known = self.registry.devices.get(device)
+        self.histories[device] = seed(ts, register, self.settings.history_window, known.multiplier if known else 1.0)
+
     def seed(self, latest: dict[str, tuple[int, float]]) -> None:
         """Start each device from its newest stored reading, so a restart computes no spike."""
         for device, (ts, register) in latest.items():
-            known = self.registry.devices.get(device)
-            self.histories[device] = seed(ts, register, self.settings.history_window,
-                                          known.multiplier if known else 1.0)
+            self._seeded(device, ts, register)
 
     def refresh(self, latest: dict[str, tuple[int, float]]) -> None:
         """Adopt the store's newest reading where it is newer than what this process saw.
@@ -64,17 +66,16 @@ class Ingestor:
         for device, (ts, register) in latest.items():
             history = self.histories.get(device)
             if history is None or not history.ts or ts > history.ts[-1]:
-                known = self.registry.devices.get(device)
-                self.histories[device] = seed(ts, register, self.settings.history_window,
-                                              known.multiplier if known else 1.0)
+                self._seeded(device, ts, register)
 
-    def _reject_ns(self) -> int:
+    def next_reject_ns(self) -> int:
+        """A reject's time: unique and increasing, because InfluxDB keys a reject by its tags and time."""
         self._last_reject_ns = max(time.time_ns(), self._last_reject_ns + 1)
         return self._last_reject_ns
 
     def _reject(self, out: Outcome, topic: str, payload: bytes, reason: str, detail: str,
                 institution: str = "", device: str = "") -> None:
-        out.rejects.append(RejectRecord(self._reject_ns(), reason, topic, payload, detail, institution, device))
+        out.rejects.append(RejectRecord(self.next_reject_ns(), reason, topic, payload, detail, institution, device))
         log.warning("rejected", extra={"reason": reason, "detail": detail[:200], "topic": topic[:200],
                                        "institution": institution, "device": device})
 

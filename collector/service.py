@@ -144,9 +144,8 @@ class Collector:
     # -- writing --------------------------------------------------------------------------------
 
     def _dead_letters(self, pending: Pending, error: Exception) -> Batch:
-        now_ns = time.time_ns()
-        rejects = [RejectRecord(now_ns + i, reasons.STORE_REFUSED, topic, payload, str(error)[:500])
-                   for i, (topic, payload) in enumerate(pending.raw)]
+        rejects = [RejectRecord(self.ingestor.next_reject_ns(), reasons.STORE_REFUSED, topic, payload, str(error)[:500])
+                   for topic, payload in pending.raw]
         return Batch(rejects=rejects)
 
     async def _write(self, pending: Pending, give_up: asyncio.Event | None) -> None:

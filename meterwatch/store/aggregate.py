@@ -14,7 +14,6 @@ from typing import Any, Literal
 import numpy as np
 
 Func = Literal["sum", "min", "max", "count", "median", "p95"]
-LOCAL_OFFSET_S = 8 * 3600
 
 
 @dataclass(frozen=True)

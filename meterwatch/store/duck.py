@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from meterwatch.store.aggregate import LOCAL_OFFSET_S, Aggregate, columns_from_rows
+from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
+from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.records import RECORD_TYPES, Batch, Schema, attr_names
@@ -56,6 +57,14 @@ def to_arrow(record_type: type, rows: list[Any]) -> pa.Table:
     unique = list({tuple(getattr(r, k) for k in schema.key): r for r in rows}.values())
     types = _column_types(record_type)
     return pa.table({n: pa.array([getattr(r, n) for r in unique], type=ARROW_TYPES[k]) for n, k in types.items()})
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, record_type: type, table: pa.Table) -> None:
+    con.register("_incoming", table)
+    try:
+        con.execute(upsert_sql(record_type, "_incoming"))
+    finally:
+        con.unregister("_incoming")
 
 
 class DuckStore:
@@ -100,15 +109,13 @@ class DuckStore:
         await asyncio.to_thread(_close)
 
     async def write(self, batch: Batch) -> None:
-        tables = [(upsert_sql(t, "_incoming"), to_arrow(t, rows)) for t, rows in batch.groups()]
+        tables = [(t, to_arrow(t, rows)) for t, rows in batch.groups()]
 
         def _write(con: duckdb.DuckDBPyConnection) -> None:
             con.begin()
             try:
-                for sql, table in tables:
-                    con.register("_incoming", table)
-                    con.execute(sql)
-                    con.unregister("_incoming")
+                for record_type, table in tables:
+                    _upsert(con, record_type, table)
                 con.commit()
             except Exception:
                 con.rollback()
@@ -120,15 +127,7 @@ class DuckStore:
         n = len(next(iter(columns.values())))
         table = pa.table({name: pa.array(columns[name], type=ARROW_TYPES[kind], from_pandas=True)
                           if name in columns else pa.nulls(n, type=ARROW_TYPES[kind]) for name, kind in types.items()})
-        sql = upsert_sql(record_type, "_incoming")
-
-        def _write(con: duckdb.DuckDBPyConnection) -> None:
-            con.register("_incoming", table)
-            try:
-                con.execute(sql)
-            finally:
-                con.unregister("_incoming")
-        await self._call(_write)
+        await self._call(_upsert, record_type, table)
 
     async def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return await self._call(lambda con: con.execute(query, params or []).fetchall())

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from meterwatch.store.aggregate import LOCAL_OFFSET_S, Aggregate, columns_from_rows
+from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
+from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, encode_lines
