@@ -47,7 +47,7 @@ class OpenAlert:
 
     def event(self, state: str, ts: int) -> AlertPoint:
         return AlertPoint(self.id, ts, state, self.institution, self.device, self.rule, self.severity,
-                          self.message, self.message_en, self.value, self.unit, self.since)
+                          self.message, self.message_en, self.value, self.unit, self.since, ts - self.since)
 
 
 def alert_id(rule: str, device: str, since: int) -> str:

@@ -50,7 +50,7 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
                 inst.id, inst.city, inst.type, indicator, day, float(use[k]), _num(stats.per_capita[k]),
                 _num(stats.per_m2[k]), _int(stats.rank_type[k]), _int(stats.rank_type_city[k]),
                 _int(stats.rank_type_capita[k]), _int(stats.rank_type_city_capita[k]), _num(stats.yoy[k]),
-                stats.flag[k] or None, *standing))
+                stats.flag[k] or None, *standing, name=inst.name))
         flagged = int((stats.flag != "").sum())
         lines.append(f"{indicator}: {flagged} implausible figure(s) to check" if flagged else f"{indicator}: all plausible")
         if indicator == "electricity":

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from dashboards import cli as dashboards_cli
 from meterwatch.log import setup_logging
 from meterwatch.registry import Registry, RegistryError, load_registry
 from meterwatch.settings import Settings, load_settings, redact_url
@@ -126,10 +127,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(args, settings)
 
 
-def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
-    return not_built(f"dashboards {args.action}", "issue 7: Grafana dashboards as code")
-
-
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return not_built("bench", "issue 8: benchmarks")
 
@@ -176,10 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="cli", help="who acknowledges (with --ack)")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("dashboards", help="Grafana dashboards: build files or push")
-    p.add_argument("action", choices=["build", "push"])
-    p.add_argument("--out", type=Path)
-    p.set_defaults(func=cmd_dashboards)
+    dashboards_cli.add_parser(sub)
 
     p = sub.add_parser("registry", help="registry tools")
     rsub = p.add_subparsers(dest="action", required=True)

@@ -92,6 +92,20 @@ class SimulatorSettings(BaseModel):
     labels_file: Path = Path("labels.csv")
 
 
+class GrafanaSettings(BaseModel):
+    """Where dashboards go, and how Grafana reaches the store (which may differ from how we do)."""
+
+    url: str = Field("http://127.0.0.1:3000", description="Grafana's base URL, for dashboards push")
+    token: SecretStr | None = Field(None, description="service-account token (METERWATCH_GRAFANA__TOKEN)")
+    folder_uid: str = "meterwatch"
+    folder_title: str = "能耗监测 meterwatch"
+    datasource_uid: str = "meterwatch-influxdb"
+    datasource_name: str = "meterwatch InfluxDB"
+    influx_url: str | None = Field(None, description="InfluxDB as Grafana reaches it; default: the store's host")
+    provisioning_path: str = Field("/etc/grafana/provisioning",
+                                   description="where Grafana mounts the directory dashboards build writes")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="METERWATCH_",
@@ -113,6 +127,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -57,7 +57,10 @@ class WeighingPoint:
     """One weighing, with the card's registry data copied in at ingest time.
 
     ``scale`` is a tag beyond the contract's minimum so that two scales of one
-    zone weighing in the same second stay two points.
+    zone weighing in the same second stay two points.  ``owner_unit`` and
+    ``cleaner`` are tags, not fields as the contract first listed them: the
+    garbage dashboard groups by them, and InfluxQL can only GROUP BY tags.
+    A card fixes both, so they add no series beyond one per card.
     """
 
     scale: str
@@ -72,8 +75,8 @@ class WeighingPoint:
     owner_unit: str
 
     schema: ClassVar[Schema] = Schema(
-        "weighing", ("institution", "city", "zone", "category", "scale"),
-        (("weight_kg", "float"), ("card", "str"), ("cleaner", "str"), ("owner_unit", "str")),
+        "weighing", ("institution", "city", "zone", "category", "scale", "owner_unit", "cleaner"),
+        (("weight_kg", "float"), ("card", "str")),
         key=("scale", "ts", "card"), count_field="weight_kg",
     )
 
@@ -114,11 +117,12 @@ class AlertPoint:
     value: float
     unit: str
     since: int
+    age_s: int = 0  # ts - since: InfluxQL cannot subtract a field from time, and dashboards chart time to resolve
 
     schema: ClassVar[Schema] = Schema(
         "alert", ("institution", "device", "rule", "severity"),
         (("state", "str"), ("message", "str"), ("message_en", "str"), ("value", "float"),
-         ("unit", "str"), ("since", "int"), ("id", "str")),
+         ("unit", "str"), ("since", "int"), ("id", "str"), ("age_s", "int")),
         key=("id", "ts", "state"), count_field="state",
     )
 
@@ -148,9 +152,10 @@ class StatisticPoint:
     projected: float | None = None  # year-end projection
     quota_status: str | None = None  # guide / between / over
     crossing: str | None = None  # date the constraint is expected to be passed
+    name: str = ""  # the institution's Chinese name: a tag, so dashboards can list and rank by name
 
     schema: ClassVar[Schema] = Schema(
-        "statistic", ("institution", "city", "type", "indicator"),
+        "statistic", ("institution", "city", "type", "indicator", "name"),
         (("use", "float"), ("per_capita", "float"), ("per_m2", "float"), ("rank_type", "int"),
          ("rank_type_city", "int"), ("rank_type_capita", "int"), ("rank_type_city_capita", "int"),
          ("yoy", "float"), ("flag", "str"), ("quota_constraint", "float"), ("quota_guide", "float"),

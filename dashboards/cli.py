@@ -1,0 +1,94 @@
+"""``meterwatch dashboards build | push | rollups | render``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from meterwatch.settings import Settings, redact_url
+from meterwatch.store import open_store
+from meterwatch.store.influx import InfluxStore
+
+DAY = 86400
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboards", help="Grafana dashboards: build provisioning files, push, rollups, pictures")
+    p.add_argument("action", choices=["build", "push", "rollups", "render"])
+    p.add_argument("--out", type=Path, help="build: provisioning directory; render: where the PNGs go")
+    p.add_argument("--days", type=float, default=2.0, help="rollups: recompute this many past days (default 2)")
+    p.add_argument("--install", action="store_true", help="rollups: also create the continuous queries")
+    p.add_argument("--institutions", type=int, default=60, help="render: size of the simulated sample")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.action == "build":
+            return _build(args, settings)
+        if args.action == "push":
+            return _push(settings)
+        if args.action == "rollups":
+            return asyncio.run(_rollups(args, settings))
+        return _render(args, settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.provisioning import build
+
+    if args.out is None:
+        raise ValueError("dashboards build needs --out DIR")
+    built = build(settings, args.out)
+    print(f"wrote {len(built.dashboards)} dashboards and the provisioning files to {args.out}; "
+          f"mount it as /etc/grafana/provisioning")
+    return 0
+
+
+def _push(settings: Settings) -> int:
+    from dashboards.push import push
+
+    result = push(settings)
+    print(f"pushed {len(result.dashboards)} dashboards to {redact_url(settings.grafana.url)} "
+          f"(folder {'created' if result.folder_created else 'existed'}, "
+          f"data source {'created' if result.datasource_created else 'existed'})")
+    return 0
+
+
+def _influx(settings: Settings) -> InfluxStore:
+    store = open_store(settings.store, user=settings.store_user,
+                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+    if not isinstance(store, InfluxStore):
+        raise ValueError(f"rollups live in InfluxDB; the store is {redact_url(settings.store)}")
+    return store
+
+
+async def _rollups(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards import rollups
+
+    store = _influx(settings)
+    try:
+        if args.install:
+            print("continuous queries:", ", ".join(await rollups.install(store)))
+        end = int(time.time())
+        written = await rollups.apply(store, end - int(args.days * DAY), end)
+        print(f"rollups recomputed for the last {args.days:g} days: {written} points written")
+    finally:
+        await store.close()
+    return 0
+
+
+def _render(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.render import render_all
+
+    if args.out is None:
+        raise ValueError("dashboards render needs --out DIR")
+    _influx(settings)
+    for path in asyncio.run(render_all(settings, args.out, institutions=args.institutions)):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,74 @@
+"""What the five dashboards share: Chinese labels for ids, variables, and query fragments.
+
+Tag values in the store are ids (``yinchuan``, ``education``, ``leak``);
+officers read Chinese.  Ids are turned into "中文 English" labels by value
+mappings on the panels, and the city / type pickers list the same labels,
+so no Chinese text has to be written into every point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from collector import reasons
+from dashboards.grafana import Variable
+from dashboards.rollups import DAY
+from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES, LOCAL_UTC_OFFSET_S, UNKNOWN
+
+KINDS = {"electricity": "电 Electricity", "water": "水 Water", "heat": "热 Heat"}
+TYPES = {k: f"{v} {k.capitalize()}" for k, v in INSTITUTION_TYPES.items()}
+CATEGORIES = {**{k: f"{v} {k.capitalize()}" for k, v in GARBAGE_CATEGORIES.items()}, UNKNOWN: "未登记卡 Unknown card"}
+RULES = {"leak": "漏水 Leak", "burst": "爆管 Burst", "overuse": "超定额 Overuse", "silent": "静默 Silent",
+         "meter_fault": "表计故障 Meter fault", "sorting": "分类不达标 Sorting"}
+STATES = {"open": "新告警 Open", "update": "更新 Update", "resolved": "已恢复 Resolved",
+          "acknowledged": "已确认 Acknowledged"}
+SEVERITIES = {"info": "提示 Info", "warning": "警告 Warning", "critical": "严重 Critical"}
+INDICATORS = {"energy": "综合能耗 Energy (kgce)", "electricity": "电 Electricity (kWh)", "water": "水 Water (m³)"}
+REASONS = {name: name for name in vars(reasons).values() if isinstance(name, str) and name.islower()}
+
+DAILY = f"time(1d, {-LOCAL_UTC_OFFSET_S}s)"  # days from the province's local midnight, as the rollups
+OPEN_LOOKBACK = f"time > now() - {365 * DAY}s"  # an alert opened months ago and still open is still open
+TODAY, THIS_MONTH, THIS_YEAR = "now/d", "now/M", "now/y"
+
+
+def city_labels(cities: Mapping[str, str]) -> dict[str, str]:
+    return {k: f"{v} {k.capitalize()}" for k, v in cities.items()}
+
+
+def labels(*maps: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in maps:
+        out.update(m)
+    return out
+
+
+def city_variable(cities: Mapping[str, str]) -> Variable:
+    return Variable("city", "城市 City", "", multi=True, include_all=True, options=tuple(city_labels(cities).items()))
+
+
+TYPE_VARIABLE = Variable("type", "类型 Type", "", multi=True, include_all=True, options=tuple(TYPES.items()))
+# The picker lists Chinese names (a tag of the daily statistic); a hidden variable carries the chosen id.
+NAME_VARIABLE = Variable("name", "单位 Institution",
+                         'SHOW TAG VALUES FROM "statistic" WITH KEY = "name" '
+                         'WHERE "city" =~ /^$city$/ AND "type" =~ /^$type$/')
+INSTITUTION_VARIABLE = Variable("institution", "单位编号 Institution id",
+                                'SHOW TAG VALUES FROM "statistic" WITH KEY = "institution" '
+                                'WHERE "name" = \'$name\' AND "city" =~ /^$city$/', hide=True)
+
+
+def open_alerts(select: str, *, where: str = "", fields: tuple[str, ...] = ("state",),
+                by: tuple[str, ...] = ("rule", "institution", "device"), group: tuple[str, ...] = ()) -> str:
+    """Alerts whose latest event is not ``resolved``; ``select`` reads the inner query's columns.
+
+    The inner query takes each alert's last event (one alert = one rule on
+    one device), the outer one keeps those still open and aggregates them.
+    """
+    inner = ", ".join(f'last("{f}") AS "{f}"' for f in dict.fromkeys(("state", *fields)))
+    cond = f" AND {where}" if where else ""
+    outer_group = f" GROUP BY {', '.join(quote(t) for t in group)}" if group else ""
+    return (f'SELECT {select} FROM (SELECT {inner} FROM "alert" WHERE {OPEN_LOOKBACK}{cond} '
+            f"GROUP BY {', '.join(quote(t) for t in by)}) WHERE \"state\" != 'resolved'{outer_group}")
+
+
+def quote(name: str) -> str:
+    return f'"{name}"'
