@@ -31,7 +31,7 @@ from meterwatch.store import ReadingPoint, open_store
 from simulators.province import generate_province, write_registry
 from simulators.publish import publish_messages
 from simulators.traffic import Message
-from tests.servers import start_influxd, start_mosquitto
+from meterwatch.servers import start_influxd, start_mosquitto
 
 PER_MESSAGE = 4  # an hourly NB-IoT upload of four quarter-hours
 

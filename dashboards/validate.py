@@ -171,12 +171,14 @@ async def run_board(store: InfluxStore, board: Dashboard, values: Mapping[str, s
     return runs
 
 
-async def variable_values(store: InfluxStore, board: Dashboard, chosen: Mapping[str, str]) -> dict[str, str]:
+async def variable_values(store: InfluxStore, board: Dashboard, chosen: Mapping[str, str],
+                          missing: str | None = None) -> dict[str, str]:
     """Values for a board's variables: ``chosen`` where given, All (".*") where allowed, else the first value.
 
     Variable queries are themselves run (in order, each seeing the ones
     before), so a variable whose query returns nothing is an error here
-    just as it would be an empty picker in Grafana.
+    just as it would be an empty picker in Grafana, unless ``missing``
+    gives a value to use instead.
     """
     values: dict[str, str] = {}
     for v in board.variables:
@@ -191,6 +193,9 @@ async def variable_values(store: InfluxStore, board: Dashboard, chosen: Mapping[
             continue
         series = await store.query(expand(Query(v.query, ()), values, 0, 0, 1))
         found = sorted(str(row[1]) for s in series for row in s.get("values", []))
+        if not found and missing is not None:
+            values[v.name] = missing
+            continue
         if not found:
             raise LookupError(f"{board.uid}: variable ${v.name} has no values: {v.query}")
         values[v.name] = "(" + "|".join(map(re.escape, found)) + ")" if v.include_all else found[0]

@@ -2,7 +2,7 @@
 
 Each subcommand lives in the package that does the work; this module only
 parses arguments, loads settings and registry, and maps failures to exit
-codes: 0 done, 1 failed, 2 not available (bad usage or not built yet).
+codes: 0 done, 1 failed, 2 bad usage or settings.
 """
 
 from __future__ import annotations
@@ -16,18 +16,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from benchmarks import cli as bench_cli
 from dashboards import cli as dashboards_cli
 from meterwatch.log import setup_logging
 from meterwatch.registry import Registry, RegistryError, load_registry
 from meterwatch.settings import Settings, load_settings, redact_url
 
 log = logging.getLogger("meterwatch")
-NOT_BUILT = 2
-
-
-def not_built(what: str, issue: str) -> int:
-    print(f"meterwatch {what}: not built yet ({issue}); nothing was done.", file=sys.stderr)
-    return NOT_BUILT
 
 
 def load_checked_registry(settings: Settings, directory: Path | None = None) -> Registry:
@@ -127,10 +122,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(args, settings)
 
 
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    return not_built("bench", "issue 8: benchmarks")
-
-
 # -- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,9 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--dir", type=Path, default=None)
     p.set_defaults(func=cmd_registry_check)
 
-    p = sub.add_parser("bench", help="run the benchmarks")
-    p.add_argument("--quick", action="store_true")
-    p.set_defaults(func=cmd_bench)
+    bench_cli.add_parser(sub)
     return parser
 
 

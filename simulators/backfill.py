@@ -39,8 +39,18 @@ class BackfillResult:
         return self.readings / self.seconds if self.seconds else 0.0
 
 
-def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts: np.ndarray) -> dict[str, object]:
-    """Reading columns of one chunk; updates ``prev_reg`` / ``prev_ts`` (each meter's last reported) in place."""
+@dataclass
+class ChunkUse:
+    """What a perfect collector derives from one chunk: consumption per reading, and which were reported."""
+
+    consumption: np.ndarray  # (N, T)
+    flags: np.ndarray  # (N, T) object: None or a register flag
+    interval: np.ndarray  # (N, T) seconds since the meter's previous reported reading, NaN for the first
+    reported: np.ndarray  # (N, T) bool
+
+
+def chunk_use(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts: np.ndarray) -> ChunkUse:
+    """Consumption of one chunk; updates ``prev_reg`` / ``prev_ts`` (each meter's last reported) in place."""
     n, t = chunk.register.shape
     values = np.where(chunk.reported, chunk.register, np.nan)
     carry_r = np.concatenate([prev_reg[:, None], values], axis=1)
@@ -63,7 +73,14 @@ def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts
     last = position[:, -1]
     prev_reg[:] = carry_r[np.arange(n), last]
     prev_ts[:] = carry_t[np.arange(n), last]
-    keep = chunk.reported
+    return ChunkUse(consumption, flags, interval, chunk.reported)
+
+
+def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts: np.ndarray) -> dict[str, object]:
+    """Reading columns of one chunk (see ``chunk_use``)."""
+    use = chunk_use(model, chunk, prev_reg, prev_ts)
+    n, t = chunk.register.shape
+    keep = use.reported
     rows = np.nonzero(keep)[0]
     devices, insts = model.devices, model.institutions
     return {
@@ -71,7 +88,8 @@ def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts
         "city": [insts[i].city for i in rows], "type": [insts[i].type for i in rows],
         "kind": [devices[i].kind for i in rows],
         "ts": np.broadcast_to(chunk.ts, (n, t))[keep], "register": np.round(chunk.register[keep], 3),
-        "consumption": np.round(consumption[keep], 4), "interval_s": interval[keep], "flag": flags[keep].tolist(),
+        "consumption": np.round(use.consumption[keep], 4), "interval_s": use.interval[keep],
+        "flag": use.flags[keep].tolist(),
     }
 
 

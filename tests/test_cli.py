@@ -1,13 +1,6 @@
-import pytest
 
 from meterwatch.cli import main
 from meterwatch.settings import load_settings, redact_url
-
-
-@pytest.mark.parametrize("argv", [["bench"]])
-def test_commands_not_built_yet_say_so_and_exit_non_zero(argv, capsys):
-    assert main(argv) == 2
-    assert "not built yet" in capsys.readouterr().err
 
 
 def test_settings_file_then_environment(tmp_path, monkeypatch):

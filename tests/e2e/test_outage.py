@@ -18,7 +18,7 @@ from simulators.province import generate_province, write_registry
 from tests.conftest import _unavailable
 from tests.e2e.conftest import eventually, make_settings, running_collector
 from tests.e2e.stream import publish, reading_stream
-from tests.servers import ServerUnavailable, start_influxd
+from meterwatch.servers import ServerUnavailable, start_influxd
 
 pytestmark = pytest.mark.servers
 

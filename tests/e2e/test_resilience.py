@@ -14,7 +14,7 @@ from meterwatch.store import CollectorSample, ReadingPoint
 from tests.conftest import _unavailable
 from tests.e2e.conftest import eventually, make_settings, running_collector
 from tests.helpers import tiny_registry
-from tests.servers import ServerUnavailable, start_mosquitto
+from meterwatch.servers import ServerUnavailable, start_mosquitto
 
 pytestmark = pytest.mark.servers
 

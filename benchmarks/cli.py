@@ -1,0 +1,48 @@
+"""``meterwatch bench [--quick]``: every benchmark in one run, each printing its own table.
+
+Full sizes are the ones BENCHMARKS.md reports; ``--quick`` runs the same
+code on tiny sizes in well under a minute, to see that it all still works
+(the test suite runs the same smoke sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from meterwatch.settings import Settings
+
+SUITES = ("ingest", "analytics-accuracy", "dashboards")
+
+
+def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
+    """Each benchmark's run at full or quick size (imported here: the CLI must not load them all to start)."""
+    from benchmarks import analytics_accuracy, dashboards, ingest
+
+    if quick:
+        return {"ingest": lambda: ingest.run(4_000),
+                "analytics-accuracy": lambda: analytics_accuracy.run(40, 8, 12.0, None),
+                "dashboards": lambda: dashboards.run(10, 1, 1)}
+    return {"ingest": lambda: ingest.run(200_000),
+            "analytics-accuracy": lambda: analytics_accuracy.run(1000, 30, 1.0, None),
+            "dashboards": lambda: dashboards.run(5010, 2, 5)}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run the benchmarks (real mosquitto and influxd on free ports)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a check that they run, not a measurement")
+    p.add_argument("--only", choices=SUITES, action="append", help="run only these")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    for name, bench in suites(args.quick).items():
+        if args.only and name not in args.only:
+            continue
+        print(f"\n## {name}{' (quick)' if args.quick else ''}\n", flush=True)
+        started = time.monotonic()
+        print(asyncio.run(bench()))
+        print(f"\n({time.monotonic() - started:.0f} s)", flush=True)
+    return 0

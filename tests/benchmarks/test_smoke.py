@@ -1,0 +1,51 @@
+"""Each benchmark at a tiny size, so that ``meterwatch bench`` keeps working.  Nothing here is timed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from benchmarks import analytics_accuracy, dashboards, ingest
+from dashboards.boards import all_boards
+from meterwatch.cli import main
+from meterwatch.servers import ServerUnavailable
+from meterwatch.settings import Settings
+from tests.conftest import _unavailable
+
+pytestmark = pytest.mark.servers
+
+
+def test_ingest_smoke_stores_every_reading_in_each_drain() -> None:
+    try:
+        report = asyncio.run(ingest.run(2_000))
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+        return
+    total = int(re.search(r"^([\d,]+) readings", report).group(1).replace(",", ""))
+    stored = int(re.search(r"\(([\d,]+) stored\)", report).group(1).replace(",", ""))
+    assert total >= 2_000 and stored == total
+    assert re.search(r"a/b = [\d.]+ \(target >= 5\); a/c = [\d.]+", report)
+
+
+def test_dashboards_smoke_times_every_panel_query(influxd) -> None:
+    results = asyncio.run(dashboards.measure(5, raw_days=1, repeat=1, influx_port=influxd.port))
+    queries = sum(len(p.queries) for b in all_boards(Settings()) for p in b.panels())
+    assert len(results) == queries + 1  # and the raw comparison
+    assert all(ms > 0 for _, _, ms, _ in results)
+    rows = {panel: n for uid, panel, _, n in results if uid == "mw-province"}
+    assert rows["本年各市分类用量 This year by city, type and kind"] > 0  # the year rollup was loaded
+    assert "over the 300 ms target" in dashboards.report(results)
+
+
+def test_analytics_accuracy_smoke_reports_every_rule() -> None:
+    report = asyncio.run(analytics_accuracy.run(20, 8, 24.0, None))
+    for rule in ("leak", "burst", "silent", "meter_fault", "sorting"):
+        assert f"| {rule} |" in report
+
+
+def test_bench_command_rejects_an_unknown_suite(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "--only", "nothing"])
+    assert "invalid choice" in capsys.readouterr().err
