@@ -14,18 +14,18 @@ from collections.abc import Awaitable, Callable
 
 from meterwatch.settings import Settings
 
-SUITES = ("ingest", "analytics-accuracy", "dashboards")
+SUITES = ("ingest", "store", "analytics-accuracy", "dashboards")
 
 
 def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
     """Each benchmark's run at full or quick size (imported here: the CLI must not load them all to start)."""
-    from benchmarks import analytics_accuracy, dashboards, ingest
+    from benchmarks import analytics_accuracy, dashboards, ingest, store
 
     if quick:
-        return {"ingest": lambda: ingest.run(4_000),
+        return {"ingest": lambda: ingest.run(4_000), "store": lambda: store.run(10, 2),
                 "analytics-accuracy": lambda: analytics_accuracy.run(40, 8, 12.0, None),
                 "dashboards": lambda: dashboards.run(10, 1, 1)}
-    return {"ingest": lambda: ingest.run(200_000),
+    return {"ingest": lambda: ingest.run(200_000), "store": lambda: store.run(500, 30),
             "analytics-accuracy": lambda: analytics_accuracy.run(1000, 30, 1.0, None),
             "dashboards": lambda: dashboards.run(5010, 2, 5)}
 

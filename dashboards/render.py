@@ -34,11 +34,13 @@ async def render_all(settings: Settings, out: Path, *, institutions: int = 60, d
     store = InfluxStore(settings.store)
     paths = []
     try:
+        kinds: dict[str, set[str]] = {}
+        for d in sample.registry.devices.values():
+            kinds.setdefault(d.institution, set()).add(d.kind)
+        offices = [i for i in sample.registry.institutions.values() if i.type == "office"]  # they have quotas
+        shown = max(offices, key=lambda i: len(kinds.get(i.id, ())))  # every kind of meter, if any has
         for board in all_boards(settings):
-            chosen = {}
-            if board.uid == "mw-institution":
-                office = next(i for i in sample.registry.institutions.values() if i.type == "office")
-                chosen = {"name": office.name}
+            chosen = {"name": shown.name} if board.uid in ("mw-institution", "mw-garbage") else {}
             values = await variable_values(store, board, chosen)
             runs = await run_board(store, board, values, int(time.time()),
                                    "now-5m" if board.uid == "mw-collector" else None)

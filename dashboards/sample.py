@@ -68,15 +68,14 @@ async def load_sample(settings: Settings, workdir: Path, *, institutions: int, d
     await store.open()
     try:
         for shift in (365 * DAY, 0):  # the same days last year, for year-on-year
-            done = await backfill(store, province, sample.start - shift, live_start - shift, seed, SAMPLE_FAULTS)
+            done = await backfill(store, province, sample.start - shift, end - shift, seed, SAMPLE_FAULTS,
+                                  until=live_start - shift)
             sample.readings += done.readings
         sample.published = await _live(settings, workdir, registry, province, sample.start, live_start, end, seed,
                                        collector_s)
         book = AlertBook(update_interval_s=settings.analytics.update_interval_s)
         step = DAY // evaluations_per_day
-        # Evaluated over the history only: the live stretch's traffic comes from a second fleet model whose
-        # fault plan differs from the backfill's, and the seam between them reads as meter faults.
-        for at in range(sample.start + step, live_start + 1, step):
+        for at in range(sample.start + step, end + 1, step):
             evaluation = await evaluate(store, registry, settings.analytics, book, at, notifiers=[])
             sample.alert_events += len(evaluation.events)
             if (at - sample.start) % DAY == 0:
@@ -95,8 +94,9 @@ async def _live(settings: Settings, workdir: Path, registry: Registry, province:
                 end: int, seed: int, collector_s: float) -> int:
     """The last stretch through broker and collector; runs at least ``collector_s`` for its counters.
 
-    The traffic is simulated from the history's start, so that registers
-    continue where the backfill left them, and only its last stretch is sent.
+    The traffic is simulated over the history's whole window (the same fleet
+    model as the backfill, so registers continue where it stopped), and
+    only its last stretch is sent.
     """
     traffic = simulate_traffic(province, start, end, seed, SAMPLE_FAULTS)
     traffic.messages = [m for m in traffic.messages if m.at >= live_start]

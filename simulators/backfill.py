@@ -82,19 +82,27 @@ def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts
     n, t = chunk.register.shape
     keep = use.reported
     rows = np.nonzero(keep)[0]
+    multiplier = np.broadcast_to(model.multiplier[:, None], (n, t))
     devices, insts = model.devices, model.institutions
     return {
         "device": [devices[i].id for i in rows], "institution": [devices[i].institution for i in rows],
         "city": [insts[i].city for i in rows], "type": [insts[i].type for i in rows],
         "kind": [devices[i].kind for i in rows],
-        "ts": np.broadcast_to(chunk.ts, (n, t))[keep], "register": np.round(chunk.register[keep], 3),
+        # The meter shows its raw register to 3 decimals; the multiplier applies after (as in the MQTT traffic).
+        "ts": np.broadcast_to(chunk.ts, (n, t))[keep],
+        "register": np.round(chunk.register[keep] / multiplier[keep], 3) * multiplier[keep],
         "consumption": np.round(use.consumption[keep], 4), "interval_s": use.interval[keep],
         "flag": use.flags[keep].tolist(),
     }
 
 
 async def backfill(store: Store, province: Province, start: int, end: int, seed: int = 42,
-                   rates: FaultRates | None = None) -> BackfillResult:
+                   rates: FaultRates | None = None, until: int | None = None) -> BackfillResult:
+    """History of [start, end) as the fleet model has it; only what happened before ``until`` is written.
+
+    ``until`` lets live traffic simulated over the same window (same model,
+    same registers) take over where the history stops.
+    """
     rates = rates or FaultRates()
     model = FleetModel(province, start, end, seed, rates)
     scales = WeighingModel(province, seed, model.start, end, rates)
@@ -107,11 +115,15 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
     started = time.monotonic()
     days = max(1, -(-(end - model.start) // 86400))
     for k, chunk in enumerate(model.chunks(), 1):
+        if until is not None:
+            if chunk.ts[0] >= until:
+                break
+            chunk.reported &= chunk.ts[None, :] < until
         columns = chunk_columns(model, chunk, prev_reg, prev_ts)
         await store.write_columns(ReadingPoint, columns)
         result.readings += len(columns["device"])
         points = []
-        for w in scales.events(int(chunk.ts[0]), int(chunk.ts[-1]) + 900, rng, result.labels):
+        for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng, result.labels):
             card = cards.get(w.card)
             known = card is not None and card.institution == w.scale.institution
             points.append(WeighingPoint(w.scale.id, w.scale.institution, institutions[w.scale.institution].city,

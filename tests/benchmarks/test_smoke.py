@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmarks import analytics_accuracy, dashboards, ingest
+from benchmarks import analytics_accuracy, dashboards, ingest, store
 from dashboards.boards import all_boards
 from meterwatch.cli import main
 from meterwatch.servers import ServerUnavailable
@@ -37,6 +37,14 @@ def test_dashboards_smoke_times_every_panel_query(influxd) -> None:
     rows = {panel: n for uid, panel, _, n in results if uid == "mw-province"}
     assert rows["本年各市分类用量 This year by city, type and kind"] > 0  # the year rollup was loaded
     assert "over the 300 ms target" in dashboards.report(results)
+
+
+def test_store_smoke_writes_the_same_readings_to_both_backends(influxd) -> None:
+    results = asyncio.run(store.measure(5, 2, influx_port=influxd.port))
+    assert results["duckdb"]["readings"] == results["influxdb"]["readings"] > 0
+    assert {k for k in results["duckdb"] if k.startswith("rule:")} == {
+        "rule:silent", "rule:leak", "rule:burst", "rule:meter_fault", "rule:sorting", "rule:overuse"}
+    assert "| one whole evaluation, s |" in store.report(results, 5, 2)
 
 
 def test_analytics_accuracy_smoke_reports_every_rule() -> None:
