@@ -18,7 +18,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Literal
 
-from collector.registers import classify_decrease, is_jump
+from collector.registers import JUMP_REFRESH, classify_decrease, is_jump, median_rate
 
 Status = Literal["new", "duplicate", "conflict", "late"]
 REGISTER_TOLERANCE = 1e-9
@@ -60,6 +60,8 @@ class DeviceHistory:
     multiplier: float = 1.0
     _bad: set[int] = field(default_factory=set)  # times of readings kept out as bad
     _jumps: set[int] = field(default_factory=set)  # times of readings flagged as jumps
+    _median: float | None = None  # median rate of rise, refreshed every JUMP_REFRESH appends
+    _median_due: int = 0
 
     def add(self, ts: int, register: float) -> AddResult:
         i = bisect.bisect_left(self.ts, ts)
@@ -91,7 +93,10 @@ class DeviceHistory:
             point = interval(self.ts[-1], self.register[-1], ts, register, self.multiplier)
             self._insert(len(self.ts), ts, register)
             return bad, point
-        if is_jump(self.ts, self.register, ts, register):
+        if self._median is None or self._median_due <= 0:
+            self._median, self._median_due = median_rate(self.ts, self.register), JUMP_REFRESH
+        self._median_due -= 1
+        if is_jump(prev_ts, prev_reg, ts, register, self._median):
             self._jumps.add(ts)
             self._insert(len(self.ts), ts, register)
             return (Interval(ts, register, None, ts - prev_ts, "jump"),)

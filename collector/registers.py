@@ -29,6 +29,8 @@ ROLLOVER_BOTTOM = 0.1
 REPLACEMENT_RATIO = 0.5
 JUMP_FACTOR = 50.0  # times the device's median rate
 JUMP_MIN_HISTORY = 4  # intervals needed before a jump can be judged
+JUMP_WINDOW = 96  # the latest intervals whose median rate is the device's normal: a day of quarter-hours
+JUMP_REFRESH = 16  # appends between recomputing that median (sorting 96 rates per reading was 25% of ingest)
 
 
 def counter_max(raw: float) -> float:
@@ -58,14 +60,18 @@ def classify_decrease(prev_reg: float, reg: float, multiplier: float) -> tuple[s
     return DECREASE_FLAGS[int(flag[0])], None if np.isnan(value) else value
 
 
-def is_jump(ts: Sequence[int], register: Sequence[float], new_ts: int, new_reg: float) -> bool:
-    """True when the rise to ``new_reg`` is far above the device's median rate over its recent readings."""
-    if len(ts) < JUMP_MIN_HISTORY + 1 or new_ts <= ts[-1]:
-        return False
+def median_rate(ts: Sequence[int], register: Sequence[float]) -> float | None:
+    """The device's normal: median rate of rise over its latest ``JUMP_WINDOW`` intervals (None: too few)."""
+    if len(ts) < JUMP_MIN_HISTORY + 1:
+        return None
+    first = max(0, len(ts) - 1 - JUMP_WINDOW)
     rates = sorted((register[i + 1] - register[i]) / (ts[i + 1] - ts[i])
-                   for i in range(len(ts) - 1) if ts[i + 1] > ts[i])
-    median = rates[len(rates) // 2]
-    if median <= 0:
+                   for i in range(first, len(ts) - 1) if ts[i + 1] > ts[i])
+    return rates[len(rates) // 2] if rates else None
+
+
+def is_jump(last_ts: int, last_reg: float, new_ts: int, new_reg: float, median: float | None) -> bool:
+    """True when the rise from the last reading to ``new_reg`` is far above the device's ``median`` rate."""
+    if median is None or median <= 0 or new_ts <= last_ts:
         return False  # a device that never moves has no rate to compare with (frozen: analytics' job)
-    rate = (new_reg - register[-1]) / (new_ts - ts[-1])
-    return rate > JUMP_FACTOR * median
+    return (new_reg - last_reg) / (new_ts - last_ts) > JUMP_FACTOR * median

@@ -82,14 +82,18 @@ def decode_items(
         items, whole = [data], True
     for index, item in enumerate(items):
         where = "" if whole else f"{batch_key}[{index}]: "
-        item_bytes = None if whole else json.dumps(item, ensure_ascii=False).encode("utf-8")
         try:
             valid = model.model_validate(item, context={"ctx": ctx})
         except ValidationError as exc:
             reason, detail = _reason_of(exc, field_reasons)
-            out.rejects.append(ItemReject(reason, where + detail, item_bytes))
+            out.rejects.append(ItemReject(reason, where + detail, _item_bytes(item, whole)))
             continue
         refused = accept(valid, out)
         if refused:
-            out.rejects.append(ItemReject(refused.reason, where + refused.detail, item_bytes))
+            out.rejects.append(ItemReject(refused.reason, where + refused.detail, _item_bytes(item, whole)))
     return out
+
+
+def _item_bytes(item: Any, whole: bool) -> bytes | None:
+    """The refused item of a batch as its own payload (encoded only when refused: the common case is not)."""
+    return None if whole else json.dumps(item, ensure_ascii=False).encode("utf-8")

@@ -73,22 +73,38 @@ def encode_field(value: Any, kind: str) -> str | None:
     return _quoted(text if _is_clean(text) or not text else text_of_bytes(text.encode("utf-8")))
 
 
+def _prefix(schema: Schema, tag_names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """Measurement and tag set: empty tag values are left out (line protocol has no empty tag)."""
+    return escape_measurement(schema.measurement) + "".join(
+        f",{escape_tag(name)}={escape_tag(value)}" for name, value in zip(tag_names, values, strict=True) if value)
+
+
+def _field_keys(schema: Schema, present: Any = None) -> list[tuple[str, str, str]]:
+    return [(escape_tag(name), name, kind) for name, kind in schema.fields if present is None or name in present]
+
+
+def _fields(keys: list[tuple[str, str, str]], value_of: Any) -> str:
+    return ",".join(f"{key}={encoded}" for key, name, kind in keys
+                    if (encoded := encode_field(value_of(name), kind)) is not None)
+
+
 def encode_point(schema: Schema, record: Any) -> str:
-    tags = "".join(
-        f",{escape_tag(name)}={escape_tag(value)}"
-        for name in schema.tags
-        if (value := getattr(record, name))
-    )
-    fields = ",".join(
-        f"{escape_tag(name)}={encoded}"
-        for name, kind in schema.fields
-        if (encoded := encode_field(getattr(record, name), kind)) is not None
-    )
-    return f"{escape_measurement(schema.measurement)}{tags} {fields} {int(getattr(record, schema.time_attr))}"
+    return encode_lines(schema, [record])
 
 
 def encode_lines(schema: Schema, records: Iterable[Any]) -> str:
-    return "\n".join(encode_point(schema, r) for r in records)
+    """Line protocol for records; the tag part is built once per distinct tag set (a batch repeats them)."""
+    keys = _field_keys(schema)
+    prefixes: dict[tuple[str, ...], str] = {}
+    lines = []
+    for record in records:
+        tags = tuple(getattr(record, name) or "" for name in schema.tags)
+        prefix = prefixes.get(tags)
+        if prefix is None:
+            prefix = prefixes[tags] = _prefix(schema, schema.tags, tags)
+        fields = _fields(keys, lambda name: getattr(record, name))  # noqa: B023 - used at once
+        lines.append(f"{prefix} {fields} {int(getattr(record, schema.time_attr))}")
+    return "\n".join(lines)
 
 
 def encode_columns(schema: Schema, columns: dict[str, Any]) -> list[str]:
@@ -98,19 +114,18 @@ def encode_columns(schema: Schema, columns: dict[str, Any]) -> list[str]:
     thousands of rows per series.
     """
     n = len(columns[schema.time_attr])
-    tag_cols = [(name, columns[name]) for name in schema.tags if name in columns]
-    field_cols = [(escape_tag(name), kind, columns[name]) for name, kind in schema.fields if name in columns]
+    tag_names = tuple(name for name in schema.tags if name in columns)
+    tag_cols = [columns[name] for name in tag_names]
+    keys = _field_keys(schema, columns)
     prefixes: dict[tuple[str, ...], str] = {}
     times = columns[schema.time_attr]
     lines = []
     for i in range(n):
-        key = tuple(str(col[i]) for _, col in tag_cols)
-        prefix = prefixes.get(key)
+        tags = tuple(str(col[i]) for col in tag_cols)
+        prefix = prefixes.get(tags)
         if prefix is None:
-            prefix = prefixes[key] = escape_measurement(schema.measurement) + "".join(
-                f",{escape_tag(name)}={escape_tag(v)}" for (name, _), v in zip(tag_cols, key, strict=True) if v)
-        fields = ",".join(f"{name}={enc}" for name, kind, col in field_cols
-                          if (enc := encode_field(_plain(col[i]), kind)) is not None)
+            prefix = prefixes[tags] = _prefix(schema, tag_names, tags)
+        fields = _fields(keys, lambda name: _plain(columns[name][i]))  # noqa: B023 - used at once
         lines.append(f"{prefix} {fields} {int(times[i])}")
     return lines
 
