@@ -14,18 +14,20 @@ from collections.abc import Awaitable, Callable
 
 from meterwatch.settings import Settings
 
-SUITES = ("ingest", "store", "analytics-accuracy", "dashboards")
+SUITES = ("ingest", "midnight", "store", "analytics-speed", "analytics-accuracy", "dashboards")
 
 
 def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
     """Each benchmark's run at full or quick size (imported here: the CLI must not load them all to start)."""
-    from benchmarks import analytics_accuracy, dashboards, ingest, store
+    from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
 
     if quick:
-        return {"ingest": lambda: ingest.run(4_000), "store": lambda: store.run(10, 2),
+        return {"ingest": lambda: ingest.run(4_000), "midnight": lambda: midnight.run(20, 2.0),
+                "store": lambda: store.run(10, 2), "analytics-speed": lambda: analytics_speed.run(500),
                 "analytics-accuracy": lambda: analytics_accuracy.run(40, 8, 12.0, None),
                 "dashboards": lambda: dashboards.run(10, 1, 1)}
-    return {"ingest": lambda: ingest.run(200_000), "store": lambda: store.run(500, 30),
+    return {"ingest": lambda: ingest.run(200_000), "midnight": lambda: midnight.run(5010, 60.0),
+            "store": lambda: store.run(500, 30), "analytics-speed": lambda: analytics_speed.run(25_000),
             "analytics-accuracy": lambda: analytics_accuracy.run(1000, 30, 1.0, None),
             "dashboards": lambda: dashboards.run(5010, 2, 5)}
 

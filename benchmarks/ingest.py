@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -34,6 +35,15 @@ from simulators.traffic import Message
 from meterwatch.servers import start_influxd, start_mosquitto
 
 PER_MESSAGE = 4  # an hourly NB-IoT upload of four quarter-hours
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU of a process so far (this one when ``pid`` is None), from /proc."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def messages(registry, readings: int) -> list[Message]:
@@ -121,7 +131,10 @@ async def run(readings: int) -> str:
         subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-i", "ceiling", "-c", "-q", "1",
                         "-t", "meterwatch/up/+/+/reading", "-W", "1"], stdout=subprocess.DEVNULL, check=False)
         await fill(broker.port, "mw", msgs)
+        pids = {"collector": None, "mosquitto": broker.proc.pid, "influxd": influxd.proc.pid}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         a = await meterwatch_run(broker.port, influx_url, registry, workdir, n)
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         store = open_store(influx_url)
         await store.open()
         stored = await store.count(ReadingPoint)
@@ -140,7 +153,10 @@ async def run(readings: int) -> str:
             f"| (a) meterwatch collector -> InfluxDB ({stored:,} stored) | {a:.1f} | {rate(a):,.0f} |\n"
             f"| (b) naive collector, one HTTP write per message | {b:.1f} | {rate(b):,.0f} |\n"
             f"| (c) ceiling: mosquitto_sub to /dev/null | {c:.1f} | {rate(c):,.0f} |\n\n"
-            f"a/b = {b / a:.1f} (target >= 5); a/c = {c / a:.2f} (target >= 0.5)")
+            f"a/b = {b / a:.1f} (target >= 5); a/c = {c / a:.2f} (target >= 0.5)\n\n"
+            f"During (a), {a:.1f} s on {os.cpu_count()} cores, CPU seconds: "
+            + ", ".join(f"{name} {sec:.1f} ({sec / a:.0%} of a core)" for name, sec in cpu.items())
+            + f"; one collector process: {n / cpu['collector']:,.0f} readings per CPU second")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmarks import analytics_accuracy, dashboards, ingest, store
+from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
 from dashboards.boards import all_boards
 from meterwatch.cli import main
 from meterwatch.servers import ServerUnavailable
@@ -29,6 +29,17 @@ def test_ingest_smoke_stores_every_reading_in_each_drain() -> None:
     assert re.search(r"a/b = [\d.]+ \(target >= 5\); a/c = [\d.]+", report)
 
 
+def test_midnight_smoke_loses_nothing() -> None:
+    try:
+        report = asyncio.run(midnight.run(10, 1.0, timeout_s=120))
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+        return
+    assert "| lost | 0 |" in report
+    stored, total = re.search(r"\| readings stored \| ([\d,]+) of ([\d,]+) \|", report).groups()
+    assert stored == total and int(total.replace(",", "")) > 0
+
+
 def test_dashboards_smoke_times_every_panel_query(influxd) -> None:
     results = asyncio.run(dashboards.measure(5, raw_days=1, repeat=1, influx_port=influxd.port))
     queries = sum(len(p.queries) for b in all_boards(Settings()) for p in b.panels())
@@ -45,6 +56,14 @@ def test_store_smoke_writes_the_same_readings_to_both_backends(influxd) -> None:
     assert {k for k in results["duckdb"] if k.startswith("rule:")} == {
         "rule:silent", "rule:leak", "rule:burst", "rule:meter_fault", "rule:sorting", "rule:overuse"}
     assert "| one whole evaluation, s |" in store.report(results, 5, 2)
+
+
+def test_analytics_speed_smoke_numpy_and_pandas_find_the_same() -> None:
+    pytest.importorskip("pandas", reason="pandas is the benchmark's competitor: pip install 'meterwatch[bench]'")
+    results = analytics_speed.measure(300)
+    assert set(results) == {"floor", "numpy", "pandas"}
+    assert results["numpy"]["leak"] > 0  # the fleet has night flow above the threshold somewhere
+    assert "pandas the same" in analytics_speed.report(results, 300)
 
 
 def test_analytics_accuracy_smoke_reports_every_rule() -> None:

@@ -1,0 +1,146 @@
+"""Midnight burst: every device of the province reports within one minute; how long until all is stored?
+
+NB-IoT meters upload the day's cached readings once a day, and many are
+set to do it just after midnight.  Here every meter of a 5,010-institution
+province sends its 96 quarter-hours of the day, and every garbage scale one
+weighing, all within ``--spread`` seconds, through a real mosquitto to
+``meterwatch collect`` running as its own process (so its memory is its
+own) into a real influxd.  Reported: time from the first message until
+every reading is stored, readings/s, the collector's peak resident memory,
+and loss (must be zero).
+
+    python -m benchmarks.midnight                      # 5,010 institutions
+    python -m benchmarks.midnight --institutions 100   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.registry import load_registry
+from meterwatch.servers import start_influxd, start_mosquitto
+from meterwatch.settings import Settings
+from meterwatch.store import ReadingPoint, WeighingPoint, open_store
+from simulators.province import generate_province, write_registry
+from simulators.publish import publish_messages
+from simulators.traffic import Message
+
+DAY = 86400
+SLOTS = 96
+
+
+def burst(registry, midnight: int, spread_s: float) -> tuple[list[Message], int, int]:
+    """(messages spread over ``spread_s``, readings, weighings): the day's readings of every meter, one weighing
+    per scale."""
+    cards: dict[str, str] = {}
+    for card in registry.cards.values():
+        cards.setdefault(card.institution, card.card)
+    devices = sorted(registry.devices.values(), key=lambda d: d.id)
+    out, readings, weighings = [], 0, 0
+    for k, d in enumerate(devices):
+        at = midnight + spread_s * k / len(devices)
+        base = f"meterwatch/up/{d.institution}/{d.id}"
+        if d.kind == "scale":
+            if d.institution not in cards:
+                continue
+            body = {"ts": midnight - 3600, "card": cards[d.institution], "weight_kg": 12.5}
+            out.append(Message(at, f"{base}/weighing", json.dumps(body).encode()))
+            weighings += 1
+            continue
+        items = [{"ts": midnight - DAY + 900 * (j + 1), "value": round(100.0 + 0.5 * j, 3)} for j in range(SLOTS)]
+        out.append(Message(at, f"{base}/reading", json.dumps({"readings": items, "battery_v": 3.6}).encode()))
+        readings += SLOTS
+    return out, readings, weighings
+
+
+def _rss_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float = 900.0) -> str:
+    work = Path(tempfile.mkdtemp(prefix="mw-midnight-"))
+    write_registry(generate_province(institutions, seed=5), work / "registry")
+    registry, _ = load_registry(work / "registry")
+    midnight = int(time.time()) // DAY * DAY - LOCAL_UTC_OFFSET_S  # the last local midnight (or the one before)
+    if midnight > time.time():
+        midnight -= DAY
+    messages, readings, weighings = burst(registry, midnight, spread_s)
+    broker, influxd = start_mosquitto(work / "broker"), start_influxd(work / "influx")
+    store_url = f"influxdb://127.0.0.1:{influxd.port}/midnight"
+    env = {**os.environ, "METERWATCH_BROKER": f"mqtt://127.0.0.1:{broker.port}", "METERWATCH_STORE": store_url,
+           "METERWATCH_REGISTRY": str(work / "registry"), "METERWATCH_COLLECTOR__CLIENT_ID": "midnight",
+           "METERWATCH_COLLECTOR__SPOOL_DIR": str(work / "spool"), "METERWATCH_LOG_LEVEL": "WARNING"}
+    log = open(work / "collector.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "meterwatch.cli", "collect"], env=env, stderr=log, cwd=work)
+    store = open_store(store_url)
+    try:
+        await store.open()
+        deadline = time.monotonic() + 30
+        while (await _subscribed(broker.port)) is False and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        settings = Settings(broker=f"mqtt://127.0.0.1:{broker.port}")
+        started = time.monotonic()
+        rate = len(messages) / spread_s
+        publishing = asyncio.create_task(publish_messages(settings, messages, max_rate=rate, workers=64))
+        stored, peak_rss = 0, 0
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            peak_rss = max(peak_rss, _rss_kb(proc.pid, "VmRSS"))
+            if publishing.done():
+                stored = await store.count(ReadingPoint)
+                if stored >= readings:
+                    break
+        elapsed = time.monotonic() - started
+        published = (await publishing).published
+        stored_w = await store.count(WeighingPoint)
+        hwm = _rss_kb(proc.pid, "VmHWM")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        await store.close()
+        broker.stop()
+        influxd.stop()
+    return (f"{institutions:,} institutions: {len(messages):,} devices report within {spread_s:g} s "
+            f"({published:,} messages published: {readings:,} readings, 96 a meter, and {weighings:,} weighings)\n\n"
+            "| | value |\n|---|---:|\n"
+            f"| time from the first message until all stored | {elapsed:.1f} s |\n"
+            f"| readings stored | {stored:,} of {readings:,} |\n"
+            f"| weighings stored | {stored_w:,} of {weighings:,} |\n"
+            f"| lost | {readings - stored + weighings - stored_w:,} |\n"
+            f"| readings/s over the burst | {stored / elapsed:,.0f} |\n"
+            f"| collector peak resident memory | {max(peak_rss, hwm) / 1024:.0f} MB |")
+
+
+async def _subscribed(port: int) -> bool:
+    """True once the collector's persistent session exists (its status message is retained)."""
+    proc = await asyncio.create_subprocess_exec(
+        "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "meterwatch/status/#", "-C", "1", "-W", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    return b"online" in out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--institutions", type=int, default=5010)
+    parser.add_argument("--spread", type=float, default=60.0, help="seconds over which every device reports")
+    args = parser.parse_args()
+    print(asyncio.run(run(args.institutions, args.spread)))
+
+
+if __name__ == "__main__":
+    main()
