@@ -20,17 +20,7 @@ from analytics.rules.burst import burst, latest_hour
 from analytics.rules.leak import leak, leak_threshold
 from analytics.rules.meter_fault import KINDS, meter_fault
 from analytics.rules.silent import silent
-from analytics.quota import (
-    INDICATOR_CN,
-    INDICATORS,
-    QuotaTable,
-    crossing_day,
-    day_to_date,
-    elapsed_share,
-    energy_kgce,
-    project,
-    status,
-)
+from analytics.quota import INDICATOR_CN, INDICATORS, QuotaTable, day_to_date, energy_kgce, standing
 from analytics.rules.sorting import low_recycling, unknown_cards
 from meterwatch.const import LOCAL_UTC_OFFSET_S
 from meterwatch.registry import Registry
@@ -47,9 +37,6 @@ class RuleResult:
 
 
 Evaluator = Callable[[Store, Registry, AnalyticsSettings, int], Awaitable[RuleResult]]
-
-
-FLAT = np.ones(365)
 
 
 def local_year(at: int) -> tuple[int, int, int]:
@@ -200,37 +187,19 @@ async def overuse_findings(store: Store, registry: Registry, cfg: AnalyticsSetti
     for indicator, unit in INDICATORS.items():
         use = (energy_kgce(ytd["electricity"], ytd["heat"], table.conversion) if indicator == "energy"
                else np.nan_to_num(ytd[indicator]))
-        rows, constraint, guide, share, profile_of = [], [], [], [], []
-        for k, inst in enumerate(institutions):
-            quota = table.quota(inst, indicator)
-            annual = quota if isinstance(quota, str) else quota.annual(inst)
-            if isinstance(annual, str):
-                notes[annual.split(": ", 1)[-1].replace(f"{inst.id} ", "")] += 1
-                continue
-            profile = profiles.get((inst.type, indicator), FLAT)
-            rows.append(k)
-            constraint.append(annual[0])
-            guide.append(annual[1])
-            share.append(elapsed_share(profile, day_of_year))
-            profile_of.append(profile)
-        if not rows:
-            continue
-        idx = np.array(rows)
-        c, g, sh = np.array(constraint), np.array(guide), np.array(share)
-        projected = project(use[idx], sh)
-        state = status(projected, c, g)
-        for j in np.flatnonzero((state == "over") & (sh >= cfg.overuse_min_elapsed_share)):
-            inst = institutions[idx[j]]
-            cross = crossing_day(use[idx[j:j + 1]], projected[j:j + 1], c[j:j + 1], profile_of[j], day_of_year)[0]
-            when = day_to_date(year, int(cross)).isoformat() if cross >= 0 else "-"
-            ratio = projected[j] / c[j]
+        st = standing(table, institutions, indicator, use, profiles, day_of_year)
+        notes.update(why.split(": ", 1)[-1].replace(f"{inst} ", "") for inst, why in st.missing)
+        for k in np.flatnonzero((st.status == "over") & (st.share >= cfg.overuse_min_elapsed_share)):
+            inst = institutions[k]
+            when = day_to_date(year, int(st.crossing[k])).isoformat() if st.crossing[k] >= 0 else "-"
+            ratio = st.projected[k] / st.constraint[k]
             findings.append(Finding(
                 "overuse", inst.id, f"{inst.id}.{indicator}", jan1, round(float(ratio), 3), "of constraint",
-                "critical" if use[idx[j]] > c[j] else "warning",
-                f"{inst.name} {INDICATOR_CN[indicator]}预计全年 {projected[j]:,.0f} {unit}，为约束值的 {ratio:.0%}"
-                f"（已用 {use[idx[j]]:,.0f}），预计 {when} 超过约束值",
-                f"{inst.id} {indicator}: heading for {projected[j]:,.0f} {unit} this year, {ratio:.0%} of the "
-                f"constraint ({use[idx[j]]:,.0f} used so far); expected to cross it on {when}"))
+                "critical" if use[k] > st.constraint[k] else "warning",
+                f"{inst.name} {INDICATOR_CN[indicator]}预计全年 {st.projected[k]:,.0f} {unit}，为约束值的 {ratio:.0%}"
+                f"（已用 {use[k]:,.0f}），预计 {when} 超过约束值",
+                f"{inst.id} {indicator}: heading for {st.projected[k]:,.0f} {unit} this year, {ratio:.0%} of the "
+                f"constraint ({use[k]:,.0f} used so far); expected to cross it on {when}"))
     scope = {f"{i.id}.{ind}" for i in institutions for ind in INDICATORS}
     return RuleResult(findings, scope, [f"{n} institutions without a usable quota ({why})" for why, n in notes.items()])
 

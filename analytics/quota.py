@@ -113,5 +113,47 @@ def crossing_day(ytd: np.ndarray, projected: np.ndarray, constraint: np.ndarray,
     return np.where(ytd > constraint, day_of_year, first)
 
 
+FLAT = np.ones(365)  # a seasonal profile for types without a year of history
+
+
+@dataclass
+class Standing:
+    """Where each institution stands against its quota for one indicator; NaN, "" or -1 without one."""
+
+    constraint: np.ndarray  # annual, in the indicator's unit
+    guide: np.ndarray
+    share: np.ndarray  # share of a normal year's use already behind us (the type's seasonal profile)
+    projected: np.ndarray  # year-end projection
+    status: np.ndarray  # guide / between / over, "" without a quota
+    crossing: np.ndarray  # day of year the constraint is expected to be passed, -1 never or no quota
+    missing: list[tuple[str, str]]  # (institution, why) for each one without a usable quota
+
+
+def standing(table: QuotaTable, institutions: list[Institution], indicator: str, use: np.ndarray,
+             profiles: dict[tuple[str, str], np.ndarray], day_of_year: int) -> Standing:
+    """The one computation behind the overuse rule and the officers' statistic."""
+    n = len(institutions)
+    constraint, guide, share = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    missing: list[tuple[str, str]] = []
+    for k, inst in enumerate(institutions):
+        quota = table.quota(inst, indicator)
+        annual = quota if isinstance(quota, str) else quota.annual(inst)
+        if isinstance(annual, str):
+            missing.append((inst.id, annual))
+            continue
+        constraint[k], guide[k] = annual
+        share[k] = elapsed_share(profiles.get((inst.type, indicator), FLAT), day_of_year)
+    projected = project(use, share)
+    has = np.isfinite(constraint)
+    state = np.where(has, status(projected, constraint, guide), "")
+    crossing = np.full(n, -1, dtype=np.int64)
+    types = np.array([i.type for i in institutions])
+    for kind in set(types[has]):  # one seasonal profile per type: vectorised within it
+        rows = np.flatnonzero(has & (types == kind))
+        crossing[rows] = crossing_day(use[rows], projected[rows], constraint[rows],
+                                      profiles.get((kind, indicator), FLAT), day_of_year)
+    return Standing(constraint, guide, share, projected, state, crossing, missing)
+
+
 def day_to_date(year: int, day: int) -> date:
     return date.fromordinal(date(year, 1, 1).toordinal() + int(day))

@@ -5,17 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from analytics import inputs
-from analytics.evaluators import FLAT, local_year
-from analytics.quota import (
-    GBT2589,
-    QuotaTable,
-    crossing_day,
-    day_to_date,
-    elapsed_share,
-    energy_kgce,
-    project,
-    status,
-)
+from analytics.evaluators import local_year
+from analytics.quota import GBT2589, QuotaTable, Standing, day_to_date, energy_kgce, standing
 from analytics.statistics import intensities
 from meterwatch.registry import Registry
 from meterwatch.store import Batch, StatisticPoint, Store
@@ -43,14 +34,13 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
         use = energy_kgce(this["electricity"], this["heat"], conversion) if indicator == "energy" else this[indicator]
         before = energy_kgce(last["electricity"], last["heat"], conversion) if indicator == "energy" else last[indicator]
         stats = intensities(use, before, occupants, area, types, cities, reporting=use != 0)
+        st = standing(table, institutions, indicator, use, profiles, day_of_year)
         for k, inst in enumerate(institutions):
-            standing = _standing(table, inst, indicator, float(use[k]), profiles.get((inst.type, indicator), FLAT),
-                                 year, day_of_year)
             points.append(StatisticPoint(
                 inst.id, inst.city, inst.type, indicator, day, float(use[k]), _num(stats.per_capita[k]),
                 _num(stats.per_m2[k]), _int(stats.rank_type[k]), _int(stats.rank_type_city[k]),
                 _int(stats.rank_type_capita[k]), _int(stats.rank_type_city_capita[k]), _num(stats.yoy[k]),
-                stats.flag[k] or None, *standing, name=inst.name))
+                stats.flag[k] or None, *_standing(st, k, year), name=inst.name))
         flagged = int((stats.flag != "").sum())
         lines.append(f"{indicator}: {flagged} implausible figure(s) to check" if flagged else f"{indicator}: all plausible")
         if indicator == "electricity":
@@ -65,20 +55,13 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
     return points, lines
 
 
-def _standing(table: QuotaTable, inst, indicator: str, use: float, profile: np.ndarray, year: int,
-              day_of_year: int) -> tuple:
+def _standing(st: Standing, k: int, year: int) -> tuple:
     """(constraint, guide, pro-rated constraint, projection, status, crossing date) or Nones without a quota."""
-    quota = table.quota(inst, indicator)
-    annual = quota if isinstance(quota, str) else quota.annual(inst)
-    if isinstance(annual, str):
+    if not np.isfinite(st.constraint[k]):
         return (None,) * 6
-    constraint, guide = annual
-    share = elapsed_share(profile, day_of_year)
-    projected = project(np.array([use]), share)
-    state = status(projected, np.array([constraint]), np.array([guide]))[0]
-    cross = crossing_day(np.array([use]), projected, np.array([constraint]), profile, day_of_year)[0]
-    return (constraint, guide, constraint * share, _num(projected[0]), str(state),
-            day_to_date(year, int(cross)).isoformat() if cross >= 0 else None)
+    crossing = day_to_date(year, int(st.crossing[k])).isoformat() if st.crossing[k] >= 0 else None
+    return (float(st.constraint[k]), float(st.guide[k]), float(st.constraint[k] * st.share[k]),
+            _num(st.projected[k]), str(st.status[k]), crossing)
 
 
 def _num(value: float) -> float | None:

@@ -62,3 +62,18 @@ def test_sample_quotas_file_parses_and_covers_every_type():
         inst = Institution("x", "x", "yinchuan", kind, "", 1000.0, 10)
         assert not isinstance(table.quota(inst, "electricity"), str)
         assert not isinstance(table.quota(inst, "water"), str)
+
+
+def test_standing_serves_every_institution_and_names_those_without_a_quota() -> None:
+    from analytics.quota import standing
+
+    winter = np.r_[np.full(90, 3.0), np.ones(275)]  # offices use three times as much in the first 90 days
+    use = np.array([900.0, 50.0, 10.0])  # o1: 1,500 m3 a year; o2: per head, but no occupants; v1: no quota
+    st = standing(TABLE, [OFFICE, EMPTY, VENUE], "water", use, {("office", "water"): winter}, day_of_year=73)
+    share = winter[:73].sum() / winter.sum()
+    assert st.constraint[0] == 1500 and np.isclose(st.share[0], share)
+    assert np.isclose(st.projected[0], 900.0 / share)
+    assert st.status.tolist() == ["over", "", ""]  # 900 m3 by a 40% share of the year: heading for 2,240
+    assert [inst for inst, _ in st.missing] == ["o2", "v1"]
+    expected = crossing_day(use[:1], st.projected[:1], st.constraint[:1], winter, 73)[0]
+    assert st.crossing[0] == expected and st.crossing[2] == -1
