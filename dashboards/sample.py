@@ -31,7 +31,7 @@ from simulators.broker import embedded_broker
 from simulators.faults import FaultRates
 from simulators.province import Province, generate_province, write_registry
 from simulators.publish import publish_messages
-from simulators.traffic import simulate_traffic
+from simulators.traffic import Message, simulate_traffic
 
 log = logging.getLogger(__name__)
 DAY = 86400
@@ -99,7 +99,7 @@ async def _live(settings: Settings, workdir: Path, registry: Registry, province:
     only its last stretch is sent.
     """
     traffic = simulate_traffic(province, start, end, seed, SAMPLE_FAULTS)
-    traffic.messages = [m for m in traffic.messages if m.at >= live_start]
+    traffic.messages = [m for m in traffic.messages if m.at >= live_start] + _dead_letters(province, end)
     async with embedded_broker() as broker_url:
         live = settings.model_copy(update={
             "broker": broker_url, "registry": workdir / "registry",
@@ -124,3 +124,13 @@ async def _live(settings: Settings, workdir: Path, registry: Registry, province:
             await task
             await store.close()
     return stats.published
+
+
+def _dead_letters(province: Province, at: int) -> list[Message]:
+    """Two messages the collector must refuse, so that its dead letters always have something to show
+    (the sample's random faults may send none in half an hour): garbled JSON, and a meter claimed by
+    another institution."""
+    meter = next(d for d in province.devices if d.kind != "scale")
+    other = next(i for i in province.institutions if i.id != meter.institution)
+    return [Message(at, f"meterwatch/up/{meter.institution}/{meter.id}/reading", b'{"ts": 1, "value":'),
+            Message(at, f"meterwatch/up/{other.id}/{meter.id}/reading", b'{"ts": %d, "value": 1.0}' % (at - 60))]

@@ -101,3 +101,18 @@ def test_rollup_equals_raw_readings_per_local_day(loaded) -> None:
              if k not in got or abs(got[k] - want[k]) > 1e-6 * max(1.0, abs(want[k]))]
     assert not wrong, wrong[:10]
     assert sorted(names) == ["cq_consumption_1d", "cq_consumption_city_1d", "cq_weighing_city_1d"]
+
+
+def test_sample_has_dead_letters_with_their_reasons(loaded) -> None:
+    settings, _ = loaded
+
+    async def reasons() -> dict[str, int]:
+        store = InfluxStore(settings.store)
+        try:
+            series = await store.query('SELECT count("topic") FROM "reject" GROUP BY "reason"')
+        finally:
+            await store.close()
+        return {s["tags"]["reason"]: s["values"][0][1] for s in series}
+
+    found = asyncio.run(reasons())
+    assert found.get("malformed_json", 0) >= 1 and found.get("institution_mismatch", 0) >= 1, found
