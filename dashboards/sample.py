@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 DAY = 86400
 SAMPLE_QUOTAS = Path(__file__).resolve().parent.parent / "examples" / "registry" / "quotas.toml"
 # More faults than a real province has, so that a small sample still has every kind of alert to show.
-SAMPLE_FAULTS = FaultRates(leak=0.08, burst=0.03, silent=0.06, frozen=0.02, backwards=0.01, spoof=0.01,
+SAMPLE_FAULTS = FaultRates(leak=0.15, burst=0.1, silent=0.06, frozen=0.02, backwards=0.01, spoof=0.01,
                            malformed=0.01, retry=0.02, unknown_card=0.3, mis_sorted=0.1)
 
 
