@@ -17,7 +17,7 @@ from analytics.service import acknowledge, run_scheduled
 from collector.timestamps import parse_timestamp
 from meterwatch.cli import load_checked_registry, run_until_signalled
 from meterwatch.settings import Settings
-from meterwatch.store import open_store
+from meterwatch.store import store_for
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     at = parse_timestamp(args.at) if args.at else None
     notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
     notifiers += [http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
-    store = open_store(settings.store, user=settings.store_user,
-                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+    store = store_for(settings)
 
     async def once() -> None:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)

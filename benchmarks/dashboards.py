@@ -36,6 +36,7 @@ from analytics.alerts import AlertBook
 from analytics.report import statistics
 from analytics.runner import evaluate
 from dashboards import rollups
+from dashboards.rollups import CONSUMPTION_1D
 from dashboards.boards import all_boards
 from dashboards.validate import run_board, variable_values
 from meterwatch.registry import load_registry
@@ -53,11 +54,11 @@ TARGET_MS = 300.0
 
 @dataclass(frozen=True, slots=True)
 class DailyConsumption:
-    """A ``consumption_1d`` point, as the rollup's continuous query writes it."""
+    """A ``consumption_1d`` point, as the rollup's continuous query writes it (its fields are the aliases of
+    ``CONSUMPTION_1D.select``)."""
 
     schema: ClassVar[Schema] = Schema(
-        "consumption_1d", ("institution", "city", "type", "kind", "device"),
-        (("consumption", "float"), ("readings", "int")), key=("device", "ts"))
+        CONSUMPTION_1D.name, CONSUMPTION_1D.by, (("consumption", "float"), ("readings", "int")), key=("device", "ts"))
 
 
 async def load_year(store: InfluxStore, settings: Settings, work: Path, institutions: int, raw_days: int,

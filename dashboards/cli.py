@@ -7,10 +7,13 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meterwatch.settings import Settings, redact_url
-from meterwatch.store import open_store
-from meterwatch.store.influx import InfluxStore
+from meterwatch.store import store_for
+
+if TYPE_CHECKING:
+    from meterwatch.store.influx import InfluxStore
 
 DAY = 86400
 
@@ -61,8 +64,9 @@ def _push(settings: Settings) -> int:
 
 
 def _influx(settings: Settings) -> InfluxStore:
-    store = open_store(settings.store, user=settings.store_user,
-                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+    from meterwatch.store.influx import InfluxStore  # here: every meterwatch command parses this module
+
+    store = store_for(settings)
     if not isinstance(store, InfluxStore):
         raise ValueError(f"rollups live in InfluxDB; the store is {redact_url(settings.store)}")
     return store

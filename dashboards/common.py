@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from collector import reasons
 from dashboards.grafana import Variable
 from dashboards.rollups import DAY
 from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES, LOCAL_UTC_OFFSET_S, UNKNOWN
@@ -24,7 +23,6 @@ STATES = {"open": "新告警 Open", "update": "更新 Update", "resolved": "已�
           "acknowledged": "已确认 Acknowledged"}
 SEVERITIES = {"info": "提示 Info", "warning": "警告 Warning", "critical": "严重 Critical"}
 INDICATORS = {"energy": "综合能耗 Energy (kgce)", "electricity": "电 Electricity (kWh)", "water": "水 Water (m³)"}
-REASONS = {name: name for name in vars(reasons).values() if isinstance(name, str) and name.islower()}
 
 DAILY = f"time(1d, {-LOCAL_UTC_OFFSET_S}s)"  # days from the province's local midnight, as the rollups
 OPEN_LOOKBACK = f"time > now() - {365 * DAY}s"  # an alert opened months ago and still open is still open

@@ -17,10 +17,10 @@ from typing import Any
 
 from dashboards.boards import all_boards
 from dashboards.grafana import GRID_WIDTH, Dashboard
-from dashboards.sample import load_sample
+from dashboards.sample import BOARD_RANGE, PICKS_INSTITUTION, load_sample
 from dashboards.validate import QueryRun, run_board, variable_values
 from meterwatch.settings import Settings
-from meterwatch.store.influx import InfluxStore
+from meterwatch.store import store_for
 
 log = logging.getLogger(__name__)
 CJK_FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "SimHei"]
@@ -31,19 +31,14 @@ async def render_all(settings: Settings, out: Path, *, institutions: int = 60, d
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="meterwatch-render-") as tmp:
         sample = await load_sample(settings, Path(tmp), institutions=institutions, days=days)
-    store = InfluxStore(settings.store)
+    store = store_for(settings)
     paths = []
     try:
-        kinds: dict[str, set[str]] = {}
-        for d in sample.registry.devices.values():
-            kinds.setdefault(d.institution, set()).add(d.kind)
-        offices = [i for i in sample.registry.institutions.values() if i.type == "office"]  # they have quotas
-        shown = max(offices, key=lambda i: len(kinds.get(i.id, ())))  # every kind of meter, if any has
+        shown = sample.showcase()
         for board in all_boards(settings):
-            chosen = {"name": shown.name} if board.uid in ("mw-institution", "mw-garbage") else {}
+            chosen = {"name": shown.name} if board.uid in PICKS_INSTITUTION else {}
             values = await variable_values(store, board, chosen)
-            runs = await run_board(store, board, values, int(time.time()),
-                                   "now-5m" if board.uid == "mw-collector" else None)
+            runs = await run_board(store, board, values, int(time.time()), BOARD_RANGE.get(board.uid))
             path = out / f"{board.uid}.png"
             draw(board, runs, path)
             paths.append(path)

@@ -49,9 +49,11 @@ class Rollup:
                 f"{RESAMPLE} BEGIN {self.statement()} END")
 
 
+CONSUMPTION_1D = Rollup("consumption_1d", "reading",
+                        'sum("consumption") AS "consumption", count("register") AS "readings"',
+                        ("institution", "city", "type", "kind", "device"))
 ROLLUPS: tuple[Rollup, ...] = (
-    Rollup("consumption_1d", "reading", 'sum("consumption") AS "consumption", count("register") AS "readings"',
-           ("institution", "city", "type", "kind", "device")),
+    CONSUMPTION_1D,
     Rollup("consumption_city_1d", "consumption_1d",
            'sum("consumption") AS "consumption", sum("readings") AS "readings"', ("city", "type", "kind")),
     Rollup("weighing_city_1d", "weighing", 'sum("weight_kg") AS "weight_kg", count("weight_kg") AS "weighings"',
@@ -82,11 +84,13 @@ async def install(store: InfluxStore) -> list[str]:
 
 async def apply(store: InfluxStore, start: int, end: int) -> int:
     """Compute every rollup for the local days touching [start, end); points written."""
-    first, written = local_day_start(start), 0
+    first, total = local_day_start(start), 0
     for rollup in ROLLUPS:  # in order: consumption_city_1d reads consumption_1d
+        written = 0
         for lo in range(first, end, CHUNK_DAYS * DAY):
             hi = min(lo + CHUNK_DAYS * DAY, local_day_start(end - 1) + DAY)
             series = await store.query(rollup.statement(f"time >= {lo}s AND time < {hi}s"), method="POST")
             written += sum(int(v[1]) for s in series for v in s.get("values", []))
         log.info("rollup", extra={"rollup": rollup.name, "start": first, "end": end, "written": written})
-    return written
+        total += written
+    return total

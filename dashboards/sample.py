@@ -22,9 +22,9 @@ from analytics.report import statistics
 from analytics.runner import evaluate
 from collector.service import Collector
 from dashboards import rollups
-from meterwatch.registry import Registry, load_registry
+from meterwatch.registry import Institution, Registry, load_registry
 from meterwatch.settings import Settings
-from meterwatch.store import open_store
+from meterwatch.store import store_for
 from meterwatch.store.influx import InfluxStore
 from simulators.backfill import backfill
 from simulators.broker import embedded_broker
@@ -36,6 +36,8 @@ from simulators.traffic import Message, simulate_traffic
 log = logging.getLogger(__name__)
 DAY = 86400
 SAMPLE_QUOTAS = Path(__file__).resolve().parent.parent / "examples" / "registry" / "quotas.toml"
+BOARD_RANGE = {"mw-collector": "now-5m"}  # the sample's collector ran for half a minute, not six hours
+PICKS_INSTITUTION = ("mw-institution", "mw-garbage")  # boards with an institution picker
 # More faults than a real province has, so that a small sample still has every kind of alert to show.
 SAMPLE_FAULTS = FaultRates(leak=0.15, burst=0.1, silent=0.06, frozen=0.02, backwards=0.01, spoof=0.01,
                            malformed=0.01, retry=0.02, unknown_card=0.3, mis_sorted=0.1)
@@ -51,6 +53,20 @@ class Sample:
     published: int = 0
     alert_events: int = 0
 
+    def meter_kinds(self) -> dict[str, set[str]]:
+        """Institution id -> the kinds of device it has."""
+        kinds: dict[str, set[str]] = {}
+        for d in self.registry.devices.values():
+            kinds.setdefault(d.institution, set()).add(d.kind)
+        return kinds
+
+    def showcase(self, alerted: frozenset[str] | set[str] = frozenset()) -> Institution:
+        """The institution to show on the pickers: an office (the sample's quotas cover offices) with the
+        most kinds of device, one with alerts first."""
+        kinds = self.meter_kinds()
+        offices = sorted((i for i in self.registry.institutions.values() if i.type == "office"), key=lambda i: i.id)
+        return max(offices, key=lambda i: (len(kinds.get(i.id, ())), i.id in alerted))
+
 
 async def load_sample(settings: Settings, workdir: Path, *, institutions: int, days: int, seed: int = 7,
                       live_s: int = 1800, collector_s: float = 25.0, evaluations_per_day: int = 4) -> Sample:
@@ -62,7 +78,7 @@ async def load_sample(settings: Settings, workdir: Path, *, institutions: int, d
     end = int(time.time())
     live_start = end - live_s
     sample = Sample(province, registry, end - days * DAY, end)
-    store = open_store(settings.store)
+    store = store_for(settings)
     if not isinstance(store, InfluxStore):
         raise ValueError("the dashboards' sample goes into an InfluxDB store")
     await store.open()
@@ -107,7 +123,7 @@ async def _live(settings: Settings, workdir: Path, registry: Registry, province:
                 "spool_dir": workdir / "spool", "metrics_interval_s": 2.0, "client_id": "sample-collector",
                 "instance": "sample-collector"}),
         })
-        store = open_store(live.store)
+        store = store_for(live)
         collector = Collector(live, registry, store)
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))

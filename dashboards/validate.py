@@ -43,20 +43,15 @@ def structural_problems(boards: Iterable[Dashboard], datasource_uids: set[str],
         where = board.uid
         ids = [p["id"] for p in doc["panels"]]
         problems += [f"{where}: panel id {i} used twice" for i in {i for i in ids if ids.count(i) > 1}]
-        cells: dict[tuple[int, int], str] = {}
+        cells: dict[tuple[int, int], str] = {}  # grid cell -> the panel that took it
         for p in doc["panels"]:
             pos = p["gridPos"]
             if pos["x"] < 0 or pos["x"] + pos["w"] > GRID_WIDTH:
                 problems.append(f"{where}: panel {p['title']!r} outside the {GRID_WIDTH}-column grid")
-            for x in range(pos["x"], pos["x"] + pos["w"]):
-                for y in range(pos["y"], pos["y"] + pos["h"]):
-                    if (x, y) in cells:
-                        problems.append(f"{where}: panel {p['title']!r} overlaps {cells[(x, y)]!r}")
-                        break
-                    cells[(x, y)] = p["title"]
-                else:
-                    continue
-                break
+            mine = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+            taken = sorted({cells[c] for c in mine if c in cells})
+            problems += [f"{where}: panel {p['title']!r} overlaps {other!r}" for other in taken]
+            cells.update(dict.fromkeys(mine, p["title"]))
             for ds in [p["datasource"], *(t["datasource"] for t in p["targets"])]:
                 if ds.get("uid") not in datasource_uids:
                     problems.append(f"{where}: panel {p['title']!r} uses datasource {ds.get('uid')!r}, "

@@ -65,14 +65,12 @@ def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     from collector.service import Collector
-    from meterwatch.store import open_store
+    from meterwatch.store import store_for
 
     if args.status:
         return collect_status(settings)
     registry = load_checked_registry(settings)
-    store = open_store(settings.store, user=settings.store_user,
-                       password=settings.store_password.get_secret_value() if settings.store_password else None,
-                       timeout_s=settings.collector.store_timeout_s)
+    store = store_for(settings, timeout_s=settings.collector.store_timeout_s)
     log.info("collector starting", extra={"store": redact_url(settings.store), "broker": redact_url(settings.broker),
                                           "devices": len(registry.devices)})
 
@@ -88,11 +86,10 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 
 def collect_status(settings: Settings) -> int:
     from collector.status import status_report
-    from meterwatch.store import open_store
+    from meterwatch.store import store_for
 
     async def main() -> tuple[str, bool]:
-        store = open_store(settings.store, user=settings.store_user,
-                           password=settings.store_password.get_secret_value() if settings.store_password else None)
+        store = store_for(settings)
         try:
             await store.open()
             return await status_report(store)

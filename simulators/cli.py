@@ -9,7 +9,7 @@ import time
 
 from meterwatch.cli import load_checked_registry
 from meterwatch.settings import Settings
-from meterwatch.store import open_store
+from meterwatch.store import store_for
 from simulators.backfill import BackfillResult, backfill
 from simulators.faults import write_labels
 from simulators.traffic import iter_traffic
@@ -55,8 +55,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
                         list(registry.cards.values()))
     end = int(args.end.timestamp()) if args.end else int(time.time())
     start = end - int(args.days * 86400)
-    store = open_store(settings.store, user=settings.store_user,
-                       password=settings.store_password.get_secret_value() if settings.store_password else None)
+    store = store_for(settings)
 
     async def main() -> BackfillResult:
         await store.open()

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meterwatch.store.base import DeviceActivity, Store
 from meterwatch.store.errors import PermanentStoreError, StoreError, TransientStoreError
 from meterwatch.store.records import (
@@ -18,6 +20,9 @@ from meterwatch.store.records import (
     StatisticPoint,
     WeighingPoint,
 )
+
+if TYPE_CHECKING:
+    from meterwatch.settings import Settings
 
 
 def open_store(url: str, *, user: str | None = None, password: str | None = None,
@@ -34,7 +39,13 @@ def open_store(url: str, *, user: str | None = None, password: str | None = None
     raise ValueError(f"unknown store URL {url!r}: expected influxdb://host:port/db or duckdb:///path")
 
 
+def store_for(settings: Settings, *, timeout_s: float = 30.0) -> Store:
+    """The configured store, with the configured credentials (the password stays a secret until here)."""
+    password = settings.store_password.get_secret_value() if settings.store_password else None
+    return open_store(settings.store, user=settings.store_user, password=password, timeout_s=timeout_s)
+
+
 __all__ = [
     "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
-    "RejectRecord", "StatisticPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store",
+    "RejectRecord", "StatisticPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]

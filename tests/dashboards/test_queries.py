@@ -17,7 +17,7 @@ import pytest
 
 from dashboards import rollups
 from dashboards.boards import all_boards
-from dashboards.sample import Sample, load_sample
+from dashboards.sample import BOARD_RANGE, PICKS_INSTITUTION, Sample, load_sample
 from dashboards.validate import run_board, variable_values
 from meterwatch.settings import Settings
 from meterwatch.store import ReadingPoint
@@ -25,7 +25,6 @@ from meterwatch.store.aggregate import Aggregate
 from meterwatch.store.influx import InfluxStore
 
 pytestmark = pytest.mark.servers
-BOARD_RANGE = {"mw-collector": "now-5m"}  # the collector ran for half a minute, not six hours
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +37,13 @@ def loaded(influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 
 
 async def _pick_institution(store: InfluxStore, sample: Sample) -> str:
-    """An office (the sample's quotas set energy for offices) with every kind of meter, a scale and an alert."""
+    """The sample's showcase, which must be an office with every kind of meter, a scale and an alert."""
     alerted = {row[1] for s in await store.query('SHOW TAG VALUES FROM "alert" WITH KEY = "institution"')
                for row in s["values"]}
-    kinds: dict[str, set[str]] = {}
-    for d in sample.registry.devices.values():
-        kinds.setdefault(d.institution, set()).add(d.kind)
-    full = sorted(i for i, k in kinds.items() if k >= {"water", "electricity", "heat", "scale"} and i in alerted
-                  and sample.registry.institutions[i].type == "office")
-    assert full, "the sample has no institution with every kind of meter and an alert"
-    return sample.registry.institutions[full[0]].name
+    shown = sample.showcase(alerted)
+    assert sample.meter_kinds()[shown.id] >= {"water", "electricity", "heat", "scale"} and shown.id in alerted, (
+        "the sample has no office with every kind of meter and an alert")
+    return shown.name
 
 
 @pytest.mark.parametrize("uid", ["mw-province", "mw-institution", "mw-alerts", "mw-garbage", "mw-collector"])
@@ -58,8 +54,7 @@ def test_every_panel_query_returns_the_columns_it_reads(loaded, uid: str) -> Non
     async def check() -> list:
         store = InfluxStore(settings.store)
         try:
-            chosen = ({"name": await _pick_institution(store, sample)}
-                      if uid in ("mw-institution", "mw-garbage") else {})
+            chosen = {"name": await _pick_institution(store, sample)} if uid in PICKS_INSTITUTION else {}
             values = await variable_values(store, board, chosen)
             return await run_board(store, board, values, int(time.time()), BOARD_RANGE.get(uid))
         finally:
