@@ -7,8 +7,18 @@
   evaluations in a row (hysteresis against a flaky cellular link);
 - acknowledged: an operator's ack is published once and mutes updates.
 
-State lives in a JSON file written atomically after every evaluation, so
-restarting analytics neither re-opens nor forgets an alert.
+An alert's id is fixed when it opens: a hash of rule, device and the time
+of its ``open`` event (strictly increasing per rule and device), kept in the
+state.  It never derives from a rule's moving window, so it does not change
+while the condition lasts, and re-running the same evaluation from the same
+state gives the same ids.
+
+State lives in a JSON file, written atomically (temporary file, fsync,
+rename) *before* any event is written to the store or sent: a process
+killed anywhere finds its alerts open on restart and re-opens nothing.  The
+events themselves wait in the state's outbox, one queue per destination
+(the store, each notifier), until that destination has taken them; a store
+or notifier that fails gets them again at the next evaluation.
 
 Events of one rule on one device get strictly increasing times (at least a
 second apart): InfluxDB identifies a point by its tags and time, so an
@@ -18,8 +28,10 @@ second apart): InfluxDB identifies a point by its tags and time, so an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -27,6 +39,10 @@ from pathlib import Path
 
 from analytics.findings import Finding
 from meterwatch.store import AlertPoint
+
+log = logging.getLogger(__name__)
+STORE = "store"  # the store's outbox; each notifier's is its ``key``
+MAX_OUTBOX = 10_000  # events kept per destination while it is down; beyond, the oldest go (logged)
 
 
 @dataclass
@@ -50,17 +66,46 @@ class OpenAlert:
                           self.message, self.message_en, self.value, self.unit, self.since, ts - self.since)
 
 
-def alert_id(rule: str, device: str, since: int) -> str:
-    return hashlib.sha1(f"{rule}|{device}|{since}".encode()).hexdigest()[:16]
+def alert_id(rule: str, device: str, opened: int) -> str:
+    """Stable for one condition on one device: ``opened`` is the time of the alert's ``open`` event."""
+    return hashlib.sha1(f"{rule}|{device}|{opened}".encode()).hexdigest()[:16]
 
 
 class AlertBook:
     def __init__(self, alerts: dict[str, OpenAlert] | None = None, *, update_interval_s: float = 3600,
-                 resolve_after: int = 2, last_event: dict[str, int] | None = None) -> None:
+                 resolve_after: int = 2, last_event: dict[str, int] | None = None,
+                 outbox: dict[str, list[AlertPoint]] | None = None, path: Path | None = None) -> None:
         self.alerts: dict[str, OpenAlert] = alerts or {}  # key: rule|device
         self.last_event: dict[str, int] = last_event or {}  # key -> time of its latest event
+        self.outbox: dict[str, list[AlertPoint]] = outbox or {}  # destination -> events it has not taken yet
         self.update_interval_s = update_interval_s
         self.resolve_after = resolve_after
+        self.path = path  # where save() writes; None: an in-memory book (benchmarks, samples)
+        self.delivering = asyncio.Lock()  # one delivery at a time (evaluations and acknowledgements)
+
+    def post(self, events: list[AlertPoint], destinations: Iterable[str]) -> None:
+        """Queue ``events`` for every destination; they leave the outbox once it has taken them."""
+        if not events:
+            return
+        for dest in destinations:
+            queue = self.outbox.setdefault(dest, [])
+            queue += events
+            if len(queue) > MAX_OUTBOX:
+                log.error("alert outbox full: oldest events dropped", extra={
+                    "destination": dest, "dropped": len(queue) - MAX_OUTBOX})
+                del queue[:len(queue) - MAX_OUTBOX]
+
+    def taken(self, dest: str, count: int) -> None:
+        """The first ``count`` events queued for ``dest`` were delivered (later ones may have been posted since)."""
+        rest = self.outbox.get(dest, [])[count:]
+        if rest:
+            self.outbox[dest] = rest
+        else:
+            self.outbox.pop(dest, None)
+
+    def save(self) -> None:
+        if self.path is not None:
+            save_book(self, self.path)
 
     def _event(self, key: str, alert: OpenAlert, state: str, now: int) -> AlertPoint:
         ts = max(now, self.last_event.get(key, now - 1) + 1)
@@ -76,7 +121,8 @@ class AlertBook:
             seen.add(key)
             current = self.alerts.get(key)
             if current is None:
-                current = self.alerts[key] = OpenAlert(alert_id(rule, f.device, f.since), rule, f.institution,
+                opened = max(now, self.last_event.get(key, now - 1) + 1)  # the open event's time, see _event
+                current = self.alerts[key] = OpenAlert(alert_id(rule, f.device, opened), rule, f.institution,
                                                        f.device, f.since, now, f.value, f.unit, f.severity,
                                                        f.message, f.message_en)
                 events.append(self._event(key, current, "open", now))
@@ -106,15 +152,27 @@ class AlertBook:
 
 
 def load_book(path: Path, *, update_interval_s: float, resolve_after: int = 2) -> AlertBook:
+    """The saved book (or an empty one); it saves itself to ``path`` from then on."""
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     alerts = {k: OpenAlert(**v) for k, v in data.get("alerts", {}).items()}
+    outbox = {dest: [AlertPoint(**e) for e in events] for dest, events in data.get("outbox", {}).items()}
     return AlertBook(alerts, update_interval_s=update_interval_s, resolve_after=resolve_after,
-                     last_event=data.get("last_event", {}))
+                     last_event=data.get("last_event", {}), outbox=outbox, path=path)
 
 
 def save_book(book: AlertBook, path: Path) -> None:
+    """Atomically: a crash leaves either the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    data = {"alerts": {k: asdict(v) for k, v in book.alerts.items()}, "last_event": book.last_event}
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    data = {"alerts": {k: asdict(v) for k, v in book.alerts.items()}, "last_event": book.last_event,
+            "outbox": {dest: [asdict(e) for e in events] for dest, events in book.outbox.items()}}
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, ensure_ascii=False, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)

@@ -1,39 +1,48 @@
-"""``meterwatch analyze``: once (optionally as of a past time) or on a schedule."""
+"""``meterwatch analyze``: once (optionally as of a past time) or on a schedule.
+
+Exit codes: 0 done; 1 an evaluation or acknowledgement failed (the store
+refused the alerts: they wait in the state's outbox), or the scheduled
+process lost a part (see ``analytics.service``); 2 bad settings.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import sys
 import time
 
-from analytics.alerts import load_book, save_book
+from analytics.alerts import load_book
 from analytics.notifiers import http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
-from analytics.runner import evaluate
 from analytics.report import statistics
-from analytics.service import acknowledge, run_scheduled
+from analytics.runner import evaluate
+from analytics.service import AnalyticsDied, acknowledge, run_scheduled
 from collector.timestamps import parse_timestamp
 from meterwatch.cli import load_checked_registry, run_until_signalled
 from meterwatch.settings import Settings
-from meterwatch.store import store_for
+from meterwatch.store import StoreError, store_for
 
 log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     cfg = settings.analytics
+    try:  # configuration errors (store or broker URL) stop here, with their URLs redacted
+        store = store_for(settings)
+        notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
+    except ValueError as exc:
+        print(f"error: bad settings: {exc}", file=sys.stderr)
+        return 2
     registry = load_checked_registry(settings)
     at = parse_timestamp(args.at) if args.at else None
-    notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
     notifiers += [http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
-    store = store_for(settings)
 
     async def once() -> None:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
         result = await evaluate(store, registry, cfg, book, at or int(time.time()), notifiers)
-        save_book(book, cfg.state_file)
         print(f"evaluated at {result.at}: {len(result.events)} event(s); open alerts by rule: "
               f"{dict(result.open_by_rule) or 'none'}")
         for rule, notes in result.notes.items():
@@ -48,18 +57,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def ack(alert_id: str) -> bool:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-        return await acknowledge(book, alert_id, args.by, store, notifiers, settings)
+        return await acknowledge(book, alert_id, args.by, store, notifiers)
 
-    acknowledged = True
+    code = 0
 
     async def main(stop: asyncio.Event) -> None:
-        nonlocal acknowledged
+        nonlocal code
         await store.open()
         try:
             if args.ack:
                 acknowledged = await ack(args.ack)
                 print(f"alert {args.ack} acknowledged by {args.by}" if acknowledged
                       else f"no open, unacknowledged alert with id {args.ack}")
+                code = 0 if acknowledged else 1
             elif args.once:
                 await once()
             else:
@@ -68,5 +78,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await store.close()
 
-    asyncio.run(run_until_signalled(main))
-    return 0 if acknowledged else 1
+    try:
+        asyncio.run(run_until_signalled(main))
+    except (StoreError, AnalyticsDied) as exc:
+        log.error("analytics stopped", extra={"error": repr(exc)[:500]})
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code

@@ -1,7 +1,13 @@
-"""One evaluation of every rule at a given time: gather, evaluate, apply the lifecycle, write, notify.
+"""One evaluation of every rule at a given time: gather, evaluate, apply the lifecycle, save, write, notify.
 
 A rule that fails (a store error, a bug) is logged with its reason and the
 other rules still run: one bad input must not silence the province.
+
+The book (with its new events in the outbox) is saved before anything is
+written or sent; ``deliver`` then empties each destination's outbox.  A
+store that refuses the alerts makes the evaluation fail (the caller counts
+it) after the notifiers have had their events; the refused events stay in
+the outbox for the next evaluation.
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from analytics.alerts import AlertBook
+from analytics.alerts import STORE, AlertBook
 from analytics.evaluators import EVALUATORS
-from analytics.notifiers.base import Notifier
+from analytics.notifiers.base import Notifier, notifier_key
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import AlertPoint, Batch, Store
@@ -23,6 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Evaluation:
     at: int
+    ran: list[str] = field(default_factory=list)  # the rules evaluated
     events: list[AlertPoint] = field(default_factory=list)
     open_by_rule: Counter[str] = field(default_factory=Counter)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> reason
@@ -31,8 +38,8 @@ class Evaluation:
 
 async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, book: AlertBook, at: int,
                    notifiers: list[Notifier], rules: list[str] | None = None) -> Evaluation:
-    result = Evaluation(at)
-    for rule in rules or list(EVALUATORS):
+    result = Evaluation(at, ran=rules or list(EVALUATORS))
+    for rule in result.ran:
         try:
             outcome = await EVALUATORS[rule](store, registry, cfg, at)
         except Exception as exc:  # noqa: BLE001 - reported, and the other rules still run
@@ -42,15 +49,41 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
         result.events += book.apply(rule, outcome.findings, outcome.scope, at)
         if outcome.notes:
             result.notes[rule] = outcome.notes
-    if result.events:
-        await store.write(Batch(alerts=result.events))
-        for notifier in notifiers:
-            try:
-                await notifier.send(result.events)
-            except Exception as exc:  # noqa: BLE001 - a notifier outage must not lose the evaluation
-                log.error("notifier failed", extra={"notifier": type(notifier).__name__, "error": repr(exc)[:300]})
+    book.post(result.events, [STORE] + [notifier_key(n) for n in notifiers])
+    book.save()  # before anything leaves: a crash from here on re-opens nothing
     for e in result.events:
-        log.info("alert", extra={"rule": e.rule, "state": e.state, "institution": e.institution,
+        log.info("alert", extra={"rule": e.rule, "id": e.id, "state": e.state, "institution": e.institution,
                                  "device": e.device, "value": e.value})
     result.open_by_rule = Counter(a.rule for a in book.alerts.values())
+    await deliver(book, store, notifiers)
     return result
+
+
+async def deliver(book: AlertBook, store: Store, notifiers: list[Notifier]) -> None:
+    """Hand every destination what waits for it; raise the store's error (after notifying) if it refused."""
+    async with book.delivering:
+        store_error: Exception | None = None
+        pending = list(book.outbox.get(STORE, []))
+        if pending:
+            try:
+                await store.write(Batch(alerts=pending))
+                book.taken(STORE, len(pending))
+            except Exception as exc:  # noqa: BLE001 - kept in the outbox; notifiers still get theirs
+                log.error("alerts not written; kept for the next evaluation",
+                          extra={"events": len(pending), "error": repr(exc)[:300]})
+                store_error = exc
+            book.save()
+        for notifier in notifiers:
+            key = notifier_key(notifier)
+            pending = list(book.outbox.get(key, []))
+            if not pending:
+                continue
+            try:
+                await notifier.send(pending)
+                book.taken(key, len(pending))
+            except Exception as exc:  # noqa: BLE001 - a notifier outage must not lose the evaluation
+                log.error("notifier failed; events kept for the next evaluation",
+                          extra={"notifier": key, "events": len(pending), "error": repr(exc)[:300]})
+            book.save()
+        if store_error is not None:
+            raise store_error

@@ -1,45 +1,55 @@
 """Analytics as a process: evaluations on a schedule, and operators' acknowledgements over MQTT.
 
-The alert book is shared by both within one event loop and saved after
-every change, so a restart neither re-opens nor forgets an alert, nor an
-acknowledgement.
+The alert book is shared by both within one event loop and saved before
+anything leaves it, so a restart neither re-opens nor forgets an alert,
+nor an acknowledgement.
+
+Nothing dies quietly: the ack listener ending for any reason other than a
+lost broker (which it reconnects to), or ``max_failed_evaluations``
+evaluations failing in a row, ends ``run_scheduled`` with ``AnalyticsDied``,
+and ``meterwatch analyze`` exits non-zero so that a supervisor restarts it.
+A failed evaluation is logged with its count and retried at the next
+schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 
 import aiomqtt
 
-from analytics.alerts import AlertBook, save_book
-from analytics.notifiers.base import Notifier
-from analytics.runner import Evaluation, evaluate
+from analytics.alerts import STORE, AlertBook
+from analytics.notifiers.base import Notifier, notifier_key
+from analytics.runner import Evaluation, deliver, evaluate
 from meterwatch.const import ACK_TOPIC
 from meterwatch.mqtt import client_kwargs
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
-from meterwatch.store import Batch, Store
+from meterwatch.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
 
+class AnalyticsDied(RuntimeError):
+    """A part of the scheduled process stopped: the process must exit non-zero and be restarted."""
+
+
 async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, notifiers: list[Notifier],
-                      settings: Settings, now: int | None = None) -> bool:
+                      now: int | None = None) -> bool:
+    """Mark the alert acknowledged (saved first), then store and announce the event; raises StoreError if
+    the store refused it (the event stays in the outbox for the next evaluation)."""
     event = book.acknowledge(alert_id, int(now or time.time()))
     if event is None:
         return False
     log.info("alert acknowledged", extra={"id": alert_id, "by": by, "institution": event.institution,
                                           "device": event.device, "rule": event.rule})
-    await store.write(Batch(alerts=[event]))
-    for notifier in notifiers:
-        try:
-            await notifier.send([event])
-        except Exception as exc:  # noqa: BLE001 - the acknowledgement itself is stored and saved
-            log.error("notifier failed", extra={"notifier": type(notifier).__name__, "error": repr(exc)[:200]})
-    save_book(book, settings.analytics.state_file)
+    book.post([event], [STORE] + [notifier_key(n) for n in notifiers])
+    book.save()
+    await deliver(book, store, notifiers)
     return True
 
 
@@ -55,34 +65,68 @@ async def listen_for_acks(settings: Settings, book: AlertBook, store: Store, not
                     ready.set()
                 delay = 1.0
                 async for message in client.messages:
-                    try:
-                        body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
-                        alert_id, by = str(body["id"]), str(body.get("by", "mqtt"))
-                    except (ValueError, KeyError, TypeError):
-                        log.warning("unreadable acknowledgement", extra={"payload": str(message.payload)[:200]})
-                        continue
-                    if not await acknowledge(book, alert_id, by, store, notifiers, settings):
-                        log.warning("acknowledgement for no open alert", extra={"id": alert_id, "by": by})
+                    await _on_ack(message, book, store, notifiers)
         except aiomqtt.MqttError as exc:
             log.warning("ack listener lost the broker; reconnecting", extra={"error": str(exc), "retry_in_s": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
 
+async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notifiers: list[Notifier]) -> None:
+    try:
+        body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+        alert_id, by = str(body["id"]), str(body.get("by", "mqtt"))
+    except (ValueError, KeyError, TypeError):
+        log.warning("unreadable acknowledgement", extra={"topic": str(message.topic),
+                                                         "payload": str(message.payload)[:200]})
+        return
+    try:
+        if not await acknowledge(book, alert_id, by, store, notifiers):
+            log.warning("acknowledgement for no open alert", extra={"id": alert_id, "by": by})
+    except StoreError:  # logged by deliver; the acknowledgement is saved and its event waits in the outbox
+        pass
+
+
+async def evaluate_on_schedule(settings: Settings, registry: Registry, store: Store, book: AlertBook,
+                               notifiers: list[Notifier], stop: asyncio.Event, done: list[Evaluation]) -> None:
+    cfg = settings.analytics
+    failures = 0
+    while not stop.is_set():
+        try:
+            result = await evaluate(store, registry, cfg, book, int(time.time()), notifiers)
+            done.append(result)
+            failed = sorted(result.failed) if result.failed and len(result.failed) == len(result.ran) else []
+        except Exception as exc:  # noqa: BLE001 - counted; retried at the next schedule
+            failed = [repr(exc)[:300]]
+        failures = failures + 1 if failed else 0
+        if failed:
+            log.error("evaluation failed", extra={"consecutive": failures, "limit": cfg.max_failed_evaluations,
+                                                  "reason": failed})
+            if failures >= cfg.max_failed_evaluations:
+                raise AnalyticsDied(f"{failures} evaluations failed in a row; last: {failed}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=cfg.interval_s)
+
+
 async def run_scheduled(settings: Settings, registry: Registry, store: Store, book: AlertBook,
                         notifiers: list[Notifier], stop: asyncio.Event) -> list[Evaluation]:
-    listener = asyncio.create_task(listen_for_acks(settings, book, store, notifiers))
+    """Evaluate every ``interval_s`` and listen for acknowledgements until ``stop``; raise AnalyticsDied
+    as soon as either part dies."""
     done: list[Evaluation] = []
+    tasks = {asyncio.create_task(listen_for_acks(settings, book, store, notifiers), name="ack listener"),
+             asyncio.create_task(evaluate_on_schedule(settings, registry, store, book, notifiers, stop, done),
+                                 name="evaluations")}
     try:
-        while not stop.is_set():
-            result = await evaluate(store, registry, settings.analytics, book, int(time.time()), notifiers)
-            save_book(book, settings.analytics.state_file)
-            done.append(result)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.analytics.interval_s)
-            except TimeoutError:
-                pass
+        finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            if task.get_name() == "evaluations" and task.exception() is None:
+                return done  # stopped on request
+            error = task.exception()
+            if isinstance(error, AnalyticsDied):
+                raise error
+            raise AnalyticsDied(f"{task.get_name()} died: {error!r}"[:500]) from error
     finally:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     return done

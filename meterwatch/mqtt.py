@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from meterwatch.redact import redact_url
 from meterwatch.settings import Settings
 
 Ack = Callable[[], None]
@@ -23,7 +24,7 @@ Ack = Callable[[], None]
 def client_kwargs(settings: Settings, **extra: Any) -> dict[str, Any]:
     parts = urlsplit(settings.broker)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"broker URL must be mqtt://host:port or mqtts://host:port, got {parts.scheme!r}")
+        raise ValueError(f"broker URL must be mqtt://host:port or mqtts://host:port, got {redact_url(settings.broker)!r}")
     tls = parts.scheme in ("mqtts", "ssl")
     kwargs: dict[str, Any] = {
         "hostname": parts.hostname or "127.0.0.1",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -20,6 +19,7 @@ from pydantic_settings import (
 )
 
 from meterwatch.const import DEFAULT_CITIES
+from meterwatch.redact import redact_url  # noqa: F401 - re-exported: its home is meterwatch.redact
 
 DEFAULT_CONFIG_FILE = Path("meterwatch.toml")
 
@@ -57,6 +57,8 @@ class NotifierSettings(BaseModel):
 class AnalyticsSettings(BaseModel):
     state_file: Path = Path("meterwatch-alerts.json")
     interval_s: float = Field(300.0, gt=0, description="scheduled mode: seconds between evaluations")
+    max_failed_evaluations: int = Field(3, ge=1, description="scheduled mode: exit non-zero (for a supervisor to "
+                                                             "restart) after this many failed evaluations in a row")
     update_interval_s: float = Field(3600.0, ge=0, description="an open alert is re-published at most this often")
     lookback_days: float = Field(14.0, gt=0)
     silent_factor: float = Field(4.0, gt=1, description="silent after this many usual intervals")
@@ -159,12 +161,3 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         model_config = SettingsConfigDict(toml_file=path)
 
     return _FileSettings(**overrides)
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to log: any password in it is replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

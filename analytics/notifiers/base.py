@@ -10,9 +10,19 @@ from meterwatch.store import AlertPoint
 
 
 class Notifier(Protocol):
-    """Delivers events in order; raises on failure so the caller can retry or log."""
+    """Delivers events in order; raises on failure so the caller can retry or log.
+
+    ``key`` names the notifier's outbox in the alert state: stable across
+    restarts, one per destination, and free of secrets (it is saved).
+    """
+
+    key: str
 
     async def send(self, events: list[AlertPoint]) -> None: ...
+
+
+def notifier_key(notifier: Notifier) -> str:
+    return getattr(notifier, "key", None) or type(notifier).__name__
 
 
 def rfc3339(ts: int) -> str:

@@ -2,13 +2,16 @@
 
 A notifier module only says how an alert event becomes a request body and
 how to tell that the receiver accepted it (DingTalk and WeCom answer 200
-with an ``errcode``).  Robot URLs carry access tokens: only the host is
-ever logged.
+with an ``errcode``).  Robot URLs carry access tokens: every URL and error
+text is redacted (``meterwatch.redact``) before it is logged or raised.
+Redirects are never followed: an alert goes to the configured host or
+nowhere, and a 3xx answer is a failure (not retried).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from meterwatch.redact import redact_text, redact_url
 from meterwatch.store import AlertPoint
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,8 @@ class HttpNotifier:
                  backoff_s: float = 0.5, timeout_s: float = 10.0, limiter: RateLimiter | None = None) -> None:
         self._url = url
         self.host = urlsplit(url).hostname or "?"
+        self.where = redact_url(url)
+        self.key = "http-" + hashlib.sha1(url.encode()).hexdigest()[:12]  # one outbox per robot, token not saved
         self.body, self.accepted = body, accepted
         self.retries, self.backoff_s = retries, backoff_s
         self.limiter = limiter or RateLimiter(per_minute)
@@ -67,23 +73,29 @@ class HttpNotifier:
                 if not await self._post(session, event):
                     failed += 1
         if failed:
-            raise NotifyError(f"{failed} of {len(events)} alert(s) not delivered to {self.host}")
+            raise NotifyError(f"{failed} of {len(events)} alert(s) not delivered to {self.where}")
 
     async def _post(self, session: aiohttp.ClientSession, event: AlertPoint) -> bool:
         delay = self.backoff_s
         for attempt in range(1, self.retries + 1):
             try:
-                async with session.post(self._url, json=self.body(event)) as resp:
+                async with session.post(self._url, json=self.body(event), allow_redirects=False) as resp:
+                    if 300 <= resp.status < 400:
+                        log.warning("notification refused: redirects are not followed",
+                                    extra={"url": self.where, "status": resp.status, "attempt": attempt,
+                                           "location": redact_url(resp.headers.get("Location", ""))})
+                        return False
                     payload = await resp.json(content_type=None) if resp.content_length != 0 else None
                     if self.accepted(resp.status, payload):
                         return True
                     permanent = 400 <= resp.status < 500 and resp.status != 429
-                    log.warning("notification refused", extra={"host": self.host, "status": resp.status,
-                                                               "answer": str(payload)[:200], "attempt": attempt})
+                    log.warning("notification refused", extra={"url": self.where, "status": resp.status,
+                                                               "answer": redact_text(str(payload), self._url)[:200],
+                                                               "attempt": attempt})
                     if permanent:
                         return False
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-                log.warning("notification failed", extra={"host": self.host, "error": repr(exc)[:200],
+                log.warning("notification failed", extra={"url": self.where, "error": redact_text(repr(exc), self._url)[:300],
                                                           "attempt": attempt})
             if attempt < self.retries:
                 await asyncio.sleep(delay)

@@ -13,8 +13,10 @@ from meterwatch.store import AlertPoint
 
 class MqttNotifier:
     def __init__(self, settings: Settings, client_id: str = "meterwatch-analytics") -> None:
+        client_kwargs(settings)  # a bad broker URL is a configuration error, raised now (redacted), not per send
         self.settings = settings
         self.client_id = client_id
+        self.key = "mqtt"
 
     async def send(self, events: list[AlertPoint]) -> None:
         if not events:

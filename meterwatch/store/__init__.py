@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from meterwatch.redact import redact_url
 from meterwatch.store.base import DeviceActivity, Store
 from meterwatch.store.errors import PermanentStoreError, StoreError, TransientStoreError
 from meterwatch.store.records import (
@@ -40,7 +41,7 @@ def open_store(url: str, *, user: str | None = None, password: str | None = None
         from meterwatch.store.duck import DuckStore
 
         return DuckStore(url)
-    raise ValueError(f"unknown store URL {url!r}: expected influxdb://host:port/db or duckdb:///path")
+    raise ValueError(f"unknown store URL {redact_url(url)!r}: expected influxdb://host:port/db or duckdb:///path")
 
 
 def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: int | None = None) -> Store:
