@@ -14,8 +14,8 @@ from analytics.notifiers.mqtt import MqttNotifier
 from analytics.runner import evaluate
 from analytics.report import statistics
 from analytics.service import acknowledge, run_scheduled
-from collector.timestamps import parse_timestamp
-from meterwatch.cli import load_checked_registry, run_until_signalled
+from meterwatch.timestamps import parse_timestamp
+from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.settings import Settings
 from meterwatch.store import store_for
 

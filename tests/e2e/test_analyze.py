@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.store import AlertPoint, Batch, ReadingPoint, open_store
 from tests.conftest import _unavailable
 from tests.helpers import tiny_registry

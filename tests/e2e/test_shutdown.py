@@ -26,7 +26,7 @@ async def test_sigterm_flushes_buffered_readings(mosquitto, influx_url, mosquitt
            "METERWATCH_COLLECTOR__BATCH_INTERVAL_S": "3600", "METERWATCH_COLLECTOR__BATCH_SIZE": "10000"}
     log = tmp_path / "collect.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "meterwatch.cli", "collect"], env=env, stderr=fh, cwd=tmp_path)
+        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=fh, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 20
         while b"connected and subscribed" not in log.read_bytes():
