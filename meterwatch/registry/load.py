@@ -16,8 +16,9 @@ from typing import Any
 from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES, KIND_UNITS
 from meterwatch.ids import is_valid_id
 from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
+from meterwatch.tariffs import load_tariffs
 
-FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml")
+FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml", "tariffs.toml")
 INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")
 DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")
 CARD_COLUMNS = ("card", "institution", "zone", "owner_unit", "cleaner", "category")
@@ -159,4 +160,10 @@ def load_registry(directory: Path, cities: Mapping[str, str] | None = None) -> t
              if cards_path.is_file() else {})
     quotas_path = directory / "quotas.toml"
     quotas = _load_quotas(quotas_path, problems) if quotas_path.is_file() else {}
-    return Registry(institutions, devices, cards, quotas), problems
+    tariffs_path = directory / "tariffs.toml"
+    tariffs = None
+    if tariffs_path.is_file():
+        tariffs, tariff_problems = load_tariffs(tariffs_path.read_text(encoding="utf-8"), cities or DEFAULT_CITIES,
+                                                INSTITUTION_TYPES)
+        problems += tariff_problems
+    return Registry(institutions, devices, cards, quotas, tariffs), problems
