@@ -16,7 +16,7 @@ from typing import Any
 from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES, KIND_UNITS
 from meterwatch.ids import is_valid_id
 from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
-from meterwatch.tariffs import load_tariffs
+from meterwatch.registry.tariffs import load_tariffs
 
 FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml", "tariffs.toml")
 INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from meterwatch.tariffs import Tariffs
+    from meterwatch.registry.tariffs import Tariffs
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import pytest
 from meterwatch.const import DEFAULT_CITIES, INSTITUTION_TYPES
 from meterwatch.localtime import midnight_of
 from meterwatch.registry.model import Institution
-from meterwatch.tariffs import load_tariffs, season_length, surcharge_factor
+from meterwatch.registry.tariffs import load_tariffs, season_length, surcharge_factor
 
 OFFICE = Institution("inst-a", "甲单位", "yinchuan", "office", "", 1000.0, 50)
 SCHOOL = Institution("inst-b", "乙学校", "guyuan", "education", "", 2000.0, 400)
@@ -146,3 +146,25 @@ def test_registry_check_reports_tariff_problems_and_keeps_the_good_schedules(tmp
     assert registry.tariffs is not None and len(registry.tariffs.schedules["water"]) == 1  # the good one kept
     assert main(["registry", "check", "--dir", str(tmp_path)]) == 1
     assert f"{tmp_path / 'tariffs.toml'}:18: water price: negative price -1" in capsys.readouterr().out
+
+
+def test_the_surcharge_can_apply_to_the_water_part_of_the_price_only():
+    """4.92 all in, of which 3.30 is water: 130 m3 against 100 is 100 x 4.92 + 20 x (4.92 + 0.5 x 3.30)
+    + 10 x (4.92 + 1.0 x 3.30)."""
+    t = load('[[water]]\nfrom = 2026-01-01\nprice = 4.92\nsurcharge_on = 3.30\n'
+             'surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]\n')
+    days = np.arange(30) + (local(2026, 4, 1) + 8 * 3600) // 86400
+    expected = 100 * 4.92 + 20 * (4.92 + 0.5 * 3.30) + 10 * (4.92 + 1.0 * 3.30)
+    assert t.water_month_cost(OFFICE, days, np.full(30, 130 / 30), monthly_quota_m3=100.0) == pytest.approx(expected)
+
+
+def test_the_shipped_sample_loads_clean_and_prices_schools_lower():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "examples/registry/tariffs.toml").read_text(encoding="utf-8")
+    t = load(text)
+    assert t.schedule_for("water", SCHOOL, date(2026, 5, 1)).price == 3.11
+    assert t.schedule_for("water", OFFICE, date(2026, 5, 1)).price == 4.92
+    ends = local(2026, 10, 1) + 3600 * np.arange(1, 25)
+    split, _ = t.electricity_bands(OFFICE, ends - 3600, ends, np.ones(24))
+    assert split.sum(axis=0) == pytest.approx([0.0, 8.0, 8.0, 8.0])  # published: 8 h each of peak, flat, valley

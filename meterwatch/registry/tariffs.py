@@ -17,6 +17,7 @@ types > cities > the whole province), then the latest ``from``::
     from = 2026-01-01
     price = 4.40                                  # yuan per m3, sewage charge included
     surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]
+    surcharge_on = 3.30   # optional: the part of the price the factors apply to (not the sewage charge)
 
     [[heat]]
     from = 2026-01-01
@@ -31,7 +32,8 @@ Pricing rules:
   resolution), with the schedule in force at that moment;
 - water: each calendar month, use above the monthly constraint quota
   (annual / 12) is charged at price x factor, tier by tier (超定额累进加价):
-  with the example, up to 20 % over at x1.5 and beyond at x2;
+  with the example, up to 20 % over at x1.5 and beyond at x2 (with
+  ``surcharge_on``, only that part of the price is multiplied);
 - heat: ``gj`` prices metered GJ; ``m2`` spreads floor area x price evenly
   over the days of the heating season.
 
@@ -73,6 +75,7 @@ class Schedule:
     band_price: tuple[float, ...] = ()  # electricity, in the order of BANDS
     minute_band: np.ndarray | None = field(default=None, repr=False, compare=False)  # 1440 indices into BANDS
     surcharge: tuple[tuple[float, float], ...] = ()  # water: (above, factor), ascending
+    surcharge_on: float | None = None  # water: the part of the price the factors multiply (default: all of it)
     basis: str = "gj"
     season: tuple[tuple[int, int], tuple[int, int]] = DEFAULT_SEASON
 
@@ -161,7 +164,11 @@ class Tariffs:
         if last is None or not last.surcharge or not monthly_quota_m3 or monthly_quota_m3 <= 0:
             return base
         total = float(np.sum(m3))
-        return base * surcharge_factor(total, monthly_quota_m3, last.surcharge) if total > 0 else base
+        if total <= 0:
+            return base
+        extra = surcharge_factor(total, monthly_quota_m3, last.surcharge) - 1.0  # surcharge per m3, in prices
+        on = last.surcharge_on if last.surcharge_on is not None else last.price
+        return base * (1.0 + extra * on / last.price) if last.price > 0 else base
 
     # -- heat -------------------------------------------------------------------------------------
 
@@ -330,7 +337,11 @@ def _schedule(kind: str, raw: dict[str, Any], header: int, keys: dict[str, int],
             tiers.append((float(above), float(factor)))
         if [a for a, _ in tiers] != sorted({a for a, _ in tiers}):
             r.fail("surcharge", "surcharge tiers must have distinct, ascending 'above' shares")
-        extra = {"price": r.price(raw.get("price"), "water price"), "surcharge": tuple(tiers)}
+        price = r.price(raw.get("price"), "water price")
+        on = raw.get("surcharge_on")
+        if on is not None and r.price(on, "surcharge_on", "surcharge_on") > price:
+            r.fail("surcharge_on", f"surcharge_on {on} is more than the price {price}")
+        extra = {"price": price, "surcharge": tuple(tiers), "surcharge_on": None if on is None else float(on)}
     else:
         basis = raw.get("basis", "gj")
         if basis not in HEAT_BASES:
