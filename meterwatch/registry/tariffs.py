@@ -119,82 +119,117 @@ class Tariffs:
                 out.append((midnight_of(day), chosen))
         return out
 
-    # -- electricity ------------------------------------------------------------------------------
+    # -- one institution: see the module-level functions, which price many at once ------------------
 
     def electricity_bands(self, inst: Institution, start: np.ndarray, end: np.ndarray,
                           kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """kWh of each interval [start, end) split over the bands, shape (n, 4), and its cost in yuan.
+        return price_electricity(self.timeline("electricity", inst), start, end, kwh)
 
-        Consumption is spread evenly over the interval.  Where no schedule is
-        in force (before the first ``from``), the cost is NaN.
-        """
-        start, end = np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
-        kwh = np.asarray(kwh, dtype=float)
-        width = np.maximum(end - start, 1).astype(float)
-        split = np.zeros((len(kwh), len(BANDS)))
-        cost = np.zeros(len(kwh))
-        covered = np.zeros(len(kwh))
-        timeline = self.timeline("electricity", inst)
-        for i, (since, schedule) in enumerate(timeline):
-            until = timeline[i + 1][0] if i + 1 < len(timeline) else np.iinfo(np.int64).max
-            a, b = np.clip(start, since, until), np.clip(end, since, until)
-            share = _band_integral(schedule, b) - _band_integral(schedule, a)  # seconds per band
-            part = share * (kwh / width)[:, None]
-            split += part
-            cost += part @ np.array(schedule.band_price)
-            covered += (b - a)
-        cost[covered < (end - start)] = np.nan  # some of the interval has no tariff
-        return split, cost
-
-    # -- water ------------------------------------------------------------------------------------
-
-    def water_month_cost(self, inst: Institution, days: np.ndarray, m3: np.ndarray,
-                         monthly_quota_m3: float | None) -> float:
-        """Cost of one calendar month's water, from daily volumes (``days``: local day numbers).
-
-        Each day's volume is priced by the schedule in force that day; the
-        progressive surcharge multiplies the month by the tiers of the
-        schedule in force on its last day.  NaN where a day has no tariff.
-        """
-        if len(m3) == 0:
-            return 0.0
-        prices = np.array([_price_or_nan(self.schedule_for("water", inst, day_to_date(d))) for d in days])
-        base = float(np.sum(np.asarray(m3, dtype=float) * prices))
-        last = self.schedule_for("water", inst, day_to_date(int(np.max(days))))
-        if last is None or not last.surcharge or not monthly_quota_m3 or monthly_quota_m3 <= 0:
-            return base
-        total = float(np.sum(m3))
-        if total <= 0:
-            return base
-        extra = surcharge_factor(total, monthly_quota_m3, last.surcharge) - 1.0  # surcharge per m3, in prices
-        on = last.surcharge_on if last.surcharge_on is not None else last.price
-        return base * (1.0 + extra * on / last.price) if last.price > 0 else base
-
-    # -- heat -------------------------------------------------------------------------------------
+    def water_day_costs(self, inst: Institution, days: np.ndarray, m3: np.ndarray,
+                        monthly_quota_m3: float | None) -> np.ndarray:
+        return price_water(self.timeline("water", inst), days, m3, monthly_quota_m3)
 
     def heat_day_cost(self, inst: Institution, days: np.ndarray, gj: np.ndarray) -> np.ndarray:
-        """Cost per local day: metered GJ x price (``gj`` basis), or the season's area charge spread evenly."""
-        out = np.full(len(days), np.nan)
-        for i, (d, q) in enumerate(zip(days, gj, strict=True)):
-            schedule = self.schedule_for("heat", inst, day_to_date(int(d)))
-            if schedule is None:
-                continue
-            if schedule.basis == "gj":
-                out[i] = float(q) * schedule.price
-            else:
-                length = season_length(day_to_date(int(d)), schedule.season)
-                out[i] = inst.floor_area_m2 * schedule.price / length if length else 0.0
+        return price_heat(self.timeline("heat", inst), days, gj, inst.floor_area_m2)
+
+
+Timeline = list[tuple[int, Schedule]]
+
+
+def _in_force(timeline: Timeline, ts: np.ndarray) -> np.ndarray:
+    """Index into ``timeline`` of the schedule in force at each time; -1 before the first."""
+    return np.searchsorted(np.array([since for since, _ in timeline], dtype=np.int64), ts, side="right") - 1
+
+
+def price_electricity(timeline: Timeline, start: np.ndarray, end: np.ndarray,
+                      kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """kWh of each interval [start, end) split over the bands, shape (n, 4), and its cost in yuan.
+
+    Consumption is spread evenly over the interval, and each part priced by
+    the band and the schedule in force when it was used.  Where some of the
+    interval has no schedule (before the first ``from``), the cost is NaN.
+    """
+    start, end = np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
+    kwh = np.asarray(kwh, dtype=float)
+    width = np.maximum(end - start, 1).astype(float)
+    split = np.zeros((len(kwh), len(BANDS)))
+    cost = np.zeros(len(kwh))
+    covered = np.zeros(len(kwh), dtype=np.int64)
+    for i, (since, schedule) in enumerate(timeline):
+        until = timeline[i + 1][0] if i + 1 < len(timeline) else np.iinfo(np.int64).max
+        a, b = np.clip(start, since, until), np.clip(end, since, until)
+        part = (_band_integral(schedule, b) - _band_integral(schedule, a)) * (kwh / width)[:, None]
+        split += part
+        cost += part @ np.array(schedule.band_price)
+        covered += b - a
+    cost[covered < end - start] = np.nan
+    return split, cost
+
+
+def price_water(timeline: Timeline, days: np.ndarray, m3: np.ndarray, monthly_quota_m3: float | None) -> np.ndarray:
+    """Cost of each local day's water; ``days`` ascending, the month's days before them included.
+
+    The progressive surcharge accrues as the month's use passes the quota:
+    a day is charged price x factor for the part of it above the monthly
+    quota (tier by tier), so the month's cost is the sum of its days' and a
+    report of any period adds up.  NaN where a day has no schedule.
+    """
+    days, m3 = np.asarray(days, dtype=np.int64), np.nan_to_num(np.asarray(m3, dtype=float))
+    out = np.full(len(days), np.nan)
+    which = _in_force(timeline, days * DAY - LOCAL_UTC_OFFSET_S)
+    months = np.array([day_to_date(int(d)).replace(day=1).toordinal() for d in days])
+    for k in np.unique(which[which >= 0]):
+        schedule = timeline[k][1]
+        rows = which == k
+        out[rows] = m3[rows] * schedule.price
+    if not monthly_quota_m3 or monthly_quota_m3 <= 0:
         return out
+    for month in np.unique(months):
+        rows = np.flatnonzero(months == month)
+        after = np.cumsum(m3[rows])
+        before = after - m3[rows]
+        for j, row in enumerate(rows):
+            if which[row] < 0:
+                continue
+            schedule = timeline[which[row]][1]
+            extra = _tiered(after[j], monthly_quota_m3, schedule.surcharge) - \
+                _tiered(before[j], monthly_quota_m3, schedule.surcharge) - m3[row]
+            on = schedule.surcharge_on if schedule.surcharge_on is not None else schedule.price
+            out[row] += extra * on
+    return out
+
+
+def price_heat(timeline: Timeline, days: np.ndarray, gj: np.ndarray, area_m2: float) -> np.ndarray:
+    """Cost per local day: metered GJ x price (``gj`` basis), or the season's area charge spread evenly."""
+    days = np.asarray(days, dtype=np.int64)
+    out = np.full(len(days), np.nan)
+    which = _in_force(timeline, days * DAY - LOCAL_UTC_OFFSET_S)
+    for k in np.unique(which[which >= 0]):
+        schedule = timeline[k][1]
+        rows = np.flatnonzero(which == k)
+        if schedule.basis == "gj":
+            out[rows] = np.nan_to_num(np.asarray(gj, dtype=float)[rows]) * schedule.price
+        else:
+            lengths = np.array([season_length(day_to_date(int(d)), schedule.season) for d in days[rows]])
+            out[rows] = np.where(lengths > 0, area_m2 * schedule.price / np.maximum(lengths, 1), 0.0)
+    return out
+
+
+def _tiered(used: float, quota: float, tiers: tuple[tuple[float, float], ...]) -> float:
+    """Price-equivalents of ``used`` m3 in a month: 1 per m3 within the quota, each tier's factor above it."""
+    charged = min(used, quota)
+    for i, (above, factor) in enumerate(tiers):
+        low = quota * (1 + above)
+        high = quota * (1 + tiers[i + 1][0]) if i + 1 < len(tiers) else float("inf")
+        charged += factor * max(0.0, min(used, high) - low)
+    if not tiers:
+        charged += max(0.0, used - quota)
+    return charged
 
 
 def surcharge_factor(total: float, quota: float, tiers: tuple[tuple[float, float], ...]) -> float:
     """Average price multiplier of a month's ``total`` against its ``quota`` (1.0 within the quota)."""
-    charged = min(total, quota)
-    for i, (above, factor) in enumerate(tiers):
-        low = quota * (1 + above)
-        high = quota * (1 + tiers[i + 1][0]) if i + 1 < len(tiers) else float("inf")
-        charged += factor * max(0.0, min(total, high) - low)
-    return charged / total
+    return _tiered(total, quota, tiers) / total if total > 0 else 1.0
 
 
 def season_length(day: date, season: tuple[tuple[int, int], tuple[int, int]]) -> int:

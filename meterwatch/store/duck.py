@@ -156,12 +156,13 @@ class DuckStore:
         sql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                     "median": "median({})", "p95": "quantile_cont({}, 0.95)"}
         keys = [f'"{k}"' for k in agg.by]
+        shift = 1 if agg.closing else 0  # (b, b + bucket]: shift by a second, as whole seconds allow
         if agg.bucket_s:
-            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S}) // {agg.bucket_s}) * {agg.bucket_s} '
+            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
                         f"- {LOCAL_OFFSET_S}")
         selects = keys + [sql_func[f].format(f'"{col}"') for f, col in agg.values.values()]
         where = [f'"{schema.time_attr}" >= ?', f'"{schema.time_attr}" < ?']
-        params: list[Any] = [agg.start, agg.end]
+        params: list[Any] = [agg.start + shift, agg.end + shift]
         for k, v in agg.where.items():
             where.append(f'"{k}" = ?')
             params.append(v)

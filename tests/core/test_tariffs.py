@@ -93,7 +93,9 @@ def test_the_most_specific_schedule_wins_then_the_latest():
 def test_water_surcharge_tiers_above_the_monthly_quota(used, expected):
     t = load(SAMPLE)
     days = np.arange(30) + (local(2026, 4, 1) + 8 * 3600) // 86400
-    assert t.water_month_cost(OFFICE, days, np.full(30, used / 30), monthly_quota_m3=100.0) == pytest.approx(expected)
+    daily = t.water_day_costs(OFFICE, days, np.full(30, used / 30), monthly_quota_m3=100.0)
+    assert daily.sum() == pytest.approx(expected)
+    assert daily[0] == pytest.approx(used / 30 * 4.4)  # the first day is within the quota
     assert surcharge_factor(130.0, 100.0, ((0.0, 1.5), (0.2, 2.0))) == pytest.approx(660 / 4.4 / 130)
 
 
@@ -155,7 +157,7 @@ def test_the_surcharge_can_apply_to_the_water_part_of_the_price_only():
              'surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]\n')
     days = np.arange(30) + (local(2026, 4, 1) + 8 * 3600) // 86400
     expected = 100 * 4.92 + 20 * (4.92 + 0.5 * 3.30) + 10 * (4.92 + 1.0 * 3.30)
-    assert t.water_month_cost(OFFICE, days, np.full(30, 130 / 30), monthly_quota_m3=100.0) == pytest.approx(expected)
+    assert t.water_day_costs(OFFICE, days, np.full(30, 130 / 30), monthly_quota_m3=100.0).sum() == pytest.approx(expected)
 
 
 def test_the_shipped_sample_loads_clean_and_prices_schools_lower():
@@ -168,3 +170,14 @@ def test_the_shipped_sample_loads_clean_and_prices_schools_lower():
     ends = local(2026, 10, 1) + 3600 * np.arange(1, 25)
     split, _ = t.electricity_bands(OFFICE, ends - 3600, ends, np.ones(24))
     assert split.sum(axis=0) == pytest.approx([0.0, 8.0, 8.0, 8.0])  # published: 8 h each of peak, flat, valley
+
+
+def test_the_surcharge_accrues_on_the_days_that_pass_the_quota_and_a_price_change_counts_from_its_day():
+    """Quota 100 m3/month. 60 m3 on 1 April (4.40), 60 m3 on 20 April (5.00 from 15 April): the second day
+    has 40 m3 within the quota and 20 m3 in the first tier (x1.5)."""
+    t = load(SAMPLE + '\n[[water]]\nfrom = 2026-04-15\nprice = 5.00\n'
+                      'surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]\n')
+    first = (local(2026, 4, 1) + 8 * 3600) // 86400
+    cost = t.water_day_costs(OFFICE, np.array([first, first + 19]), np.array([60.0, 60.0]), monthly_quota_m3=100.0)
+    assert cost[0] == pytest.approx(60 * 4.40)
+    assert cost[1] == pytest.approx(40 * 5.00 + 20 * 5.00 * 1.5)
