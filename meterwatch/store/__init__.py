@@ -18,6 +18,7 @@ from meterwatch.store.records import (
     ReadingPoint,
     RejectRecord,
     StatisticPoint,
+    CostPoint,
     WeighingPoint,
 )
 
@@ -47,5 +48,5 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0) -> Store:
 
 __all__ = [
     "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
-    "RejectRecord", "StatisticPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
+    "RejectRecord", "StatisticPoint", "CostPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]
