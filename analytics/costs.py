@@ -20,7 +20,6 @@ Carbon (kgCO2e) comes with it, from dated emission factors in the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -31,7 +30,7 @@ from analytics.quota import QuotaTable
 from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, day_to_date, local_day, midnight_of
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
-from meterwatch.store import CostPoint, ReadingPoint, Store
+from meterwatch.store import Batch, CostPoint, ReadingPoint, Store
 from meterwatch.store.aggregate import Aggregate
 
 log = logging.getLogger(__name__)
@@ -62,11 +61,6 @@ class Emission:
         return np.array([s[1] for s in self.steps])[k], np.array([s[2] for s in self.steps])[k]
 
 
-def fingerprint(text: str) -> str:
-    """A short name for one version of tariffs.toml: costs priced with another are priced again."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
 def _by_timeline(tariffs: Tariffs, kind: str, institutions: list[Institution], rows: np.ndarray
                  ) -> list[tuple[list, np.ndarray]]:
     """Group row indices by the tariff timeline of their institution: one vectorised price call per group."""
@@ -95,8 +89,7 @@ async def _sums(store: Store, kind: str, start: int, end: int, bucket_s: int, by
                                            where={"kind": kind}, bucket_s=bucket_s, closing=True))
 
 
-async def price_days(store: Store, registry: Registry, first_day: int, last_day: int, tariff_text: str = ""
-                     ) -> list[CostPoint]:
+async def price_days(store: Store, registry: Registry, first_day: int, last_day: int) -> list[CostPoint]:
     """Cost points for every institution, kind and local day in [first_day, last_day] (local day numbers)."""
     tariffs = registry.tariffs
     if not tariffs:
@@ -105,7 +98,7 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     index = {inst.id: k for k, inst in enumerate(institutions)}
     start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
     emission = Emission.from_quotas(registry.quotas)
-    tag = fingerprint(tariff_text)
+    tag = tariffs.fingerprint
     points: list[CostPoint] = []
 
     def emit(kind: str, inst_idx: np.ndarray, days: np.ndarray, qty: np.ndarray, yuan: np.ndarray,
@@ -186,3 +179,37 @@ def _group(keys: list[str], buckets: np.ndarray, values: np.ndarray, index: dict
             slot[0].append(bucket)
             slot[1].append(value)
     return [(k, (np.array(b, dtype=np.int64), np.array(v, dtype=float))) for k, (b, v) in out.items()]
+
+
+async def ensure_priced(store: Store, registry: Registry, first_day: int, last_day: int, *,
+                        recent_days: int = 3, chunk_days: int = 7) -> int:
+    """Price the days in [first_day, last_day] not yet priced with the current tariffs, and the last
+    ``recent_days`` again (late readings); returns the number of cost points written."""
+    if not registry.tariffs:
+        return 0
+    start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    done = await store.aggregate(Aggregate(CostPoint, {"n": ("count", "quantity")}, start, end,
+                                           where={"tariff": registry.tariffs.fingerprint}, bucket_s=DAY))
+    priced = {int(local_day(b)) for b in done["bucket"].tolist()}
+    todo = [d for d in range(first_day, last_day + 1) if d not in priced or d > last_day - recent_days]
+    written = 0
+    for run in _runs(todo, chunk_days):
+        points = await price_days(store, registry, run[0], run[-1])
+        if points:
+            await store.write(Batch(costs=points))
+        written += len(points)
+        if len(todo) > chunk_days:
+            log.info("priced", extra={"from": str(day_to_date(run[0])), "to": str(day_to_date(run[-1])),
+                                      "points": len(points)})
+    return written
+
+
+def _runs(days: list[int], size: int) -> list[list[int]]:
+    """Consecutive days in chunks of at most ``size``."""
+    runs: list[list[int]] = []
+    for d in days:
+        if runs and runs[-1][-1] == d - 1 and len(runs[-1]) < size:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return runs

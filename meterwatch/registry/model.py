@@ -59,6 +59,7 @@ class Registry:
     cards: dict[str, Card]
     quotas: dict[str, Any] = field(default_factory=dict)
     tariffs: Tariffs | None = None  # tariffs.toml, when the registry has one
+    budgets: dict[tuple[str, int, str], float] = field(default_factory=dict)  # budgets.csv: (inst, year, kind)
 
     def devices_of(self, kind: str) -> list[Device]:
         return [d for d in self.devices.values() if d.kind == kind]

@@ -43,6 +43,7 @@ Loading never stops at the first problem: every one is reported as
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class Schedule:
 @dataclass
 class Tariffs:
     schedules: dict[str, list[Schedule]] = field(default_factory=dict)
+    fingerprint: str = ""  # of the file's text: costs priced with other tariffs are priced again
 
     def __bool__(self) -> bool:
         return any(self.schedules.values())
@@ -411,7 +413,7 @@ def load_tariffs(text: str, cities: dict[str, str], types: dict[str, str]) -> tu
         line = int(m[1]) if (m := re.search(r"line (\d+)", str(exc))) else 0
         return Tariffs(), [Problem(FILE, line, f"not valid TOML: {exc}")]
     tables = _key_lines(text)
-    tariffs = Tariffs({kind: [] for kind in KINDS})
+    tariffs = Tariffs({kind: [] for kind in KINDS}, hashlib.sha256(text.encode("utf-8")).hexdigest()[:12])
     seen: dict[str, int] = {}
     for kind, raw_list in data.items():
         if kind not in KINDS or not isinstance(raw_list, list):

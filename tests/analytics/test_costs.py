@@ -58,7 +58,7 @@ async def test_a_day_is_priced_by_band_tier_and_meter_unit(store_url):
     try:
         await store.write(Batch(readings=readings))
         day = int(local_day(day0))
-        costs = {c.kind: c for c in await price_days(store, registry(), day, day, TARIFFS)}
+        costs = {c.kind: c for c in await price_days(store, registry(), day, day)}
     finally:
         await store.close()
     e, w, h = costs["electricity"], costs["water"], costs["heat"]
@@ -72,3 +72,28 @@ async def test_a_day_is_priced_by_band_tier_and_meter_unit(store_url):
     # heat: 10 GJ + 3600 kWh (12.96 GJ) at 45 yuan/GJ, 110 kgCO2/GJ
     assert (h.quantity, h.yuan, h.kgco2e) == pytest.approx((22.96, 22.96 * 45, 22.96 * 110))
     assert {c.tariff for c in costs.values()} != {""}
+
+
+async def test_days_are_priced_once_and_again_when_the_tariffs_change(store_url):
+    """ensure_priced prices missing days, re-prices only the recent ones, and everything after a tariff change."""
+    from analytics.costs import ensure_priced
+    from meterwatch.store import CostPoint
+
+    day0 = midnight_of(date(2026, 10, 1))
+    readings = [point("e1", "electricity", day0 + 3600 * k, 1.0, 3600) for k in range(1, 24 * 10 + 1)]
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=readings))
+        first = int(local_day(day0))
+        reg = registry()
+        assert await ensure_priced(store, reg, first, first + 9, recent_days=2) == 10  # one electricity point a day
+        assert await ensure_priced(store, reg, first, first + 9, recent_days=2) == 2  # only the recent ones again
+        changed, _ = load_tariffs(TARIFFS.replace("flat = 0.62", "flat = 0.70"), DEFAULT_CITIES, INSTITUTION_TYPES)
+        reg2 = Registry(reg.institutions, reg.devices, reg.cards, reg.quotas, changed)
+        assert await ensure_priced(store, reg2, first, first + 9, recent_days=2) == 10
+        costs = await store.fetch(CostPoint)
+    finally:
+        await store.close()
+    assert len(costs) == 10 and {c.tariff for c in costs} == {changed.fingerprint}
+    assert sum(c.yuan for c in costs) == pytest.approx(10 * (2 * 1.10 + 7 * 0.95 + 7 * 0.70 + 8 * 0.30))

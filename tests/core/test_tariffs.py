@@ -181,3 +181,24 @@ def test_the_surcharge_accrues_on_the_days_that_pass_the_quota_and_a_price_chang
     cost = t.water_day_costs(OFFICE, np.array([first, first + 19]), np.array([60.0, 60.0]), monthly_quota_m3=100.0)
     assert cost[0] == pytest.approx(60 * 4.40)
     assert cost[1] == pytest.approx(40 * 5.00 + 20 * 5.00 * 1.5)
+
+
+def test_budget_rows_are_checked_line_by_line(tmp_path):
+    from meterwatch.registry import load_registry
+
+    (tmp_path / "institutions.csv").write_text("id,name,city,type,subclass,floor_area_m2,occupants\n"
+                                               "inst-a,甲单位,yinchuan,office,,1000,50\n", encoding="utf-8")
+    (tmp_path / "devices.csv").write_text("id,institution,kind,unit,multiplier,address\n"
+                                          "a-w1,inst-a,water,m3,1,\n", encoding="utf-8")
+    (tmp_path / "budgets.csv").write_text("institution,year,kind,yuan\n"
+                                          "inst-a,2026,electricity,120000\n"   # 2 ok
+                                          "inst-x,2026,water,5000\n"           # 3 unknown institution
+                                          "inst-a,2026,gas,100\n"              # 4 unknown kind
+                                          "inst-a,2026,water,-5\n"             # 5 negative
+                                          "inst-a,2026,electricity,1\n",       # 6 duplicate
+                                          encoding="utf-8")
+    registry, problems = load_registry(tmp_path)
+    assert [(p.file, p.line) for p in problems] == [("budgets.csv", 3), ("budgets.csv", 4), ("budgets.csv", 5),
+                                                     ("budgets.csv", 6)]
+    assert "unknown institution" in problems[0].message and "a second budget" in problems[3].message
+    assert registry.budgets == {("inst-a", 2026, "electricity"): 120000.0}
