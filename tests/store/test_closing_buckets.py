@@ -25,3 +25,27 @@ async def test_readings_at_quarter_hours_fall_in_the_hour_they_close(store_url):
     assert list(zip(closing["bucket"].tolist(), closing["c"].tolist(), strict=True)) == [(day, 10.0), (day + 3600, 26.0)]
     # by the reading's own time: 00:15-00:45 in the first hour, 01:00-01:45 in the second; 02:00 is outside
     assert list(zip(plain["bucket"].tolist(), plain["c"].tolist(), strict=True)) == [(day, 6.0), (day + 3600, 22.0)]
+
+
+async def test_a_duckdb_table_from_before_a_field_was_added_gains_the_column(tmp_path):
+    """Databases outlive releases: a statistic table without the newer fields still takes new points."""
+    import duckdb
+
+    from meterwatch.store import StatisticPoint
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute('CREATE TABLE "statistic" ("institution" VARCHAR, "indicator" VARCHAR, "ts" BIGINT, "use" DOUBLE, '
+                'PRIMARY KEY ("institution", "indicator", "ts"))')
+    con.execute("INSERT INTO statistic VALUES ('i0', 'water', 1, 5.0)")
+    con.close()
+    store = open_store(f"duckdb://{path}")
+    await store.open()
+    try:
+        point = StatisticPoint("i1", "yinchuan", "office", "water", 2, 7.0, 1.0, 0.1, 1, 1, 1, 1, 0.05, None,
+                               quota_status="guide", name="甲")
+        await store.write(Batch(statistics=[point]))
+        got = {p.institution: p for p in await store.fetch(StatisticPoint)}
+    finally:
+        await store.close()
+    assert got["i0"].use == 5.0 and got["i1"].quota_status == "guide" and got["i1"].name == "甲"
