@@ -30,10 +30,10 @@ import numpy as np
 
 from analytics import inputs
 from analytics.quota import FLAT, QuotaTable, crossing_day, elapsed_share
-from meterwatch.localtime import DAY, local_day, local_year, midnight_of, month_bounds
+from meterwatch.localtime import DAY, local_day, local_text, local_year, midnight_of, month_bounds
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import Tariffs, price_heat
-from meterwatch.store import CostPoint, Store
+from meterwatch.store import CostPoint, PricedDay, Store
 from meterwatch.store.aggregate import Aggregate
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,15 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
                    for kind in KINDS)
         crossing[k] = crossing_day(cost["total"][k:k + 1], projected["total"][k:k + 1], budget["total"][k:k + 1],
                                    path if np.sum(path) > 0 else FLAT, day_of_year)[0]
-    notes = sorted({why for _, why in std.why})
+    notes = [f"{sum(1 for _, w in std.why if w == n)} institutions: {n}" for n in sorted({w for _, w in std.why})]
+    first = min((p.ts for p in await store.fetch(PricedDay, start=jan1, end=at) if p.points > 0), default=None)
+    if first is None:
+        notes.insert(0, "no priced use this year: is the store empty, or are there no tariffs?")
+    elif first > jan1 + 7 * DAY:
+        notes.insert(0, f"priced use starts on {local_text(first)[:10]}: the year before counts as zero, so "
+                        "projections are low (import last bills or readings: meterwatch import)")
     return Execution(year, at, institutions, cost, carbon, budget, source, std, prorated, projected, status,
-                     crossing, monthly, [f"{sum(1 for _, w in std.why if w == n)} institutions: {n}" for n in notes])
+                     crossing, monthly, notes)
 
 
 def _normalised(profile: np.ndarray) -> np.ndarray:

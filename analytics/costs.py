@@ -21,6 +21,7 @@ Carbon (kgCO2e) comes with it, from dated emission factors in the
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date
 
@@ -30,7 +31,7 @@ from analytics.quota import QuotaTable
 from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, day_to_date, local_day, midnight_of
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
-from meterwatch.store import Batch, CostPoint, ReadingPoint, Store
+from meterwatch.store import Batch, CostPoint, PricedDay, ReadingPoint, Store
 from meterwatch.store.aggregate import Aggregate
 
 log = logging.getLogger(__name__)
@@ -183,24 +184,25 @@ def _group(keys: list[str], buckets: np.ndarray, values: np.ndarray, index: dict
 
 async def ensure_priced(store: Store, registry: Registry, first_day: int, last_day: int, *,
                         recent_days: int = 3, chunk_days: int = 7) -> int:
-    """Price the days in [first_day, last_day] not yet priced with the current tariffs, and the last
-    ``recent_days`` again (late readings); returns the number of cost points written."""
+    """Price the days in [first_day, last_day] that the ledger does not show priced with the current tariffs,
+    and the last ``recent_days`` again (late readings); returns the number of cost points written."""
     if not registry.tariffs:
         return 0
     start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
-    done = await store.aggregate(Aggregate(CostPoint, {"n": ("count", "quantity")}, start, end,
-                                           where={"tariff": registry.tariffs.fingerprint}, bucket_s=DAY))
-    priced = {int(local_day(b)) for b in done["bucket"].tolist()}
+    ledger = await store.fetch(PricedDay, start=start, end=end - 1)
+    priced = {int(local_day(p.ts)) for p in ledger if p.tariff == registry.tariffs.fingerprint}
     todo = [d for d in range(first_day, last_day + 1) if d not in priced or d > last_day - recent_days]
-    written = 0
+    written, last_log = 0, time.monotonic()
     for run in _runs(todo, chunk_days):
         points = await price_days(store, registry, run[0], run[-1])
-        if points:
-            await store.write(Batch(costs=points))
+        done = [PricedDay(d * DAY - LOCAL_UTC_OFFSET_S, registry.tariffs.fingerprint,
+                          sum(1 for p in points if p.ts == d * DAY - LOCAL_UTC_OFFSET_S)) for d in run]
+        await store.write(Batch(costs=points, ledger=done))  # the ledger in the same write as the costs
         written += len(points)
-        if len(todo) > chunk_days:
-            log.info("priced", extra={"from": str(day_to_date(run[0])), "to": str(day_to_date(run[-1])),
-                                      "points": len(points)})
+        if time.monotonic() - last_log > 5:
+            log.info("pricing", extra={"through": str(day_to_date(run[-1])), "to": str(day_to_date(last_day)),
+                                       "points": written})
+            last_log = time.monotonic()
     return written
 
 

@@ -91,6 +91,12 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     return analytics_cli.run(args, settings)
 
 
+def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics.budget_cli import run
+
+    return run(args, settings)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.demo import run_demo
 
@@ -144,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ack", metavar="ALERT_ID", help="acknowledge an open alert and exit")
     p.add_argument("--by", default="cli", help="who acknowledges (with --ack)")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("budget", help="budget execution in yuan: cost so far, projection, overrun or saving")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--at", help="as of this RFC 3339 time (default: now, or the end of a past year)")
+    p.add_argument("--institution", help="one institution only")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_budget)
 
     dashboards_cli.add_parser(sub, render=cmd_render)
 

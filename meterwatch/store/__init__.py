@@ -19,6 +19,7 @@ from meterwatch.store.records import (
     RejectRecord,
     StatisticPoint,
     CostPoint,
+    PricedDay,
     WeighingPoint,
 )
 
@@ -48,5 +49,5 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0) -> Store:
 
 __all__ = [
     "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
-    "RejectRecord", "StatisticPoint", "CostPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
+    "RejectRecord", "StatisticPoint", "CostPoint", "PricedDay", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]

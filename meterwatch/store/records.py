@@ -198,6 +198,18 @@ class CostPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class PricedDay:
+    """The cost ledger: this local day was priced with these tariffs (so that empty days are not priced again)."""
+
+    ts: int  # local midnight starting the day
+    tariff: str
+    points: int
+
+    schema: ClassVar[Schema] = Schema("cost_ledger", (), (("tariff", "str"), ("points", "int")), key=("ts",),
+                                      count_field="points")
+
+
+@dataclass(frozen=True, slots=True)
 class RejectRecord:
     """A message (or one reading of a batch) refused, kept whole with its reason.
 
@@ -247,7 +259,7 @@ class CollectorSample:
 
 
 RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, MeterValuePoint, AlertPoint, RejectRecord,
-                                  CollectorSample, StatisticPoint, CostPoint)
+                                  CollectorSample, StatisticPoint, CostPoint, PricedDay)
 SCHEMAS: dict[str, Schema] = {t.schema.measurement: t.schema for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -267,12 +279,13 @@ class Batch:
     metrics: list[CollectorSample] = field(default_factory=list)
     statistics: list[StatisticPoint] = field(default_factory=list)
     costs: list[CostPoint] = field(default_factory=list)
+    ledger: list[PricedDay] = field(default_factory=list)
 
     def groups(self) -> list[tuple[type, list[Any]]]:
         pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (MeterValuePoint, self.values),
                  (AlertPoint, self.alerts),
                  (RejectRecord, self.rejects), (CollectorSample, self.metrics), (StatisticPoint, self.statistics),
-                 (CostPoint, self.costs)]
+                 (CostPoint, self.costs), (PricedDay, self.ledger)]
         return [(t, rows) for t, rows in pairs if rows]
 
     def __len__(self) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from analytics.budget import execution, flat_day_price
 from meterwatch.const import DEFAULT_CITIES, INSTITUTION_TYPES
-from meterwatch.localtime import DAY, midnight_of
+from meterwatch.localtime import midnight_of
 from meterwatch.registry.model import Institution, Registry
 from meterwatch.registry.tariffs import load_tariffs
 from meterwatch.store import Batch, CostPoint, open_store
