@@ -7,6 +7,7 @@ the payload format fits, and every reading must pass its decoder.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from collector import reasons
 from collector.decoders import DECODERS, DecodeContext, Decoder, ItemReject
+from collector.decoders.base import RawWeighing
 from collector.deltas import DeviceHistory, seed
 from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UNKNOWN
@@ -23,6 +25,7 @@ from meterwatch.settings import CollectorSettings
 from meterwatch.store import MeterValuePoint, ReadingPoint, RejectRecord, WeighingPoint
 
 log = logging.getLogger(__name__)
+RECENT_WEIGHINGS = 100_000  # identities remembered to spot a repeat (two days of the province's scales)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Ingestor:
         self.decoders = decoders or DECODERS
         self.histories: dict[str, DeviceHistory] = {}
         self._last_reject_ns = 0
+        self._weighed: dict[tuple[str, int, str], float] = {}  # (scale, ts, card) -> kg, oldest first
 
     def _seeded(self, device: str, ts: int, register: float) -> None:
         known = self.registry.devices.get(device)
@@ -123,7 +127,7 @@ class Ingestor:
         if decoded.samples:
             self._readings(out, topic, device, decoded.samples)
         if decoded.weighings:
-            self._weighings(out, device, decoded.weighings)
+            self._weighings(out, topic, device, decoded.weighings)
         out.values += [MeterValuePoint(device.id, device.institution, v.name, v.ts, v.value) for v in decoded.values]
         return out
 
@@ -163,9 +167,33 @@ class Ingestor:
                 out.readings.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
                                                  p.ts, p.register, p.consumption, p.interval_s, p.flag))
 
-    def _weighings(self, out: Outcome, device: Device, weighings: list) -> None:
+    def _repeated(self, out: Outcome, topic: str, device: Device, w: RawWeighing) -> bool:
+        """A weighing already received (scale, second and card, its identity in the store) is not stored twice.
+
+        The same weight is a duplicate; another weight is refused, as a
+        conflicting reading is, so what is counted stored is what the store holds.
+        """
+        key = (device.id, w.ts, w.card)
+        seen = self._weighed.get(key)
+        if seen is None:
+            self._weighed[key] = w.weight_kg
+            if len(self._weighed) > RECENT_WEIGHINGS:
+                del self._weighed[next(iter(self._weighed))]
+            return False
+        if seen == w.weight_kg:
+            out.duplicates += 1
+        else:
+            self._item_reject(out, topic, b"", device, ItemReject(
+                reasons.CONFLICTING_READING,
+                f"weighing at {w.ts} of card {w.card} differs from the one already received ({seen} kg)",
+                json.dumps({"ts": w.ts, "card": w.card, "weight_kg": w.weight_kg}).encode()))
+        return True
+
+    def _weighings(self, out: Outcome, topic: str, device: Device, weighings: list[RawWeighing]) -> None:
         inst = self.registry.institutions[device.institution]
         for w in weighings:
+            if self._repeated(out, topic, device, w):
+                continue
             card = self.registry.cards.get(w.card)
             if card is None or card.institution != device.institution:
                 out.unknown_cards += 1

@@ -18,6 +18,7 @@ class CollectorMetrics:
     duplicates: int = 0
     spooled: int = 0  # readings and weighings that went through the disk spool
     spool_bytes: int = 0  # what the spool holds now
+    quarantined: int = 0  # records the store refused even one by one, kept on disk with the error
     unknown_cards: int = 0
     lag: float = 0.0  # seconds between the newest reading of the last batch and the write
     write_ms: float = 0.0  # duration of the last successful write
@@ -37,6 +38,7 @@ class CollectorMetrics:
     def summary(self) -> dict[str, object]:
         return {"received": self.received, "stored": self.stored, "rejected": self.rejected,
                 "duplicates": self.duplicates, "spooled": self.spooled, "spool_bytes": self.spool_bytes,
+                "quarantined": self.quarantined,
                 "register_flags": dict(self.register_flags), "unknown_cards": self.unknown_cards,
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
                 "idle_s": round(self.idle_s(time.time()), 1), "connected": self.connected,

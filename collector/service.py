@@ -32,11 +32,17 @@ from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
 from meterwatch.store import Batch, PermanentStoreError, ReadingPoint, RejectRecord, Store, TransientStoreError
-from meterwatch.store.durable import DurableWriter
-from meterwatch.store.spool import DiskSpool
+from meterwatch.store.codec import encode_batch
+from meterwatch.store.durable import DurableWriter, Written
+from meterwatch.store.spool import DiskSpool, Quarantine
 
 log = logging.getLogger(__name__)
 BASELINE_DAYS = 60
+SHUTDOWN_SLACK_S = 5.0  # beyond shutdown_grace_s, stopping gives up waiting on anything
+
+
+class CollectorDied(RuntimeError):
+    """A component died or shutdown overran: the process must exit non-zero so a supervisor restarts it."""
 
 
 @dataclass
@@ -58,11 +64,13 @@ class Collector:
         self.ingestor = Ingestor(registry, self.cfg, clock)
         self.metrics = CollectorMetrics(self.cfg.instance)
         self.spool = DiskSpool(self.cfg.spool_dir / self.cfg.instance, self.cfg.spool_max_bytes)
-        self.writer = DurableWriter(store, self.spool)
+        self.quarantine = Quarantine(self.cfg.spool_dir / f"{self.cfg.instance}-quarantine")
+        self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters)
         self._pending = Pending()
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
         self.connected = asyncio.Event()
+        self._writer_task: asyncio.Task | None = None
 
     # -- message handling (pure work, no awaits) ------------------------------------------------
 
@@ -143,32 +151,45 @@ class Collector:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def _dead_letters(self, pending: Pending, error: Exception) -> Batch:
-        rejects = [RejectRecord(self.ingestor.next_reject_ns(), reasons.STORE_REFUSED, topic, payload, str(error)[:500])
-                   for topic, payload in pending.raw]
-        return Batch(rejects=rejects)
+    def _dead_letters(self, refused: Batch, error: str) -> list[RejectRecord]:
+        """Records the store refused one by one, kept as ``store_refused`` rejects: the record as payload."""
+        return [RejectRecord(self.ingestor.next_reject_ns(), reasons.STORE_REFUSED, "",
+                             encode_batch(Batch(**{name: [record]})),
+                             f"{type(record).schema.measurement} refused by the store: {error}"[:500],
+                             getattr(record, "institution", ""), getattr(record, "device", ""))
+                for name, rows in vars(refused).items() for record in rows]
+
+    def _bounded(self, rejects: list[RejectRecord]) -> list[RejectRecord]:
+        """Rejects keep at most ``reject_payload_max_bytes`` of a payload; the detail says how much there was."""
+        limit = self.cfg.reject_payload_max_bytes
+        return [r if len(r.payload) <= limit else
+                replace(r, payload=r.payload[:limit],
+                        detail=f"{r.detail} (payload {len(r.payload)} bytes, first {limit} kept)")
+                for r in rejects]
 
     async def _write(self, pending: Pending, give_up: asyncio.Event | None) -> None:
         batch = pending.batch
+        batch.rejects = self._bounded(batch.rejects)
         started = time.monotonic()
-        try:
-            where = await self.writer.write(batch, give_up)
-        except PermanentStoreError as exc:
-            log.error("store refused a batch; dead-lettering its messages", extra={"error": str(exc)[:300]})
-            batch = self._dead_letters(pending, exc)
-            where = await self.writer.write(batch, give_up)
+        written = await self.writer.write(batch, give_up)
+        self._count(batch, written)
+        self.metrics.write_ms = (time.monotonic() - started) * 1000
+        for ack in pending.acks:
+            ack()
+
+    def _count(self, batch: Batch, written: Written) -> None:
         m = self.metrics
-        m.write_ms = (time.monotonic() - started) * 1000
-        if where == "spool":
-            m.spooled += len(batch.readings) + len(batch.weighings)
-        m.stored += len(batch.readings) + len(batch.weighings)
-        m.rejected += len(batch.rejects)
-        for r in batch.rejects:
+        kept = len(batch.readings) + len(batch.weighings) - len(written.refused.readings) - len(written.refused.weighings)
+        if written.where == "spool":
+            m.spooled += kept
+        m.stored += kept
+        m.quarantined += written.quarantined
+        rejects = batch.rejects + written.dead_letters
+        m.rejected += len(rejects)
+        for r in rejects:
             m.rejected_by_reason[r.reason] += 1
         if batch.readings:
             m.lag = max(0.0, self.clock() - max(r.ts for r in batch.readings))
-        for ack in pending.acks:
-            ack()
 
     async def _writer(self, give_up: asyncio.Event) -> None:
         while (pending := await self._queue.get()) is not None:
@@ -180,6 +201,27 @@ class Collector:
             finally:
                 self._queue.task_done()
         self._queue.task_done()
+
+    async def _left_unwritten(self) -> None:
+        """After the writer died: take what is queued without acknowledging it, so nobody waits on the queue.
+
+        The broker redelivers these messages to the next process.
+        """
+        while True:
+            pending = await self._queue.get()
+            if pending is not None:
+                log.error("writer is dead: batch left unacknowledged for redelivery",
+                          extra={"messages": len(pending.acks)})
+            self._queue.task_done()
+
+    async def _queue_written(self, writer: asyncio.Task | None) -> None:
+        """Wait until every queued batch is written, or the writer is gone (then nothing will be)."""
+        join = asyncio.ensure_future(self._queue.join())
+        waits = {join} | ({writer} if writer is not None else set())
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            join.cancel()
 
     # -- periodic work --------------------------------------------------------------------------
 
@@ -239,7 +281,7 @@ class Collector:
                 self.metrics.connected = False
                 if not client._disconnected.done():  # noqa: SLF001  (clean stop: say so before leaving)
                     await self.flush()
-                    await self._queue.join()
+                    await self._queue_written(self._writer_task)
                     await client.publish(status, b"offline", qos=1, retain=True)
 
     async def _connection_loop(self) -> None:
@@ -269,24 +311,55 @@ class Collector:
         return latest
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then flush everything buffered and acknowledge it."""
+        """Run until ``stop`` is set, then flush everything buffered and acknowledge it.
+
+        Returns within ``shutdown_grace_s`` + a few seconds of ``stop`` or of a
+        component's death, whatever state the writer is in; raises
+        ``CollectorDied`` if a component died or stopping overran.
+        """
         if len(self.spool):
             log.warning("spool holds batches from before this start; replaying",
                         extra={"batches": len(self.spool), "spool_bytes": self.spool.bytes})
         self.ingestor.seed(await self._baseline())
         give_up = asyncio.Event()
         replay = asyncio.create_task(self.writer.replay_forever(), name="replay")
-        writer = asyncio.create_task(self._writer(give_up), name="writer")
+        writer = self._writer_task = asyncio.create_task(self._writer(give_up), name="writer")
+        drain: list[asyncio.Task] = []  # once the writer is gone, for whatever reason, nothing may wait on the queue
+        writer.add_done_callback(lambda _: drain.append(asyncio.create_task(self._left_unwritten(), name="drain")))
         ticker = asyncio.create_task(self._ticker(), name="ticker")
         consumer = asyncio.create_task(self._connection_loop(), name="consumer")
         stopped = asyncio.create_task(stop.wait(), name="stop")
         # A component that dies must not leave a process that looks alive and does nothing.
         done, _ = await asyncio.wait({stopped, replay, writer, ticker, consumer}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         crashed = next((t for t in done if t is not stopped), None)
         if crashed is not None:
             log.critical("collector component died; shutting down so that a supervisor restarts us",
-                         extra={"component": crashed.get_name()}, exc_info=crashed.exception())
-        stopped.cancel()
+                         extra={"component": crashed.get_name()},
+                         exc_info=None if crashed.cancelled() else crashed.exception())
+        overran = False
+        try:
+            async with asyncio.timeout(self.cfg.shutdown_grace_s + SHUTDOWN_SLACK_S):
+                await self._shut_down(give_up, writer, ticker, consumer)
+        except TimeoutError:
+            overran = True
+            log.critical("stopping overran its grace: exiting with the unwritten messages unacknowledged "
+                         "(the broker redelivers them)", extra={"grace_s": self.cfg.shutdown_grace_s})
+        finally:
+            tasks = [replay, writer, ticker, consumer, *drain]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("collector stopped", extra=self.metrics.summary())
+        if crashed is not None:
+            raise CollectorDied(f"collector component {crashed.get_name()!r} died") from (
+                None if crashed.cancelled() else crashed.exception())
+        if overran:
+            raise CollectorDied("collector could not stop within its grace")
+
+    async def _shut_down(self, give_up: asyncio.Event, writer: asyncio.Task, ticker: asyncio.Task,
+                         consumer: asyncio.Task) -> None:
+        """Flush and acknowledge what is buffered while still connected, then stop the writer."""
         asyncio.get_running_loop().call_later(self.cfg.shutdown_grace_s, give_up.set)
         ticker.cancel()
         consumer.cancel()  # its finally-block flushes and acks while still connected
@@ -295,10 +368,8 @@ class Collector:
         give_up.set()
         if not writer.done():
             await self._queue.put(None)
-            await writer
-        await self._write_metrics()
-        replay.cancel()
-        await asyncio.gather(replay, return_exceptions=True)
-        log.info("collector stopped", extra=self.metrics.summary())
-        if crashed is not None:
-            raise RuntimeError(f"collector component {crashed.get_name()!r} died") from crashed.exception()
+            await asyncio.wait({writer})
+        try:
+            await self._write_metrics()
+        except Exception:
+            log.exception("could not write the last self-metrics")

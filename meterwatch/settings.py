@@ -41,6 +41,10 @@ class CollectorSettings(BaseModel):
     spool_dir: Path = Field(Path("spool"), description="batches wait here while the store is down")
     spool_max_bytes: int = Field(1 << 30, ge=1, description="beyond this: backpressure, never drop")
     store_timeout_s: float = Field(10.0, gt=0, description="a write slower than this counts as an outage")
+    write_max_bytes: int = Field(10_000_000, ge=1024, description="largest InfluxDB write request: influxd "
+                                 "refuses bodies over its max-body-size (25,000,000 bytes by default) with 413")
+    reject_payload_max_bytes: int = Field(64 * 1024, ge=64, description="a reject keeps at most this much of its "
+                                          "payload; the detail says the original length")
     silence_warn_s: float = Field(900.0, gt=0, description="connected but nothing received this long: say so")
 
 

@@ -42,13 +42,14 @@ def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
-    from collector.service import Collector
+    from collector.service import Collector, CollectorDied
     from meterwatch.store import store_for
 
     if args.status:
         return collect_status(settings)
     registry = load_checked_registry(settings)
-    store = store_for(settings, timeout_s=settings.collector.store_timeout_s)
+    store = store_for(settings, timeout_s=settings.collector.store_timeout_s,
+                      max_body_bytes=settings.collector.write_max_bytes)
     log.info("collector starting", extra={"store": redact_url(settings.store), "broker": redact_url(settings.broker),
                                           "devices": len(registry.devices)})
 
@@ -58,7 +59,11 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await store.close()
 
-    asyncio.run(run_until_signalled(main))
+    try:
+        asyncio.run(run_until_signalled(main))
+    except CollectorDied as exc:  # logged with its cause; a supervisor restarts us
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -61,3 +61,23 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"duckdb://{tmp_path / 'store.duckdb'}"
     server = request.getfixturevalue("influxd")
     return f"influxdb://127.0.0.1:{server.port}/t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (needs root and ``mount``): a disk that fills up, for ENOSPC."""
+    import subprocess
+
+    target = tmp_path / "tiny"
+    target.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs: {mounted.stderr.strip()}"
+        if IN_CI:
+            pytest.fail(f"needed under CI=true: {reason}")
+        pytest.skip(reason)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)

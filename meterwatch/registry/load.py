@@ -8,7 +8,9 @@ registry, so a collector can still run on the good ones.
 from __future__ import annotations
 
 import csv
+import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,35 @@ def _rows(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> Iter
             if None in row or any(v is None for v in row.values()):
                 problems.append(Problem(path.name, reader.line_num, "wrong number of fields"))
                 continue
-            yield reader.line_num, {k: v.strip() for k, v in row.items()}
+            yield _first_line(reader.line_num, row), {k: v.strip() for k, v in row.items()}
+
+
+def _first_line(last_line: int, row: dict[str, str]) -> int:
+    """The line a record starts on: a quoted value may span lines, and the reader counts its last."""
+    return last_line - sum(len(_LINE_BREAK.findall(v)) for v in row.values())
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_CONTROL_NAMES = {"\n": "line feed", "\r": "carriage return", "\t": "tab", "\x00": "null"}
+
+
+def text_problems(row: Mapping[str, str]) -> list[str]:
+    """What no registry text may hold: it would reach line protocol, logs and dashboards.
+
+    Control and other invisible characters (newline, tab, NUL, line
+    separators, ...) and a trailing backslash, which InfluxDB cannot store
+    at the end of a tag value.
+    """
+    errors = []
+    for column, value in row.items():
+        bad = next((ch for ch in value if not ch.isprintable()), None)
+        if bad is not None:
+            name = _CONTROL_NAMES.get(bad) or unicodedata.name(bad, "control character").lower()
+            errors.append(f"{column}: control or invisible character U+{ord(bad):04X} ({name}) "
+                          f"at position {value.index(bad) + 1}")
+        elif value.endswith("\\"):
+            errors.append(f"{column}: ends with a backslash")
+    return errors
 
 
 def _number(text: str, cast: Callable[[str], Any], what: str, errors: list[str]) -> Any:
@@ -74,7 +104,7 @@ def _load_table(
     loaded: dict[str, Any] = {}
     first_line: dict[str, int] = {}
     for line, row in _rows(path, columns, problems):
-        errors: list[str] = []
+        errors = text_problems(row)
         _check_id(row[key], key if key != "id" else "id", errors)
         record = build(row, errors)
         if row[key] in first_line:

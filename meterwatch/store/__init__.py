@@ -28,12 +28,16 @@ if TYPE_CHECKING:
 
 
 def open_store(url: str, *, user: str | None = None, password: str | None = None,
-               timeout_s: float = 30.0) -> Store:
-    """A store for ``url`` (not yet opened: ``await store.open()``)."""
-    if url.startswith(("influxdb://", "influxdbs://")):
-        from meterwatch.store.influx import InfluxStore
+               timeout_s: float = 30.0, max_body_bytes: int | None = None) -> Store:
+    """A store for ``url`` (not yet opened: ``await store.open()``).
 
-        return InfluxStore(url, user=user, password=password, timeout_s=timeout_s)
+    ``max_body_bytes`` bounds one InfluxDB write request (default: safely under influxd's own limit).
+    """
+    if url.startswith(("influxdb://", "influxdbs://")):
+        from meterwatch.store.influx import MAX_BODY_BYTES, InfluxStore
+
+        return InfluxStore(url, user=user, password=password, timeout_s=timeout_s,
+                           max_body_bytes=max_body_bytes or MAX_BODY_BYTES)
     if url.startswith("duckdb://"):
         from meterwatch.store.duck import DuckStore
 
@@ -41,10 +45,11 @@ def open_store(url: str, *, user: str | None = None, password: str | None = None
     raise ValueError(f"unknown store URL {url!r}: expected influxdb://host:port/db or duckdb:///path")
 
 
-def store_for(settings: Settings, *, timeout_s: float = 30.0) -> Store:
+def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: int | None = None) -> Store:
     """The configured store, with the configured credentials (the password stays a secret until here)."""
     password = settings.store_password.get_secret_value() if settings.store_password else None
-    return open_store(settings.store, user=settings.store_user, password=password, timeout_s=timeout_s)
+    return open_store(settings.store, user=settings.store_user, password=password, timeout_s=timeout_s,
+                      max_body_bytes=max_body_bytes)
 
 
 __all__ = [

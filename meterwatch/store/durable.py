@@ -1,11 +1,18 @@
-"""Any store plus a disk spool: ``write`` returns once the batch is durable in one or the other.
+"""Any store plus a disk spool: ``write`` returns once the batch is durable, whatever the store says.
 
 The one wrapper that gives every backend the same outage behaviour:
 transient failures (down, slow, overloaded) divert batches to the spool,
 a replay task drains the spool oldest-first when the store answers again,
 and while anything is spooled new batches queue behind it, so the store
-receives batches in the order they were made.  Permanent refusals are
-raised to the caller, who knows what the data was.
+receives batches in the order they were made.
+
+A batch the store refuses is retried in halves (bisection) until each
+refused record stands alone, so the good records are stored.  Refused data
+records become dead letters (the caller says how, ``dead_letters``); what
+the store refuses even then (a dead letter, a reject, a metric) goes to the
+quarantine on disk with the store's error.  A disk without room (spool
+bound or ENOSPC) is backpressure: ``write`` waits, says so every few
+seconds, and carries on when room returns.
 """
 
 from __future__ import annotations
@@ -13,55 +20,138 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from meterwatch.store.base import Store
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.records import Batch
-from meterwatch.store.spool import DiskSpool, SpoolFull
+from meterwatch.store.records import Batch, RejectRecord
+from meterwatch.store.spool import DiskSpool, Quarantine, SpoolFull
 
 log = logging.getLogger(__name__)
+SAY_AGAIN_S = 5.0  # backpressure is logged at most this often
+DeadLetters = Callable[[Batch, str], list[RejectRecord]]
+Refusal = tuple[Batch, str]  # records the store refused one by one, and its error
+
+
+@dataclass
+class Written:
+    """Where a batch went: ``refused`` data records became ``dead_letters``; ``quarantined`` counts records on disk."""
+
+    where: Literal["store", "spool"]
+    refused: Batch = field(default_factory=Batch)
+    dead_letters: list[RejectRecord] = field(default_factory=list)
+    quarantined: int = 0
+
+
+def halves(batch: Batch) -> tuple[Batch, Batch]:
+    """A batch of two or more records in two, record types kept apart where they can be."""
+    flat = [(rows, r) for _, rows in batch.groups() for r in rows]
+    names = {id(rows): name for name, rows in vars(batch).items()}
+    parts = (Batch(), Batch())
+    for i, (rows, record) in enumerate(flat):
+        getattr(parts[i >= len(flat) // 2], names[id(rows)]).append(record)
+    return parts
+
+
+def data_and_rest(batch: Batch) -> tuple[Batch, Batch]:
+    """Records that can be dead-lettered (measured data), and the rest (rejects, metrics...)."""
+    return (Batch(readings=batch.readings, weighings=batch.weighings, values=batch.values),
+            Batch(alerts=batch.alerts, rejects=batch.rejects, metrics=batch.metrics, statistics=batch.statistics))
+
+
+def _merge(into: Batch, other: Batch) -> None:
+    for name, rows in vars(other).items():
+        getattr(into, name).extend(rows)
 
 
 class DurableWriter:
-    def __init__(self, store: Store, spool: DiskSpool, *, probe_interval_s: float = 2.0,
+    def __init__(self, store: Store, spool: DiskSpool, quarantine: Quarantine, *,
+                 dead_letters: DeadLetters | None = None, probe_interval_s: float = 2.0,
                  max_probe_interval_s: float = 15.0) -> None:
         self.store = store
         self.spool = spool
+        self.quarantine = quarantine
+        self.dead_letters = dead_letters or (lambda refused, error: [])
         self.probe_interval_s = probe_interval_s
         self.max_probe_interval_s = max_probe_interval_s
         self.spooled_batches = 0
+        self.quarantined = 0  # records
         self.full_since: float | None = None
+        self._said_at = 0.0
         self._changed = asyncio.Event()
 
     @property
     def healthy(self) -> bool:
         return len(self.spool) == 0
 
-    async def write(self, batch: Batch, give_up: asyncio.Event | None = None) -> Literal["store", "spool"]:
-        """Make ``batch`` durable; waits (backpressure) while the spool is full.
+    async def write(self, batch: Batch, give_up: asyncio.Event | None = None) -> Written:
+        """Make ``batch`` durable; waits (backpressure) while the disk has no room for the spool.
 
-        Raises ``TransientStoreError`` only if ``give_up`` is set while waiting
-        for room, and ``PermanentStoreError`` when the store refuses the data.
+        Raises ``TransientStoreError`` only if ``give_up`` is set while waiting for room.
         """
         if self.healthy:
             try:
-                await self.store.write(batch)
-                return "store"
+                refusals = await self._bisect(batch)
             except TransientStoreError as exc:
                 log.warning("store unavailable; spooling to disk", extra={"error": str(exc)[:200]})
+            else:
+                written = Written("store")
+                await self._settle(refusals, written, give_up)
+                return written
+        await self._with_room(lambda: self.spool.append(batch), give_up)
+        self.spooled_batches += 1
+        self._changed.set()
+        return Written("spool")
+
+    async def _bisect(self, batch: Batch) -> list[Refusal]:
+        """Write ``batch``; what the store refuses is retried in halves down to single records."""
+        try:
+            await self.store.write(batch)
+            return []
+        except PermanentStoreError as exc:
+            if len(batch) <= 1:
+                return [(batch, str(exc))]
+        first, second = halves(batch)
+        return await self._bisect(first) + await self._bisect(second)
+
+    async def _settle(self, refusals: list[Refusal], written: Written, give_up: asyncio.Event | None) -> None:
+        """Refused data becomes dead letters; what cannot be stored even so is quarantined with the error."""
+        if not refusals:
+            return
+        for refused, error in refusals:
+            data, _ = data_and_rest(refused)
+            letters = self.dead_letters(data, error) if data else []
+            if letters:
+                _merge(written.refused, data)
+                written.dead_letters += letters
+            else:
+                await self._quarantine(refused, error, written, give_up)
+        if written.dead_letters:
+            letters_batch = Batch(rejects=list(written.dead_letters))
+            try:
+                again = await self._bisect(letters_batch)
+            except TransientStoreError as exc:
+                again = [(letters_batch, f"store unavailable for dead letters: {exc}")]
+            for refused, error in again:
+                await self._quarantine(refused, error, written, give_up)
+        log.error("store refused records: the rest of the batch is stored, refused data dead-lettered",
+                  extra={"refused": len(refusals), "dead_letters": len(written.dead_letters),
+                         "quarantined": written.quarantined, "error": refusals[0][1][:300]})
+
+    async def _quarantine(self, batch: Batch, error: str, written: Written, give_up: asyncio.Event | None) -> None:
+        await self._with_room(lambda: self.quarantine.put(batch, error), give_up)
+        written.quarantined += len(batch)
+        self.quarantined += len(batch)
+
+    async def _with_room(self, put: Callable[[], object], give_up: asyncio.Event | None) -> None:
+        """Run ``put`` (a disk write) until the disk takes it: backpressure, never a drop."""
         while True:
             try:
-                self.spool.append(batch)
-                self.spooled_batches += 1
-                self.full_since = None
-                self._changed.set()
-                return "spool"
+                put()
             except SpoolFull as exc:
-                if self.full_since is None or time.monotonic() - self.full_since > 10:
-                    log.error("SPOOL FULL: holding back, not acknowledging, not consuming",
-                              extra={"error": str(exc), "spool_bytes": self.spool.bytes})
-                self.full_since = self.full_since or time.monotonic()
+                self._holding_back(exc)
                 if give_up is not None and give_up.is_set():
                     raise TransientStoreError(str(exc)) from exc
                 self._changed.clear()
@@ -69,6 +159,21 @@ class DurableWriter:
                     await asyncio.wait_for(self._changed.wait(), timeout=1.0)
                 except TimeoutError:
                     pass
+            else:
+                if self.full_since is not None:
+                    log.warning("disk accepts again; acknowledging and consuming",
+                                extra={"held_back_s": round(time.monotonic() - self.full_since, 1)})
+                self.full_since = None
+                return
+
+    def _holding_back(self, exc: SpoolFull) -> None:
+        now = time.monotonic()
+        self.full_since = self.full_since or now
+        if now - self._said_at >= SAY_AGAIN_S:
+            self._said_at = now
+            log.error("disk cannot take the spool: holding back, not acknowledging, not consuming",
+                      extra={"error": str(exc), "spool_bytes": self.spool.bytes,
+                             "held_back_s": round(now - self.full_since, 1)})
 
     async def replay_forever(self) -> None:
         """Drain the spool into the store, oldest first; runs until cancelled."""
@@ -81,16 +186,14 @@ class DurableWriter:
                 continue
             path, batch = item
             try:
-                await self.store.write(batch)
+                refusals = await self._bisect(batch)
             except TransientStoreError:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_probe_interval_s)
                 continue
-            except PermanentStoreError as exc:
-                self.spool.quarantine(path, str(exc))
-            else:
-                self.spool.remove(path)
-                if not len(self.spool):
-                    log.info("spool drained; writing straight to the store again")
+            await self._settle(refusals, Written("store"), None)
+            self.spool.remove(path)
+            if not len(self.spool):
+                log.info("spool drained; writing straight to the store again")
             delay = self.probe_interval_s
             self._changed.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,6 +25,8 @@ from meterwatch.store.records import Batch, Schema, attr_names
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 LINES_PER_REQUEST = 5000
+# influxd refuses a request body over its [http] max-body-size (25,000,000 bytes by default) with HTTP 413.
+MAX_BODY_BYTES = 10_000_000
 
 
 def quote_ident(name: str) -> str:
@@ -46,7 +49,7 @@ def time_clause(start: int | None, end: int | None, unit: str = "s") -> list[str
 
 class InfluxStore:
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         parts = urlsplit(url)
         scheme = "https" if parts.scheme in ("influxdbs", "influxdb+https") else "http"
         self.url = url
@@ -56,6 +59,7 @@ class InfluxStore:
         password = password or parts.password
         self._auth = aiohttp.BasicAuth(user, password or "") if user else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -100,14 +104,15 @@ class InfluxStore:
     async def write(self, batch: Batch) -> None:
         for record_type, rows in batch.groups():
             schema: Schema = record_type.schema  # type: ignore[attr-defined]
-            for i in range(0, len(rows), LINES_PER_REQUEST):
-                await self._write_lines(encode_lines(schema, rows[i:i + LINES_PER_REQUEST]), schema.time_unit)
+            await self._write_all(encode_lines(schema, rows).split("\n"), schema.time_unit)
 
     async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
         schema: Schema = record_type.schema  # type: ignore[attr-defined]
-        lines = await asyncio.to_thread(encode_columns, schema, columns)
-        for i in range(0, len(lines), LINES_PER_REQUEST):
-            await self._write_lines("\n".join(lines[i:i + LINES_PER_REQUEST]), schema.time_unit)
+        await self._write_all(await asyncio.to_thread(encode_columns, schema, columns), schema.time_unit)
+
+    async def _write_all(self, lines: list[str], precision: str) -> None:
+        for body in request_bodies(lines, self.max_body_bytes):
+            await self._write_lines(body, precision)
 
     async def query(self, q: str, *, method: str = "GET", database: bool = True,
                     epoch: str = "s") -> list[dict[str, Any]]:
@@ -204,6 +209,25 @@ class InfluxStore:
         rows = [(s["tags"]["device"], s["values"][0][0], by_device.get(s["tags"]["device"], [0, None, 0])[1],
                  by_device.get(s["tags"]["device"], [0, None, 0])[2]) for s in last]
         return activity_from_rows(rows)
+
+
+def request_bodies(lines: list[str], max_bytes: int, max_lines: int = LINES_PER_REQUEST) -> Iterator[str]:
+    """Lines joined into request bodies of at most ``max_lines`` lines and ``max_bytes`` UTF-8 bytes.
+
+    A line longer than ``max_bytes`` alone goes in a body of its own (the
+    server will refuse it, and the caller's bisection isolates it).
+    """
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode("utf-8")) + 1
+        if chunk and (size + n > max_bytes or len(chunk) >= max_lines):
+            yield "\n".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line)
+        size += n
+    if chunk:
+        yield "\n".join(chunk)
 
 
 def _json(body: bytes) -> Any:

@@ -1,11 +1,27 @@
 """InfluxDB line protocol, encoded from record schemas.
 
-Escaping follows the InfluxDB 1.x reference: measurement names escape
-comma and space; tag keys, tag values and field keys escape comma, equals
-sign and space; string field values escape double quote and backslash.
-Line protocol cannot carry a newline inside a value, so string fields with
-control characters, and byte fields that are not clean UTF-8, are stored as
-``b64:`` + base64: lossless, and obvious to a reader.
+Rules, from the InfluxDB 1.x line protocol reference ("Special characters"
+and "Quoting", https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/):
+
+- measurement names escape comma and space with a backslash;
+- tag keys, tag values and field keys escape comma, equals sign and space;
+- string field values are double-quoted and escape double quote and backslash;
+- line protocol does not support the newline character in tag or field values
+  (a newline ends the point: whatever follows would be parsed as a new point,
+  in any measurement it names);
+- a tag value cannot end with a backslash: influxd 1.x reads it as escaping the
+  separator after it and refuses the whole request ("invalid tag format").
+  Other backslashes in tag values are kept literally (influxd only unescapes
+  ``\\,``, ``\\=`` and ``\\ ``), which the property test in
+  tests/store/test_lineprotocol.py checks against a real influxd.
+
+Values line protocol cannot carry as they are (any non-printable character,
+including newline, tab and NUL; a tag value ending with a backslash; text
+that itself starts with ``b64:``) are stored as ``b64:`` + base64 of their
+UTF-8, in tags and string fields alike: deterministic, lossless (``fetch``
+decodes them), and obvious to a reader.  So one bad value never breaks a
+batch or writes outside its own point.  ``meterwatch registry check``
+refuses such values in the registry before they get here.
 """
 
 from __future__ import annotations
@@ -31,6 +47,13 @@ def escape_tag(text: str) -> str:
     return text.translate(_TAG)
 
 
+def tag_value(text: str) -> str:
+    """A tag value as line protocol: escaped, or ``b64:`` text when line protocol cannot carry it."""
+    if not _is_clean(text) or text.endswith("\\"):
+        text = _b64(text.encode("utf-8", "replace"))
+    return escape_tag(text)
+
+
 def _is_clean(text: str) -> bool:
     return text.isprintable() and not text.startswith(B64_PREFIX)
 
@@ -43,6 +66,10 @@ def text_of_bytes(payload: bytes) -> str:
         text = None
     if text is not None and _is_clean(text):
         return text
+    return _b64(payload)
+
+
+def _b64(payload: bytes) -> str:
     return B64_PREFIX + base64.b64encode(payload).decode("ascii")
 
 
@@ -70,13 +97,13 @@ def encode_field(value: Any, kind: str) -> str | None:
     if kind == "bytes":
         return _quoted(text_of_bytes(value))
     text = str(value)
-    return _quoted(text if _is_clean(text) or not text else text_of_bytes(text.encode("utf-8")))
+    return _quoted(text if _is_clean(text) or not text else _b64(text.encode("utf-8", "replace")))
 
 
 def _prefix(schema: Schema, tag_names: tuple[str, ...], values: tuple[str, ...]) -> str:
     """Measurement and tag set: empty tag values are left out (line protocol has no empty tag)."""
     return escape_measurement(schema.measurement) + "".join(
-        f",{escape_tag(name)}={escape_tag(value)}" for name, value in zip(tag_names, values, strict=True) if value)
+        f",{escape_tag(name)}={tag_value(value)}" for name, value in zip(tag_names, values, strict=True) if value)
 
 
 def _field_keys(schema: Schema, present: Any = None) -> list[tuple[str, str, str]]:

@@ -56,11 +56,16 @@ class ReadingPoint:
 class WeighingPoint:
     """One weighing, with the card's registry data copied in at ingest time.
 
-    ``scale`` is a tag beyond the contract's minimum so that two scales of one
-    zone weighing in the same second stay two points.  ``owner_unit`` and
-    ``cleaner`` are tags, not fields as the contract first listed them: the
-    garbage dashboard groups by them, and InfluxQL can only GROUP BY tags.
-    A card fixes both, so they add no series beyond one per card.
+    Identity, in both backends: scale, second and card (DuckDB's key; in
+    InfluxDB a point is its tags and time).  So ``scale`` and ``card`` are
+    tags beyond the contract's minimum: two cards weighing on one scale in
+    the same second, even two unknown cards whose registry tags are all
+    ``unknown``, stay two points, and a redelivered weighing overwrites its
+    own point.  ``owner_unit`` and ``cleaner`` are tags, not fields as the
+    contract first listed them: the garbage dashboard groups by them, and
+    InfluxQL can only GROUP BY tags.  A card fixes zone, category, owner
+    unit and cleaner, so the series are one per card and scale (~30,000
+    cards province-wide); only unknown cards add series of their own.
     """
 
     scale: str
@@ -75,8 +80,8 @@ class WeighingPoint:
     owner_unit: str
 
     schema: ClassVar[Schema] = Schema(
-        "weighing", ("institution", "city", "zone", "category", "scale", "owner_unit", "cleaner"),
-        (("weight_kg", "float"), ("card", "str")),
+        "weighing", ("institution", "city", "zone", "category", "scale", "owner_unit", "cleaner", "card"),
+        (("weight_kg", "float"),),
         key=("scale", "ts", "card"), count_field="weight_kg",
     )
 

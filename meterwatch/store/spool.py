@@ -1,15 +1,22 @@
-"""A bounded on-disk queue of batches: where data waits while the store is down.
+"""Bounded on-disk queue of batches (where data waits while the store is down), and the quarantine.
 
 One file per batch, written to a temporary name, fsynced and renamed, so a
 crash leaves either a whole batch or none.  Files are named by a sequence
-number and replayed in that order.  The spool never drops: when it is full
-``append`` raises ``SpoolFull`` and the caller must hold back (and say so).
+number and replayed in that order.  The spool never drops: when it is full,
+or the disk under it is (ENOSPC), ``append`` raises ``SpoolFull`` and the
+caller must hold back (and say so).
+
+The quarantine keeps what the store refuses even one record at a time: one
+file per refused record set, with the store's error, durable like the spool.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from meterwatch.store.codec import decode_batch, encode_batch
@@ -17,10 +24,36 @@ from meterwatch.store.records import Batch
 
 log = logging.getLogger(__name__)
 SUFFIX = ".batch"
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 class SpoolFull(Exception):
-    pass
+    """No room to make a batch durable on disk: the spool's bound is reached or the disk is full."""
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all, on disk before this returns (file and directory fsynced)."""
+    tmp = path.with_suffix(".tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in NO_ROOM:
+            raise SpoolFull(f"disk under {path.parent} cannot take {len(data)} bytes: {exc}") from exc
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _next_number(paths: list[Path]) -> int:
+    return int(paths[-1].stem) + 1 if paths else 1
 
 
 class DiskSpool:
@@ -32,7 +65,7 @@ class DiskSpool:
             leftover.unlink()  # a write the crash interrupted: never acknowledged, so never needed
         self._files = sorted(directory.glob(f"*{SUFFIX}"))
         self.bytes = sum(p.stat().st_size for p in self._files)
-        self._next = int(self._files[-1].stem) + 1 if self._files else 1
+        self._next = _next_number(self._files)
 
     def __len__(self) -> int:
         return len(self._files)
@@ -42,17 +75,7 @@ class DiskSpool:
         if self.bytes + len(data) > self.max_bytes:
             raise SpoolFull(f"spool {self.directory} full: {self.bytes} of {self.max_bytes} bytes used")
         path = self.directory / f"{self._next:016d}{SUFFIX}"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _write_durably(path, data)
         self._next += 1
         self._files.append(path)
         self.bytes += len(data)
@@ -69,17 +92,6 @@ class DiskSpool:
         self._files.remove(path)
         self.bytes -= size
 
-    def quarantine(self, path: Path, reason: str) -> None:
-        """Move a batch the store refuses for good aside, kept for an operator, out of the replay order."""
-        target = self.directory / "refused"
-        target.mkdir(exist_ok=True)
-        size = path.stat().st_size
-        os.replace(path, target / path.name)
-        self._files.remove(path)
-        self.bytes -= size
-        log.error("spooled batch refused by the store; kept aside", extra={"file": str(target / path.name),
-                                                                          "reason": reason[:300]})
-
     def latest_readings(self) -> dict[str, tuple[int, float]]:
         """device -> newest (ts, register) waiting here: part of the collector's baseline after a restart."""
         latest: dict[str, tuple[int, float]] = {}
@@ -88,3 +100,33 @@ class DiskSpool:
                 if r.device not in latest or r.ts > latest[r.device][0]:
                     latest[r.device] = (r.ts, r.register)
         return latest
+
+
+class Quarantine:
+    """Records the store refuses for good, kept for an operator: ``NNN.json`` = {error, at, records}.
+
+    ``records`` is the spool's encoding of the refused batch (measurement ->
+    rows of attribute values, bytes as base64), so a reject keeps its reason.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("*.tmp"):
+            leftover.unlink()
+        self._files = sorted(directory.glob("*.json"))
+        self._next = _next_number(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def put(self, batch: Batch, error: str) -> Path:
+        """Keep ``batch`` with the store's ``error``; raises ``SpoolFull`` when the disk has no room."""
+        doc = {"error": error, "at": time.time(), "records": json.loads(encode_batch(batch))}
+        path = self.directory / f"{self._next:016d}.json"
+        _write_durably(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+        self._next += 1
+        self._files.append(path)
+        log.error("store refused records even one at a time; quarantined on disk",
+                  extra={"file": str(path), "records": len(batch), "error": error[:300]})
+        return path

@@ -1,8 +1,14 @@
-"""Each benchmark at a tiny size, so that ``meterwatch bench`` keeps working.  Nothing here is timed."""
+"""Each benchmark at a tiny size: ``meterwatch bench`` keeps working and its figures are plausible.
+
+Nothing here is timed against a target: a duration or a rate must only be a positive number.  What is
+checked are the figures that do not depend on the machine: everything published is stored, both
+variants of a comparison find the same, precision and recall are what the tiny, seeded province gives.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 
 import pytest
@@ -15,61 +21,131 @@ from meterwatch.settings import Settings
 from tests.conftest import _unavailable
 
 pytestmark = pytest.mark.servers
+RULES = ("silent", "leak", "burst", "meter_fault", "sorting", "overuse")
 
 
-def test_ingest_smoke_stores_every_reading_in_each_drain() -> None:
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def table(report: str) -> dict[str, list[str]]:
+    """A markdown table's rows, by their first cell (the header and the rule line left out)."""
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and not set(cells[0]) <= {"-", ":"}:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_ingest_smoke_stores_every_reading_and_reports_positive_rates() -> None:
     try:
         report = asyncio.run(ingest.run(2_000))
     except ServerUnavailable as exc:
         _unavailable(str(exc))
         return
-    total = int(re.search(r"^([\d,]+) readings", report).group(1).replace(",", ""))
-    stored = int(re.search(r"\(([\d,]+) stored\)", report).group(1).replace(",", ""))
-    assert total >= 2_000 and stored == total
-    assert re.search(r"a/b = [\d.]+ \(target >= 5\); a/c = [\d.]+", report)
+    total, messages = map(number, re.search(r"^([\d,]+) readings in ([\d,]+) messages", report).groups())
+    assert total == 2_000 and messages == total / ingest.PER_MESSAGE
+    drains = {name[:3]: cells for name, cells in table(report).items() if name.startswith("(")}
+    assert set(drains) == {"(a)", "(b)", "(c)"}
+    stored = number(re.search(r"\(([\d,]+) stored\)", report).group(1))
+    assert stored == total  # every reading, once
+    rate = {name: number(cells[1]) for name, cells in drains.items()}
+    assert all(r > 0 for r in rate.values())
+    a_b, a_c = map(float, re.search(r"a/b = ([\d.]+) \(target >= 5\); a/c = ([\d.]+)", report).groups())
+    assert a_b == pytest.approx(rate["(a)"] / rate["(b)"], abs=0.06)  # the ratios are those of the rates
+    assert a_c == pytest.approx(rate["(a)"] / rate["(c)"], abs=0.006)
+    collector_cpu = float(re.search(r"CPU seconds: collector ([\d.]+)", report).group(1))
+    per_cpu_s = number(re.search(r"one collector process: ([\d,]+) readings per CPU second", report).group(1))
+    assert collector_cpu >= 0 and per_cpu_s > 0
 
 
-def test_midnight_smoke_loses_nothing() -> None:
+def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
     try:
         report = asyncio.run(midnight.run(10, 1.0, timeout_s=120))
     except ServerUnavailable as exc:
         _unavailable(str(exc))
         return
-    assert "| lost | 0 |" in report
-    stored, total = re.search(r"\| readings stored \| ([\d,]+) of ([\d,]+) \|", report).groups()
-    assert stored == total and int(total.replace(",", "")) > 0
+    devices, published, readings, weighings = map(number, re.search(
+        r"([\d,]+) devices report within .*\(([\d,]+) messages published: ([\d,]+) readings, 96 a meter, "
+        r"and ([\d,]+) weighings\)", report).groups())
+    assert published == devices  # one message a device: the meter's day, or a scale's weighing
+    assert readings > 0 and readings % 96 == 0 and weighings > 0
+    assert published == readings / 96 + weighings
+    rows = table(report)
+    assert rows["readings stored"] == [f"{readings:,.0f} of {readings:,.0f}"]
+    assert rows["weighings stored"] == [f"{weighings:,.0f} of {weighings:,.0f}"]
+    assert rows["lost"] == ["0"]
+    assert number(rows["time from the first message until all stored"][0].removesuffix(" s")) > 0
+    assert number(rows["readings/s over the burst"][0]) > 0
+    assert number(rows["collector peak resident memory"][0].removesuffix(" MB")) > 0
 
 
-def test_dashboards_smoke_times_every_panel_query(influxd) -> None:
+def test_dashboards_smoke_times_every_panel_query_and_finds_the_loaded_data(influxd) -> None:
     results = asyncio.run(dashboards.measure(5, raw_days=1, repeat=1, influx_port=influxd.port))
     queries = sum(len(p.queries) for b in all_boards(Settings()) for p in b.panels())
     assert len(results) == queries + 1  # and the raw comparison
-    assert all(ms > 0 for _, _, ms, _ in results)
+    assert all(ms > 0 and rows >= 0 for _, _, ms, rows in results)
     rows = {panel: n for uid, panel, _, n in results if uid == "mw-province"}
     assert rows["本年各市分类用量 This year by city, type and kind"] > 0  # the year rollup was loaded
-    assert "over the 300 ms target" in dashboards.report(results)
+    boards_with_data = {uid for uid, _, _, n in results if n > 0}
+    assert {"mw-province", "mw-institution", "mw-garbage"} <= boards_with_data  # each reads what was loaded
+    panels = [r for r in results if r[0] != "raw"]
+    summary = re.search(r"(\d+) panel queries; slowest ([\d.]+) ms; (\d+) over the (\d+) ms target",
+                        dashboards.report(results))
+    assert int(summary.group(1)) == len(panels) == queries
+    assert float(summary.group(2)) == round(max(ms for _, _, ms, _ in panels), 1)
+    assert int(summary.group(3)) == sum(ms > dashboards.TARGET_MS for _, _, ms, _ in panels)
 
 
 def test_store_smoke_writes_the_same_readings_to_both_backends(influxd) -> None:
     results = asyncio.run(store.measure(5, 2, influx_port=influxd.port))
-    assert results["duckdb"]["readings"] == results["influxdb"]["readings"] > 0
-    assert {k for k in results["duckdb"] if k.startswith("rule:")} == {
-        "rule:silent", "rule:leak", "rule:burst", "rule:meter_fault", "rule:sorting", "rule:overuse"}
-    assert "| one whole evaluation, s |" in store.report(results, 5, 2)
+    duck, influx = results["duckdb"], results["influxdb"]
+    assert duck["readings"] == influx["readings"] > 0
+    assert duck["records"] == influx["records"] > 0
+    for backend in (duck, influx):
+        assert {k for k in backend if k.startswith("rule:")} == {f"rule:{r}" for r in RULES}
+        assert all(v > 0 for k, v in backend.items() if k.endswith("_s") or k.startswith("rule:"))
+    rows = table(store.report(results, 5, 2))
+    for label in ("columns (backfill), readings/s", f"write(Batch) of {store.BATCH:,} records, readings/s"):
+        assert number(rows[label][0]) > 0 and number(rows[label][1]) > 0
+    whole = rows["one whole evaluation, s"]
+    for k, backend in enumerate((duck, influx)):  # the total is the sum of the evaluators
+        assert float(whole[k]) == pytest.approx(sum(v for key, v in backend.items() if key.startswith("rule:")),
+                                                abs=0.005)
 
 
 def test_analytics_speed_smoke_numpy_and_pandas_find_the_same() -> None:
     pytest.importorskip("pandas", reason="pandas is the benchmark's competitor: pip install 'meterwatch[bench]'")
     results = analytics_speed.measure(300)
     assert set(results) == {"floor", "numpy", "pandas"}
-    assert results["numpy"]["leak"] > 0  # the fleet has night flow above the threshold somewhere
+    rules = {"silent", "leak", "burst", "meter_fault", "overuse"}
+    found = {variant: {k: results[variant][k] for k in rules} for variant in ("numpy", "pandas")}
+    assert found["numpy"] == found["pandas"]  # the same alerts from both ways of computing the features
+    water_meters = 300 // 3
+    assert 0 < found["numpy"]["leak"] <= water_meters  # night flow above the threshold somewhere, water only
+    assert all(r["seconds"] > 0 and r["input_mb"] > 0 for r in results.values())
     assert "pandas the same" in analytics_speed.report(results, 300)
 
 
-def test_analytics_accuracy_smoke_reports_every_rule() -> None:
+def test_analytics_accuracy_smoke_finds_the_injected_faults_and_nothing_else() -> None:
     report = asyncio.run(analytics_accuracy.run(20, 8, 24.0, None))
+    backfilled, evaluations = re.search(r"\(([\d,]+) readings backfilled .* (\d+) evaluations", report).groups()
+    assert number(backfilled) > 0 and int(evaluations) == 2  # day 7 and day 8, every 24 h
+    rows = table(report)
+    figures = {}
     for rule in ("leak", "burst", "silent", "meter_fault", "sorting"):
-        assert f"| {rule} |" in report
+        faults, alerts, recall, precision = rows[rule][:4]
+        faults, alerts, recall, precision = int(faults), int(alerts), float(recall), float(precision)
+        assert math.isnan(recall) == (faults == 0) and math.isnan(precision) == (alerts == 0)
+        assert all(0 <= x <= 1 for x in (recall, precision) if not math.isnan(x))
+        figures[rule] = (faults, alerts, recall, precision)
+    # The seeded 20-institution province, 8 days: one silent meter and one sorting fault old enough to be
+    # seen, both caught, and no alert of any rule without its fault.
+    nan = (0, 0)
+    assert {r: f[:2] for r, f in figures.items()} == {"leak": nan, "burst": nan, "silent": (1, 1),
+                                                       "meter_fault": nan, "sorting": (1, 1)}
+    assert figures["silent"][2:] == figures["sorting"][2:] == (1.0, 1.0)
 
 
 def test_bench_command_rejects_an_unknown_suite(capsys) -> None:

@@ -84,3 +84,14 @@ def test_seeded_history_avoids_a_spike_after_restart(ingestor):
     ingestor.seed({"a-w1": (NOW - 1800, 500.0)})
     out = ingestor.process("meterwatch/up/inst-a/a-w1/reading", reading(NOW - 900, 501.25))
     assert out.readings[0].consumption == 1.25
+
+
+def test_a_repeated_weighing_is_a_duplicate_and_another_weight_for_it_is_refused(ingestor):
+    topic = "meterwatch/up/inst-a/a-s1/weighing"
+    first = ingestor.process(topic, json.dumps({"ts": NOW - 60, "card": "CARD01", "weight_kg": 4.5}).encode())
+    again = ingestor.process(topic, json.dumps({"ts": NOW - 60, "card": "CARD01", "weight_kg": 4.5}).encode())
+    other = ingestor.process(topic, json.dumps({"ts": NOW - 60, "card": "CARD01", "weight_kg": 9.0}).encode())
+    assert len(first.weighings) == 1 and (len(again.weighings), again.duplicates) == (0, 1)
+    (r,) = other.rejects
+    assert other.weighings == [] and r.reason == reasons.CONFLICTING_READING and "4.5 kg" in r.detail
+    assert json.loads(r.payload) == {"ts": NOW - 60, "card": "CARD01", "weight_kg": 9.0}

@@ -31,14 +31,14 @@ def test_dead_letters_never_share_a_time_with_other_rejects(tmp_path, monkeypatc
     """InfluxDB keys a reject by tags and time: two rejects in the same nanosecond would be one."""
     import time as clock
 
-    from collector.service import Pending
+    from meterwatch.store import Batch
 
     registry = tiny_registry(tmp_path / "registry")
     settings = Settings(store=f"duckdb://{tmp_path / 's.duckdb'}", collector=CollectorSettings(spool_dir=tmp_path / "sp"))
     collector = Collector(settings, registry, open_store(settings.store))
     monkeypatch.setattr(clock, "time_ns", lambda: 1_000)  # a frozen clock: the worst case
     refused = collector.ingestor.process("meterwatch/up/inst-a/ghost/reading", b"{}").rejects
-    pending = Pending(raw=[("t1", b"a"), ("t2", b"b")])
-    dead = collector._dead_letters(pending, RuntimeError("400")).rejects  # noqa: SLF001
+    stored_twice = collector.ingestor.process("meterwatch/up/inst-a/a-w1/reading", b'{"ts": 1700000000, "value": 1}')
+    dead = collector._dead_letters(Batch(readings=stored_twice.readings * 2), "400")  # noqa: SLF001
     times = [r.ts_ns for r in refused + dead]
     assert len(times) == 3 and len(set(times)) == 3

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -52,14 +54,40 @@ def mosquitto_pub(mosquitto) -> Callable[..., None]:
     return publish
 
 
-async def eventually(probe: Callable[[], Awaitable[object]], expected: object, timeout: float = 15.0) -> object:
-    """Poll ``probe`` until it returns ``expected`` (or time out and return what it last gave)."""
+async def _poll(probe: Callable[[], object]) -> object:
+    value = probe()
+    return await value if inspect.isawaitable(value) else value
+
+
+async def eventually(probe: Callable[[], object], expected: object, timeout: float = 15.0) -> object:
+    """Poll ``probe`` (plain or async) until it returns ``expected`` (or time out and return what it last gave).
+
+    The way to wait for something to happen: never a fixed sleep.  Assert on the result, so that a timeout
+    shows the value that was there instead."""
     deadline = time.monotonic() + timeout
-    value = await probe()
+    value = await _poll(probe)
     while value != expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        value = await probe()
+        await asyncio.sleep(0.05)
+        value = await _poll(probe)
     return value
+
+
+async def until(condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    """Wait until ``condition()`` (plain or async) is true; fail naming ``what`` if it is not by the deadline."""
+    if await eventually(lambda: _truth(condition), True, timeout) is not True:
+        pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+async def _truth(condition: Callable[[], object]) -> bool:
+    return bool(await _poll(condition))
+
+
+async def log_says(log: Path, text: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until a child process's log file contains ``text``; fail with the log if it exits or times out."""
+    await until(lambda: text in log.read_text(errors="replace") or proc.poll() is not None,
+                f"{text!r} in {log}", timeout)
+    if text not in log.read_text(errors="replace"):
+        pytest.fail(f"process exited with {proc.returncode} before logging {text!r}:\n{log.read_text()}")
 
 
 async def count_of(store: Store, record_type: type) -> int:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-import time
+import threading
 
+import paho.mqtt.client as paho
 import pytest
 
 from meterwatch_cli.main import main
 from meterwatch.store import AlertPoint, Batch, ReadingPoint, open_store
-from tests.conftest import _unavailable
 from tests.helpers import tiny_registry
 
 pytestmark = pytest.mark.servers
@@ -44,13 +42,33 @@ def alerts(url: str) -> list[AlertPoint]:
     return asyncio.run(go())
 
 
-def subscriber(port: int, count: int) -> subprocess.Popen:
-    binary = shutil.which("mosquitto_sub")
-    if binary is None:
-        _unavailable("mosquitto_sub not installed (Debian package mosquitto-clients)")
-    proc = subprocess.Popen([binary, "-h", "127.0.0.1", "-p", str(port), "-t", "meterwatch/alerts/#", "-v",
-                             "-q", "1", "-C", str(count), "-W", "20"], stdout=subprocess.PIPE, text=True)
-    return proc
+class Subscriber:
+    """A subscriber to the alert topics, returned once the broker has acknowledged the subscription."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.count, self.lines, self.done = count, [], threading.Event()
+        subscribed = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda client, *_: client.subscribe("meterwatch/alerts/#", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._received
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            self.client.loop_stop()
+            pytest.fail("no SUBACK from the broker within 10 s")
+
+    def _received(self, _client, _userdata, message) -> None:
+        self.lines.append(f"{message.topic} {message.payload.decode()}\n")
+        if len(self.lines) >= self.count:
+            self.done.set()
+
+    def communicate(self, timeout: float) -> tuple[str, None]:
+        """Like ``mosquitto_sub -v -C count``: the first ``count`` messages as "topic payload" lines."""
+        self.done.wait(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        return "".join(self.lines[:self.count]), None
 
 
 def analytics_env(monkeypatch, broker_port: int, store_url: str, tmp_path) -> None:
@@ -65,8 +83,7 @@ def test_silent_alert_opened_published_kept_and_resolved(mosquitto, influx_url, 
     analytics_env(monkeypatch, mosquitto.port, influx_url, tmp_path)
     write(influx_url, Batch(readings=readings("a-w1", "inst-a", AT - 10 * 3600) + readings("a-e1", "inst-a", AT)
                             + readings("b-w1", "inst-b", AT - 3600)))
-    sub = subscriber(mosquitto.port, 1)
-    time.sleep(0.3)
+    sub = Subscriber(mosquitto.port, 1)
     at = "2025-11-24T16:00:00Z"  # == AT
     assert main(["analyze", "--once", "--at", at]) == 0
     out, _ = sub.communicate(timeout=30)
@@ -80,8 +97,7 @@ def test_silent_alert_opened_published_kept_and_resolved(mosquitto, influx_url, 
     assert [a.state for a in alerts(influx_url)] == ["open"]
     # The meter speaks again: two evaluations later (hysteresis) the alert is resolved, once.
     write(influx_url, Batch(readings=readings("a-w1", "inst-a", AT)))
-    sub = subscriber(mosquitto.port, 1)
-    time.sleep(0.3)
+    sub = Subscriber(mosquitto.port, 1)
     assert main(["analyze", "--once", "--at", at]) == 0
     assert main(["analyze", "--once", "--at", at]) == 0
     out, _ = sub.communicate(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -10,7 +9,7 @@ import pytest
 
 from collector import reasons
 from meterwatch.store import ReadingPoint, RejectRecord, WeighingPoint, open_store
-from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.e2e.conftest import eventually, make_settings, running_collector, until
 from tests.helpers import tiny_registry
 
 pytestmark = pytest.mark.servers
@@ -110,8 +109,7 @@ async def test_spool_full_holds_back_acknowledgements_and_the_broker_redelivers(
         for k in range(3):
             mosquitto_pub("meterwatch/up/inst-a/a-w1/reading", json.dumps({"ts": t0 + 900 * k, "value": 1.0 + k}))
         assert await eventually(lambda: _received(failing), 3) == 3
-        await asyncio.sleep(0.5)
-        assert failing.writer.full_since is not None  # it said so and is holding back
+        await until(lambda: failing.writer.full_since is not None, "the writer to hold back with the spool full")
     assert failing.metrics.stored == 0 and len(failing.spool) == 0
     async with running_collector(settings, registry) as again:
         assert await eventually(lambda: _stored(again), 3) == 3

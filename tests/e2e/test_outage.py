@@ -16,7 +16,7 @@ from meterwatch.registry import load_registry
 from meterwatch.store import ReadingPoint, open_store
 from simulators.province import generate_province, write_registry
 from tests.conftest import _unavailable
-from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.e2e.conftest import eventually, log_says, make_settings, running_collector, until
 from tests.e2e.stream import publish, reading_stream
 from benchmarks.servers import ServerUnavailable, start_influxd
 
@@ -52,10 +52,10 @@ async def test_influxd_stopped_30s_mid_stream_everything_stored_once(mosquitto, 
         settings = make_settings(mosquitto.port, url, tmp_path / "registry", store_timeout_s=2.0)
         async with running_collector(settings, registry) as collector:
             stream = asyncio.create_task(publish(mosquitto.port, messages, rate=60))
-            await asyncio.sleep(5)
+            await until(lambda: collector.metrics.stored > 0, "readings stored before the outage")
             influxd.stop()
             down_at = time.monotonic()
-            await asyncio.sleep(30)
+            await asyncio.sleep(30)  # the outage itself: time deliberately left to pass
             peak_spool = collector.spool.bytes
             influxd.start()
             outage = time.monotonic() - down_at
@@ -76,6 +76,10 @@ async def _drained(collector) -> bool:
     return collector.metrics.received == 2400 and not collector._pending.acks and len(collector.spool) == 0  # noqa: SLF001
 
 
+async def _some_stored(url: str) -> bool:
+    return await distinct_readings(url) > 0
+
+
 def collect_process(env: dict[str, str], log) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=log)
 
@@ -85,12 +89,12 @@ async def test_sigkill_mid_stream_loses_nothing(mosquitto, influx_url, tmp_path)
     messages = reading_stream(registry, 3000)
     env = {**os.environ, "METERWATCH_BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "METERWATCH_STORE": influx_url,
            "METERWATCH_REGISTRY": str(tmp_path / "registry"), "METERWATCH_COLLECTOR__CLIENT_ID": "test-sigkill",
-           "METERWATCH_COLLECTOR__SPOOL_DIR": str(tmp_path / "spool"), "METERWATCH_LOG_LEVEL": "WARNING"}
+           "METERWATCH_COLLECTOR__SPOOL_DIR": str(tmp_path / "spool")}
     with (tmp_path / "collect.log").open("wb") as log:
         first = collect_process(env, log)
-        await asyncio.sleep(2.0)  # connected and subscribed (a persistent session from here on)
+        await log_says(tmp_path / "collect.log", "connected and subscribed", first)  # a persistent session
         stream = asyncio.create_task(publish(mosquitto.port, messages, rate=400))
-        await asyncio.sleep(3.0)
+        await until(lambda: _some_stored(influx_url), "readings stored before the kill")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         killed_with = await distinct_readings(influx_url)

@@ -12,7 +12,7 @@ import pytest
 from meterwatch_cli.main import main
 from meterwatch.store import CollectorSample, ReadingPoint
 from tests.conftest import _unavailable
-from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.e2e.conftest import eventually, make_settings, running_collector, until
 from tests.helpers import tiny_registry
 from benchmarks.servers import ServerUnavailable, start_mosquitto
 
@@ -36,8 +36,7 @@ async def test_broker_restart_reconnect_resubscribe_and_log_it(tmp_path, duck_ur
                                                 json.dumps({"ts": t0, "value": 1.0}).encode())], rate=100)
             assert await eventually(lambda: _stored(collector), 1) == 1
             broker.stop()
-            await asyncio.sleep(1.5)
-            assert not collector.connected.is_set()
+            await until(lambda: not collector.connected.is_set(), "the collector to notice the broker is gone")
             broker.start()
             await asyncio.wait_for(collector.connected.wait(), 30)  # reconnected (backoff) and resubscribed
             await publish(broker.port, [Message(0, "meterwatch/up/inst-a/a-w1/reading",
@@ -58,17 +57,20 @@ async def test_silence_while_connected_is_reported_and_status_command_shows_it(m
     settings = make_settings(mosquitto.port, duck_url, tmp_path / "registry", instance="quiet-1",
                              silence_warn_s=0.5, metrics_interval_s=0.3)
     async with running_collector(settings, registry) as collector:
-        await asyncio.sleep(1.5)
+        # read while it runs: the sample of its stop (connected 0) may replace the one of the same second
+        await until(lambda: _silence_reported(collector.store, caplog),
+                    "the silence warning and a connected self-metrics sample with idle_s >= 0.5")
     warnings = [r for r in caplog.records if r.getMessage().startswith("connected but no message")]
     assert warnings and warnings[0].idle_s >= 0.5
-    await collector.store.open()
-    samples = await collector.store.fetch(CollectorSample)
-    await collector.store.close()
-    assert samples and max(s.idle_s for s in samples) >= 0.5 and samples[0].connected == 1
     monkeypatch.setenv("METERWATCH_STORE", duck_url)
     assert await asyncio.to_thread(main, ["collect", "--status"]) == 0
     out = capsys.readouterr().out
     assert "quiet-1" in out and "collectors reporting in the last 24 h: 1" in out
+
+
+async def _silence_reported(store, caplog) -> bool:
+    warned = any(r.getMessage().startswith("connected but no message") for r in caplog.records)
+    return warned and any(s.idle_s >= 0.5 and s.connected == 1 for s in await store.fetch(CollectorSample))
 
 
 async def _stored(collector) -> int:

@@ -12,7 +12,7 @@ import pytest
 from meterwatch_cli.main import main
 from meterwatch.registry import load_registry
 from meterwatch.store import ReadingPoint, RejectRecord, WeighingPoint
-from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.e2e.conftest import make_settings, running_collector, until
 
 pytestmark = pytest.mark.servers
 
@@ -27,31 +27,27 @@ def test_simulated_province_published_and_collected(mosquitto, tmp_path, monkeyp
     settings = make_settings(mosquitto.port, store_url, registry_dir)
     labels = tmp_path / "labels.csv"
 
-    async def scenario() -> tuple[int, int, int, Counter]:
+    async def scenario() -> tuple[int, int, int, int, Counter]:
         async with running_collector(settings, registry) as collector:
             await asyncio.to_thread(main, ["simulate", "publish", "--hours", "6", "--speed", "1000000",
                                            "--labels", str(labels)])
-            store = collector.store
-            before = -1
-            while before != collector.metrics.received:  # wait until the stream has drained
-                before = collector.metrics.received
-                await asyncio.sleep(0.5)
-            await eventually(lambda: _idle(collector), True)
+            published = int(re.search(r"published (\d+) messages", capsys.readouterr().out).group(1))
+            await until(lambda: collector.metrics.received >= published, f"the collector to receive {published}")
+        store = collector.store  # stopped: everything it received is written (the shutdown flush)
+        await store.open()
+        try:
             rejects = Counter(r.reason for r in await store.fetch(RejectRecord))
-            return (collector.metrics.received, await store.count(ReadingPoint), await store.count(WeighingPoint),
-                    rejects)
+            return (published, collector.metrics.received, await store.count(ReadingPoint),
+                    await store.count(WeighingPoint), rejects)
+        finally:
+            await store.close()
 
-    received, readings, weighings, rejects = asyncio.run(scenario())
-    published = int(re.search(r"published (\d+) messages", capsys.readouterr().out).group(1))
+    published, received, readings, weighings, rejects = asyncio.run(scenario())
     rows = list(csv.DictReader(labels.open()))
     expected = Counter(r["expect"].removeprefix("reject:") for r in rows if r["expect"].startswith("reject:"))
     assert received == published
     assert rejects == expected  # every injected spoof / garbage / ghost device refused, nothing else
     assert readings > 500 and weighings > 0
-
-
-async def _idle(collector) -> bool:
-    return not collector._pending.acks  # noqa: SLF001
 
 
 def test_same_seed_same_registry(tmp_path):

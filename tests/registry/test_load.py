@@ -70,3 +70,29 @@ def test_registry_check_clean_exits_zero(tmp_path):
 def test_missing_directory_is_an_error(tmp_path, capsys):
     assert main(["registry", "check", "--dir", str(tmp_path / "nope")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_control_characters_in_any_text_column_are_refused_with_file_and_line(tmp_path, capsys):
+    _write(tmp_path,
+           'i1,一号楼,yinchuan,office,bureau,1000,50\n'
+           '"i2","二号\n楼",yinchuan,office,bureau,1000,50\n'         # lines 3-4: a newline inside the name
+           'i3,三号楼,yinchuan,office,"bu\treau",1000,50\n',          # line 5: a tab
+           'd1,i1,water,m3,1,00000000000001\n'
+           'd2,i1,scale,kg\x00,1,\n',                                 # line 3: NUL in the unit
+           'c1,i1,"z\nevil,x=1 f=1 1",u,p,recyclable\n'               # lines 2-3: line protocol injection
+           'c2,i1,zone-2,u\u2028v,p,recyclable\n'                     # line 4: a line separator
+           'c3,i1,zone-3,u,保洁员\\,recyclable\n'                      # line 5: trailing backslash
+           'c4,i1,zone-4,u,p,recyclable\n')                           # line 6: fine
+    registry, problems = load_registry(tmp_path)
+    found = {(p.file, p.line, p.message.split(":")[0]) for p in problems
+             if "character" in p.message or "backslash" in p.message}
+    assert found == {("institutions.csv", 3, "name"), ("institutions.csv", 5, "subclass"),
+                     ("devices.csv", 3, "unit"), ("cards.csv", 2, "zone"), ("cards.csv", 4, "owner_unit"),
+                     ("cards.csv", 5, "cleaner")}
+    assert "U+000A (line feed)" in next(p.message for p in problems if p.line == 2 and p.file == "cards.csv")
+    assert "ends with a backslash" in next(p.message for p in problems if p.line == 5 and p.file == "cards.csv")
+    assert list(registry.institutions) == ["i1"] and list(registry.devices) == ["d1"] and list(registry.cards) == ["c4"]
+    assert main(["registry", "check", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'cards.csv'}:2: zone: control or invisible character U+000A (line feed) at position 2" in out
+    assert f"{tmp_path / 'devices.csv'}:3: unit: control or invisible character U+0000 (null) at position 3" in out

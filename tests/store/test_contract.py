@@ -123,3 +123,19 @@ async def test_aggregate_grouped_bucketed_and_filtered(store):
     assert got == [("i1", "electricity", day0, 2.0), ("i1", "water", day0, 96.0), ("i1", "water", day0 + 86400, 96.0)]
     nothing = await store.aggregate(Aggregate(ReadingPoint, {"s": ("sum", "consumption")}, 0, 10, by=("device",)))
     assert nothing["device"] == [] and len(nothing["s"]) == 0
+
+
+def weighing(card, ts=1000, kg=10.0, zone="zone-1", category="recyclable", cleaner="张三", owner="一号楼"):
+    return WeighingPoint("s1", "i1", "yinchuan", zone, category, ts, kg, card, cleaner, owner)
+
+
+async def test_weighings_of_one_scale_in_one_second_stay_apart_and_a_redelivery_is_one_point(store):
+    """A weighing is identified by scale, second and card in both backends (DuckDB's key)."""
+    two_cards = [weighing("CARD-A", kg=10.0), weighing("CARD-B", kg=20.0)]  # one cleaner's two cards, same bin type
+    unknown = [weighing(card, kg=kg, zone="unknown", category="unknown", cleaner="unknown", owner="unknown")
+               for card, kg in (("STRAY-1", 3.0), ("STRAY-2", 4.0))]
+    await store.write(Batch(weighings=two_cards + unknown))
+    await store.write(Batch(weighings=[weighing("CARD-A", kg=10.0)]))  # redelivered: the same point again
+    assert await store.count(WeighingPoint) == 4
+    got = sorted((w.card, w.weight_kg) for w in await store.fetch(WeighingPoint, scale="s1"))
+    assert got == [("CARD-A", 10.0), ("CARD-B", 20.0), ("STRAY-1", 3.0), ("STRAY-2", 4.0)]

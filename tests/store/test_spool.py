@@ -2,7 +2,7 @@ import pytest
 
 from meterwatch.store import Batch, ReadingPoint, RejectRecord
 from meterwatch.store.codec import decode_batch, encode_batch
-from meterwatch.store.spool import DiskSpool, SpoolFull
+from meterwatch.store.spool import DiskSpool, Quarantine, SpoolFull
 
 
 def batch(n: int, device: str = "d1") -> Batch:
@@ -50,9 +50,14 @@ def test_latest_readings_of_spooled_batches(tmp_path):
     assert spool.latest_readings() == {"d1": (1800, 2.0), "d2": (900, 1.0)}
 
 
-def test_quarantine_moves_a_refused_batch_aside_and_keeps_it(tmp_path):
-    spool = DiskSpool(tmp_path, 1 << 20)
-    spool.append(batch(1))
-    path, _ = spool.oldest()
-    spool.quarantine(path, "400 bad request")
-    assert len(spool) == 0 and (tmp_path / "refused" / path.name).exists()
+def test_quarantine_keeps_each_refused_set_with_the_error_and_survives_a_restart(tmp_path):
+    import json
+
+    q = Quarantine(tmp_path / "q")
+    q.put(batch(1), "InfluxDB 400: field type conflict")
+    q.put(batch(2), "InfluxDB 413")
+    again = Quarantine(tmp_path / "q")
+    assert len(again) == 2
+    first = json.loads(sorted((tmp_path / "q").glob("*.json"))[0].read_bytes())
+    assert first["error"] == "InfluxDB 400: field type conflict"
+    assert first["records"]["reject"][0][1] == "malformed_json" and len(first["records"]["reading"]) == 1
