@@ -20,8 +20,8 @@ from analytics.notifiers.mqtt import MqttNotifier
 from analytics.report import statistics
 from analytics.runner import evaluate
 from analytics.service import AnalyticsDied, acknowledge, run_scheduled
-from collector.timestamps import parse_timestamp
-from meterwatch.cli import load_checked_registry, run_until_signalled
+from meterwatch.runtime import load_checked_registry, run_until_signalled
+from meterwatch.timestamps import parse_timestamp
 from meterwatch.settings import Settings
 from meterwatch.store import StoreError, store_for
 

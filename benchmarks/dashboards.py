@@ -46,7 +46,7 @@ from meterwatch.store.records import Schema
 from simulators.backfill import backfill, chunk_use
 from simulators.meters import FleetModel
 from simulators.province import generate_province, write_registry
-from meterwatch.servers import start_influxd
+from benchmarks.servers import start_influxd
 
 DAY = 86400
 TARGET_MS = 300.0

@@ -32,7 +32,7 @@ from meterwatch.store import ReadingPoint, open_store
 from simulators.province import generate_province, write_registry
 from simulators.publish import publish_messages
 from simulators.traffic import Message
-from meterwatch.servers import start_influxd, start_mosquitto
+from benchmarks.servers import start_influxd, start_mosquitto
 
 PER_MESSAGE = 4  # an hourly NB-IoT upload of four quarter-hours
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from meterwatch.const import LOCAL_UTC_OFFSET_S
 from meterwatch.registry import load_registry
-from meterwatch.servers import start_influxd, start_mosquitto
+from benchmarks.servers import start_influxd, start_mosquitto
 from meterwatch.settings import Settings
 from meterwatch.store import ReadingPoint, WeighingPoint, open_store
 from simulators.province import generate_province, write_registry
@@ -84,7 +84,7 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
            "METERWATCH_REGISTRY": str(work / "registry"), "METERWATCH_COLLECTOR__CLIENT_ID": "midnight",
            "METERWATCH_COLLECTOR__SPOOL_DIR": str(work / "spool"), "METERWATCH_LOG_LEVEL": "WARNING"}
     log = open(work / "collector.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "meterwatch.cli", "collect"], env=env, stderr=log, cwd=work)
+    proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=log, cwd=work)
     store = open_store(store_url)
     try:
         await store.open()

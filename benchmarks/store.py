@@ -20,7 +20,7 @@ from pathlib import Path
 
 from analytics.evaluators import EVALUATORS
 from meterwatch.registry import Registry
-from meterwatch.servers import start_influxd
+from benchmarks.servers import start_influxd
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import Batch, ReadingPoint, Store, open_store
 from simulators.backfill import backfill

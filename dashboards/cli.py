@@ -1,4 +1,5 @@
-"""``meterwatch dashboards build | push | rollups | render``."""
+"""``meterwatch dashboards build | push | rollups``; ``render`` is a whole-system scenario (``scenarios.render``)
+and is handed in by the command line, so that this package depends on the core only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from meterwatch.settings import Settings, redact_url
@@ -18,14 +20,17 @@ if TYPE_CHECKING:
 DAY = 86400
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+Action = Callable[[argparse.Namespace, Settings], int]
+
+
+def add_parser(sub: argparse._SubParsersAction, render: Action) -> None:
     p = sub.add_parser("dashboards", help="Grafana dashboards: build provisioning files, push, rollups, pictures")
     p.add_argument("action", choices=["build", "push", "rollups", "render"])
     p.add_argument("--out", type=Path, help="build: provisioning directory; render: where the PNGs go")
     p.add_argument("--days", type=float, default=2.0, help="rollups: recompute this many past days (default 2)")
     p.add_argument("--install", action="store_true", help="rollups: also create the continuous queries")
     p.add_argument("--institutions", type=int, default=60, help="render: size of the simulated sample")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, render=render)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _push(settings)
         if args.action == "rollups":
             return asyncio.run(_rollups(args, settings))
-        return _render(args, settings)
+        return args.render(args, settings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +68,7 @@ def _push(settings: Settings) -> int:
     return 0
 
 
-def _influx(settings: Settings) -> InfluxStore:
+def influx_store(settings: Settings) -> InfluxStore:
     from meterwatch.store.influx import InfluxStore  # here: every meterwatch command parses this module
 
     store = store_for(settings)
@@ -75,7 +80,7 @@ def _influx(settings: Settings) -> InfluxStore:
 async def _rollups(args: argparse.Namespace, settings: Settings) -> int:
     from dashboards import rollups
 
-    store = _influx(settings)
+    store = influx_store(settings)
     try:
         if args.install:
             print("continuous queries:", ", ".join(await rollups.install(store)))
@@ -84,15 +89,4 @@ async def _rollups(args: argparse.Namespace, settings: Settings) -> int:
         print(f"rollups recomputed for the last {args.days:g} days: {written} points written")
     finally:
         await store.close()
-    return 0
-
-
-def _render(args: argparse.Namespace, settings: Settings) -> int:
-    from dashboards.render import render_all
-
-    if args.out is None:
-        raise ValueError("dashboards render needs --out DIR")
-    _influx(settings)
-    for path in asyncio.run(render_all(settings, args.out, institutions=args.institutions)):
-        print(f"wrote {path}")
     return 0

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 
-from meterwatch.cli import load_checked_registry
+from meterwatch.runtime import load_checked_registry
 from meterwatch.settings import Settings
 from meterwatch.store import store_for
 from simulators.backfill import BackfillResult, backfill

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meterwatch.servers import Server, ServerUnavailable, start_influxd, start_mosquitto
+from benchmarks.servers import Server, ServerUnavailable, start_influxd, start_mosquitto
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

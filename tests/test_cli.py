@@ -1,5 +1,5 @@
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.settings import load_settings, redact_url
 
 

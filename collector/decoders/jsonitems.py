@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ValidationError, ValidationInfo
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, ItemReject
-from collector.timestamps import check_range, parse_timestamp
+from meterwatch.timestamps import check_range, parse_timestamp
 
 M = TypeVar("M", bound=BaseModel)
 

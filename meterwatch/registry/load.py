@@ -18,8 +18,11 @@ from typing import Any
 from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES, KIND_UNITS
 from meterwatch.ids import is_valid_id
 from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
+from meterwatch.registry.tariffs import load_tariffs
 
-FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml")
+FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml", "tariffs.toml", "budgets.csv")
+BUDGET_COLUMNS = ("institution", "year", "kind", "yuan")
+BUDGET_KINDS = ("electricity", "water", "heat", "total")
 INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")
 DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")
 CARD_COLUMNS = ("card", "institution", "zone", "owner_unit", "cleaner", "category")
@@ -172,6 +175,32 @@ def _load_quotas(path: Path, problems: list[Problem]) -> dict[str, Any]:
     return data
 
 
+def _load_budgets(path: Path, institutions: Mapping[str, Institution], problems: list[Problem]
+                  ) -> dict[tuple[str, int, str], float]:
+    """What finance allocated: (institution, year, kind) -> yuan; kind electricity, water, heat or total."""
+    budgets: dict[tuple[str, int, str], float] = {}
+    first: dict[tuple[str, int, str], int] = {}
+    for line, row in _rows(path, BUDGET_COLUMNS, problems):
+        errors: list[str] = []
+        if row["institution"] not in institutions:
+            errors.append(f"budget of unknown institution {row['institution']!r}")
+        year = _number(row["year"], int, "year", errors)
+        if year is not None and not 2000 <= year <= 2100:
+            errors.append(f"year {year} out of range")
+        if row["kind"] not in BUDGET_KINDS:
+            errors.append(f"unknown kind {row['kind']!r} (known: {', '.join(BUDGET_KINDS)})")
+        yuan = _number(row["yuan"], float, "yuan", errors)
+        key = (row["institution"], year or 0, row["kind"])
+        if key in first:
+            errors.append(f"a second budget for {key[0]} {key[1]} {key[2]} (first on line {first[key]})")
+        if errors:
+            problems.extend(Problem(path.name, line, e) for e in errors)
+            continue
+        first[key] = line
+        budgets[key] = float(yuan)
+    return budgets
+
+
 def load_registry(directory: Path, cities: Mapping[str, str] | None = None) -> tuple[Registry, list[Problem]]:
     """Load what is valid and return it with the list of every problem found."""
     if not directory.is_dir():
@@ -189,4 +218,12 @@ def load_registry(directory: Path, cities: Mapping[str, str] | None = None) -> t
              if cards_path.is_file() else {})
     quotas_path = directory / "quotas.toml"
     quotas = _load_quotas(quotas_path, problems) if quotas_path.is_file() else {}
-    return Registry(institutions, devices, cards, quotas), problems
+    tariffs_path = directory / "tariffs.toml"
+    tariffs = None
+    if tariffs_path.is_file():
+        tariffs, tariff_problems = load_tariffs(tariffs_path.read_text(encoding="utf-8"), cities or DEFAULT_CITIES,
+                                                INSTITUTION_TYPES)
+        problems += tariff_problems
+    budgets_path = directory / "budgets.csv"
+    budgets = _load_budgets(budgets_path, institutions, problems) if budgets_path.is_file() else {}
+    return Registry(institutions, devices, cards, quotas, tariffs, budgets), problems

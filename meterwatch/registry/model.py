@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meterwatch.registry.tariffs import Tariffs
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class Registry:
     devices: dict[str, Device]
     cards: dict[str, Card]
     quotas: dict[str, Any] = field(default_factory=dict)
+    tariffs: Tariffs | None = None  # tariffs.toml, when the registry has one
+    budgets: dict[tuple[str, int, str], float] = field(default_factory=dict)  # budgets.csv: (inst, year, kind)
 
     def devices_of(self, kind: str) -> list[Device]:
         return [d for d in self.devices.values() if d.kind == kind]

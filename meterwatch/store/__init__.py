@@ -19,6 +19,8 @@ from meterwatch.store.records import (
     ReadingPoint,
     RejectRecord,
     StatisticPoint,
+    CostPoint,
+    PricedDay,
     WeighingPoint,
 )
 
@@ -53,5 +55,5 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: in
 
 __all__ = [
     "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
-    "RejectRecord", "StatisticPoint", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
+    "RejectRecord", "StatisticPoint", "CostPoint", "PricedDay", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]

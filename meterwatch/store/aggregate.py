@@ -3,6 +3,8 @@
 ``Aggregate(record_type, {"mnf": ("min", "consumption")}, by=("device",), where={"kind": "water"},
 start=..., end=...)`` means "per device, the smallest consumption of water readings in [start, end)".
 With ``bucket_s`` the rows are also split into time buckets aligned to local (China) midnight.
+With ``closing`` the window is (start, end] and a bucket holds the readings that close an interval in it,
+(b, b + bucket_s]: a reading stamped 08:00 with 15 minutes of consumption belongs to 07:00-08:00.
 Results come back as columns: numpy arrays for values, lists for group keys.
 """
 
@@ -25,6 +27,7 @@ class Aggregate:
     by: tuple[str, ...] = ()
     where: dict[str, str] = field(default_factory=dict)
     bucket_s: int | None = None  # local-midnight-aligned buckets ("bucket" column: bucket start, Unix s)
+    closing: bool = False  # (start, end] and (b, b + bucket_s]: readings belong to the interval they close
 
 
 def empty_result(agg: Aggregate) -> dict[str, Any]:

@@ -42,6 +42,13 @@ def create_table_sql(record_type: type) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{schema.measurement}" ({cols}, PRIMARY KEY ({key}))'
 
 
+def add_columns_sql(record_type: type) -> list[str]:
+    """Statements that give an existing table the columns added to its record since it was created."""
+    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    return [f'ALTER TABLE "{schema.measurement}" ADD COLUMN IF NOT EXISTS "{n}" {SQL_TYPES[k]}'
+            for n, k in _column_types(record_type).items() if n not in schema.key]
+
+
 def upsert_sql(record_type: type, source: str) -> str:
     schema: Schema = record_type.schema  # type: ignore[attr-defined]
     key = ", ".join(f'"{k}"' for k in schema.key)
@@ -98,6 +105,8 @@ class DuckStore:
                     self._con.execute("SET enable_progress_bar = false")
                 for record_type in RECORD_TYPES:
                     self._con.execute(create_table_sql(record_type))
+                    for statement in add_columns_sql(record_type):  # a table from before a field was added
+                        self._con.execute(statement)
         await asyncio.to_thread(_open)
 
     async def close(self) -> None:
@@ -156,12 +165,13 @@ class DuckStore:
         sql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                     "median": "median({})", "p95": "quantile_cont({}, 0.95)"}
         keys = [f'"{k}"' for k in agg.by]
+        shift = 1 if agg.closing else 0  # (b, b + bucket]: shift by a second, as whole seconds allow
         if agg.bucket_s:
-            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S}) // {agg.bucket_s}) * {agg.bucket_s} '
+            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
                         f"- {LOCAL_OFFSET_S}")
         selects = keys + [sql_func[f].format(f'"{col}"') for f, col in agg.values.values()]
         where = [f'"{schema.time_attr}" >= ?', f'"{schema.time_attr}" < ?']
-        params: list[Any] = [agg.start, agg.end]
+        params: list[Any] = [agg.start + shift, agg.end + shift]
         for k, v in agg.where.items():
             where.append(f'"{k}" = ?')
             params.append(v)

@@ -143,11 +143,12 @@ class InfluxStore:
                    "median": "median({})", "p95": "percentile({}, 95)"}
         selects = [ql_func[f].format(quote_ident(col)) + f" AS {quote_ident(alias)}"
                    for alias, (f, col) in agg.values.items()]
-        where = [f"time >= {int(agg.start)}s", f"time < {int(agg.end)}s"]
+        shift = 1 if agg.closing else 0  # (b, b + bucket] is [b + 1 s, b + bucket + 1 s) on whole seconds
+        where = [f"time >= {int(agg.start) + shift}s", f"time < {int(agg.end) + shift}s"]
         where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
         group = [quote_ident(k) for k in agg.by]
         if agg.bucket_s:
-            offset = (agg.bucket_s - LOCAL_OFFSET_S) % agg.bucket_s
+            offset = (agg.bucket_s - LOCAL_OFFSET_S + shift) % agg.bucket_s
             group.insert(0, f"time({agg.bucket_s}s, {offset}s)")
         q = f"SELECT {', '.join(selects)} FROM {quote_ident(schema.measurement)} WHERE {' AND '.join(where)}"
         if group:
@@ -160,7 +161,7 @@ class InfluxStore:
             for values in series["values"]:
                 row = [tags.get(k, "") for k in agg.by]
                 if agg.bucket_s:
-                    row.append(values[0])
+                    row.append(values[0] - shift)
                 rows.append((*row, *values[1:]))
         rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
         return columns_from_rows(agg, rows)

@@ -170,6 +170,51 @@ class StatisticPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class CostPoint:
+    """What one institution's use of one kind cost on one local day: analytics prices each day once.
+
+    Electricity carries its kWh per time-of-use band.  ``yuan`` is None where
+    no tariff was in force; ``tariff`` fingerprints the tariffs it was priced
+    with, so a changed ``tariffs.toml`` re-prices history.
+    """
+
+    institution: str
+    city: str
+    type: str
+    kind: str  # electricity, water, heat
+    ts: int  # local midnight starting the day
+    quantity: float  # kWh, m3 or GJ
+    yuan: float | None
+    kgco2e: float | None = None
+    sharp_kwh: float | None = None
+    peak_kwh: float | None = None
+    flat_kwh: float | None = None
+    valley_kwh: float | None = None
+    method: str = "profile"  # profile (stored consumption), registers (DL/T 645 tariff registers), area
+    tariff: str = ""
+
+    schema: ClassVar[Schema] = Schema(
+        "cost", ("institution", "city", "type", "kind"),
+        (("quantity", "float"), ("yuan", "float"), ("kgco2e", "float"), ("sharp_kwh", "float"),
+         ("peak_kwh", "float"), ("flat_kwh", "float"), ("valley_kwh", "float"), ("method", "str"),
+         ("tariff", "str")),
+        key=("institution", "kind", "ts"), count_field="quantity",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PricedDay:
+    """The cost ledger: this local day was priced with these tariffs (so that empty days are not priced again)."""
+
+    ts: int  # local midnight starting the day
+    tariff: str
+    points: int
+
+    schema: ClassVar[Schema] = Schema("cost_ledger", (), (("tariff", "str"), ("points", "int")), key=("ts",),
+                                      count_field="points")
+
+
+@dataclass(frozen=True, slots=True)
 class RejectRecord:
     """A message (or one reading of a batch) refused, kept whole with its reason.
 
@@ -219,7 +264,7 @@ class CollectorSample:
 
 
 RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, MeterValuePoint, AlertPoint, RejectRecord,
-                                  CollectorSample, StatisticPoint)
+                                  CollectorSample, StatisticPoint, CostPoint, PricedDay)
 SCHEMAS: dict[str, Schema] = {t.schema.measurement: t.schema for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -238,11 +283,14 @@ class Batch:
     rejects: list[RejectRecord] = field(default_factory=list)
     metrics: list[CollectorSample] = field(default_factory=list)
     statistics: list[StatisticPoint] = field(default_factory=list)
+    costs: list[CostPoint] = field(default_factory=list)
+    ledger: list[PricedDay] = field(default_factory=list)
 
     def groups(self) -> list[tuple[type, list[Any]]]:
         pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (MeterValuePoint, self.values),
                  (AlertPoint, self.alerts),
-                 (RejectRecord, self.rejects), (CollectorSample, self.metrics), (StatisticPoint, self.statistics)]
+                 (RejectRecord, self.rejects), (CollectorSample, self.metrics), (StatisticPoint, self.statistics),
+                 (CostPoint, self.costs), (PricedDay, self.ledger)]
         return [(t, rows) for t, rows in pairs if rows]
 
     def __len__(self) -> int:

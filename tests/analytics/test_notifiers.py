@@ -39,7 +39,7 @@ async def receiver(unused_tcp_port):
 
 @pytest.fixture
 def unused_tcp_port():
-    from meterwatch.servers import free_port
+    from benchmarks.servers import free_port
     return free_port()
 
 

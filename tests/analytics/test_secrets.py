@@ -18,7 +18,7 @@ from aiohttp import web
 from analytics.notifiers import http_notifier
 from analytics.notifiers.http import NotifyError
 from meterwatch.redact import redact_url
-from meterwatch.servers import free_port
+from benchmarks.servers import free_port
 from meterwatch.store import AlertPoint, open_store
 from tests.helpers import tiny_registry
 
@@ -115,7 +115,7 @@ def _analyze(tmp_path, **env: str) -> subprocess.CompletedProcess:
     full = {**os.environ, "METERWATCH_REGISTRY": str(tmp_path / "registry"),
             "METERWATCH_ANALYTICS__STATE_FILE": str(tmp_path / "alerts.json"),
             "METERWATCH_STORE": f"duckdb:///{tmp_path}/mw.duckdb", **env}
-    return subprocess.run([sys.executable, "-m", "meterwatch.cli", "analyze", "--once"], env=full,
+    return subprocess.run([sys.executable, "-m", "meterwatch_cli.main", "analyze", "--once"], env=full,
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 

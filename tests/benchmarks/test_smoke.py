@@ -15,8 +15,8 @@ import pytest
 
 from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
 from dashboards.boards import all_boards
-from meterwatch.cli import main
-from meterwatch.servers import ServerUnavailable
+from meterwatch_cli.main import main
+from benchmarks.servers import ServerUnavailable
 from meterwatch.settings import Settings
 from tests.conftest import _unavailable
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dashboards.push import push
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.settings import GrafanaSettings, Settings
 
 

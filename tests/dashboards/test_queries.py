@@ -17,7 +17,7 @@ import pytest
 
 from dashboards import rollups
 from dashboards.boards import all_boards
-from dashboards.sample import BOARD_RANGE, PICKS_INSTITUTION, Sample, load_sample
+from scenarios.sample import BOARD_RANGE, PICKS_INSTITUTION, Sample, load_sample
 from dashboards.validate import run_board, variable_values
 from meterwatch.settings import Settings
 from meterwatch.store import ReadingPoint
@@ -111,3 +111,25 @@ def test_sample_has_dead_letters_with_their_reasons(loaded) -> None:
 
     found = asyncio.run(reasons())
     assert found.get("malformed_json", 0) >= 1 and found.get("institution_mismatch", 0) >= 1, found
+
+
+def test_render_refuses_a_store_that_holds_data(loaded, tmp_path, monkeypatch, capsys) -> None:
+    """`dashboards render` loads a simulated province: never into a store with (here: the sample's) data."""
+    from meterwatch_cli.main import main
+
+    settings, _ = loaded
+    before = asyncio.run(_count_readings(settings))
+    monkeypatch.setenv("METERWATCH_STORE", settings.store)
+    monkeypatch.setenv("METERWATCH_REGISTRY", str(tmp_path / "registry"))
+    assert main(["dashboards", "render", "--out", str(tmp_path / "png"), "--institutions", "3"]) == 2
+    assert "refusing to load a simulated province" in capsys.readouterr().err
+    assert asyncio.run(_count_readings(settings)) == before
+    assert not (tmp_path / "png").exists()
+
+
+async def _count_readings(settings: Settings) -> int:
+    store = InfluxStore(settings.store)
+    try:
+        return await store.count(ReadingPoint)
+    finally:
+        await store.close()

@@ -12,7 +12,7 @@ from dashboards.boards import all_boards
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 from dashboards.provisioning import build, datasource_ref
 from dashboards.validate import expand, parse_time, structural_problems
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.settings import Settings
 
 SETTINGS = Settings(store="influxdb://influx.example:8086/meterwatch", store_user="grafana",

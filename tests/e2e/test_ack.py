@@ -11,7 +11,7 @@ import pytest
 from analytics.alerts import load_book
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.service import listen_for_acks
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.const import ACK_TOPIC
 from meterwatch.settings import AnalyticsSettings, Settings
 from meterwatch.store import AlertPoint, Batch, open_store

@@ -9,7 +9,7 @@ import threading
 import paho.mqtt.client as paho
 import pytest
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.store import AlertPoint, Batch, ReadingPoint, open_store
 from tests.helpers import tiny_registry
 

@@ -21,7 +21,7 @@ import pytest
 from analytics.alerts import load_book
 from analytics.service import AnalyticsDied, run_scheduled
 from meterwatch.const import ACK_TOPIC
-from meterwatch.servers import ServerUnavailable, start_influxd
+from benchmarks.servers import ServerUnavailable, start_influxd
 from meterwatch.settings import AnalyticsSettings, Settings
 from meterwatch.store import Batch, open_store
 from tests.conftest import _unavailable
@@ -51,7 +51,7 @@ def test_store_lost_under_a_scheduled_process_makes_it_exit_non_zero(mosquitto, 
            "METERWATCH_ANALYTICS__MAX_FAILED_EVALUATIONS": "3"}
     log = tmp_path / "analyze.log"
     with open(log, "wb") as out:  # a file, not a pipe: a full pipe would block the process
-        proc = subprocess.Popen([sys.executable, "-m", "meterwatch.cli", "analyze"], env=env, cwd=tmp_path,
+        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "analyze"], env=env, cwd=tmp_path,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for(lambda: state.exists() or proc.poll() is not None, 60, "a first evaluation")

@@ -18,7 +18,7 @@ import aiomqtt
 import pytest
 
 from meterwatch.const import ACK_TOPIC
-from meterwatch.servers import Server, ServerUnavailable, free_port
+from benchmarks.servers import Server, ServerUnavailable, free_port
 from tests.conftest import _unavailable
 
 pytestmark = pytest.mark.servers

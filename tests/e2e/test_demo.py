@@ -1,6 +1,6 @@
 """The README's demo, small: every count it prints agrees with the simulator's ground truth."""
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 
 
 def test_demo_runs_and_matches_ground_truth(tmp_path, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meterwatch.servers import Server, ServerUnavailable, start_influxd, start_mosquitto
+from benchmarks.servers import Server, ServerUnavailable, start_influxd, start_mosquitto
 from meterwatch.store import RejectRecord, open_store
 from simulators.traffic import Message
 from tests.conftest import _unavailable
@@ -157,7 +157,7 @@ async def write(self, batch):
         raise ZeroDivisionError("injected: a bug in the write path")
 
 InfluxStore.write = write
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 sys.exit(main(["collect"]))
 """
 

@@ -18,7 +18,7 @@ from simulators.province import generate_province, write_registry
 from tests.conftest import _unavailable
 from tests.e2e.conftest import eventually, log_says, make_settings, running_collector, until
 from tests.e2e.stream import publish, reading_stream
-from meterwatch.servers import ServerUnavailable, start_influxd
+from benchmarks.servers import ServerUnavailable, start_influxd
 
 pytestmark = pytest.mark.servers
 
@@ -81,7 +81,7 @@ async def _some_stored(url: str) -> bool:
 
 
 def collect_process(env: dict[str, str], log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "meterwatch.cli", "collect"], env=env, stderr=log)
+    return subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=log)
 
 
 async def test_sigkill_mid_stream_loses_nothing(mosquitto, influx_url, tmp_path):

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.store import CollectorSample, ReadingPoint
 from tests.conftest import _unavailable
 from tests.e2e.conftest import eventually, make_settings, running_collector, until
 from tests.helpers import tiny_registry
-from meterwatch.servers import ServerUnavailable, start_mosquitto
+from benchmarks.servers import ServerUnavailable, start_mosquitto
 
 pytestmark = pytest.mark.servers
 

@@ -21,7 +21,7 @@ from meterwatch.store import ReadingPoint, open_store
 from tests.conftest import _unavailable
 from tests.e2e.conftest import until
 from tests.helpers import tiny_registry
-from meterwatch.servers import ServerUnavailable, start_mosquitto
+from benchmarks.servers import ServerUnavailable, start_mosquitto
 
 pytestmark = pytest.mark.servers
 COLLECTOR_PASSWORD = "c0llector-s3cret-" + uuid.uuid4().hex[:6]

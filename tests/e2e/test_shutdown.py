@@ -20,7 +20,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from meterwatch.servers import Server, ServerUnavailable, start_mosquitto
+from benchmarks.servers import Server, ServerUnavailable, start_mosquitto
 from meterwatch.store import CollectorSample, ReadingPoint, Store, open_store
 from tests.conftest import _unavailable
 from tests.e2e.conftest import log_says, until
@@ -41,7 +41,7 @@ def start_collect(broker_port: int, store_url: str, tmp_path: Path, client_id: s
            "METERWATCH_COLLECTOR__METRICS_INTERVAL_S": "0.2"}  # its counters reach the store: we see it buffer
     log = tmp_path / "collect.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "meterwatch.cli", "collect"], env=env, stderr=fh, cwd=tmp_path)
+        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=fh, cwd=tmp_path)
     return proc, log
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.registry import load_registry
 from meterwatch.store import ReadingPoint, RejectRecord, WeighingPoint
 from tests.e2e.conftest import make_settings, running_collector, until

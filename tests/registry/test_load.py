@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.registry import load_registry
 from simulators.province import generate_province, write_registry
 
@@ -61,7 +61,7 @@ def test_registry_check_command_exits_non_zero_and_prints_lines(tmp_path, capsys
 
 def test_registry_check_clean_exits_zero(tmp_path):
     write_registry(generate_province(20, seed=1), tmp_path)
-    result = subprocess.run([sys.executable, "-m", "meterwatch.cli", "registry", "check", "--dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "meterwatch_cli.main", "registry", "check", "--dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "20 institutions" in result.stderr

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from meterwatch.cli import main
+from meterwatch_cli.main import main
 from meterwatch.store import ReadingPoint, WeighingPoint, open_store
 from simulators.faults import read_labels
 from simulators.meters import FleetModel

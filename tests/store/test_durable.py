@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from meterwatch.servers import free_port
+from benchmarks.servers import free_port
 from meterwatch.store import Batch, ReadingPoint, RejectRecord
 from meterwatch.store.durable import DurableWriter
 from meterwatch.store.influx import InfluxStore

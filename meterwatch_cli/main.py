@@ -1,5 +1,6 @@
 """``meterwatch``: one console script, one subcommand per role.
 
+The top of the layers: it may import every package, and none imports it.
 Each subcommand lives in the package that does the work; this module only
 parses arguments, loads settings and registry, and maps failures to exit
 codes: 0 done, 1 failed, 2 bad usage or settings.
@@ -11,40 +12,17 @@ import argparse
 import asyncio
 from datetime import datetime
 import logging
-import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from benchmarks import cli as bench_cli
 from dashboards import cli as dashboards_cli
 from meterwatch.log import setup_logging
-from meterwatch.registry import Registry, RegistryError, load_registry
+from meterwatch.registry import RegistryError, load_registry
+from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.settings import Settings, load_settings, redact_url
 
 log = logging.getLogger("meterwatch")
-
-
-def load_checked_registry(settings: Settings, directory: Path | None = None) -> Registry:
-    """The registry, refusing to run on a file with problems only when nothing at all is usable."""
-    registry, problems = load_registry(directory or settings.registry, settings.cities)
-    for problem in problems[:20]:
-        log.warning("registry problem", extra={"problem": str(problem)})
-    if len(problems) > 20:
-        log.warning("more registry problems", extra={"count": len(problems) - 20,
-                                                     "hint": "run `meterwatch registry check`"})
-    if not registry.devices:
-        raise RegistryError(f"no usable device in {directory or settings.registry}")
-    return registry
-
-
-async def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)``; SIGTERM and Ctrl-C set ``stop`` so that it can flush and exit cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await main(stop)
 
 
 # -- subcommands ----------------------------------------------------------------------------------
@@ -118,10 +96,22 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     return analytics_cli.run(args, settings)
 
 
+def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics.budget_cli import run
+
+    return run(args, settings)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from simulators.demo import run_demo
+    from scenarios.demo import run_demo
 
     return run_demo(args, settings)
+
+
+def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.render import run
+
+    return run(args, settings)
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -166,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="cli", help="who acknowledges (with --ack)")
     p.set_defaults(func=cmd_analyze)
 
-    dashboards_cli.add_parser(sub)
+    p = sub.add_parser("budget", help="budget execution in yuan: cost so far, projection, overrun or saving")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--at", help="as of this RFC 3339 time (default: now, or the end of a past year)")
+    p.add_argument("--institution", help="one institution only")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_budget)
+
+    dashboards_cli.add_parser(sub, render=cmd_render)
 
     p = sub.add_parser("registry", help="registry tools")
     rsub = p.add_subparsers(dest="action", required=True)

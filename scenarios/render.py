@@ -1,7 +1,7 @@
 """Pictures of the dashboards without a Grafana, for the README: same grid, same queries, sample data.
 
 Each panel is drawn where its gridPos puts it, from the rows its own
-queries return on a simulated province (``dashboards.sample``), so the
+queries return on a simulated province (``scenarios.sample``), so the
 picture shows what an officer will get, roughly as Grafana lays it out.
 Needs matplotlib (``pip install 'meterwatch[docs]'``) and a CJK font
 (Debian: fonts-wqy-microhei or fonts-noto-cjk).
@@ -9,6 +9,8 @@ Needs matplotlib (``pip install 'meterwatch[docs]'``) and a CJK font
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
 import tempfile
 import time
@@ -17,17 +19,42 @@ from typing import Any
 
 from dashboards.boards import all_boards
 from dashboards.grafana import GRID_WIDTH, Dashboard
-from dashboards.sample import BOARD_RANGE, PICKS_INSTITUTION, load_sample
+from scenarios.sample import BOARD_RANGE, PICKS_INSTITUTION, load_sample
 from dashboards.validate import QueryRun, run_board, variable_values
 from meterwatch.settings import Settings
-from meterwatch.store import store_for
+from meterwatch.store import ReadingPoint, WeighingPoint, store_for
+from dashboards.cli import influx_store
 
 log = logging.getLogger(__name__)
 CJK_FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "SimHei"]
 ROW_PX = 0.42  # inches per grid row
 
 
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """``meterwatch dashboards render --out D``: into an empty scratch InfluxDB only."""
+    if args.out is None:
+        raise ValueError("dashboards render needs --out DIR")
+    influx_store(settings)
+    for path in asyncio.run(render_all(settings, args.out, institutions=args.institutions)):
+        print(f"wrote {path}")
+    return 0
+
+
+async def refuse_real_data(settings: Settings) -> None:
+    """The sample is simulated: it must never land in a store that holds anything else."""
+    store = store_for(settings)
+    try:
+        await store.open()
+        held = {t.__name__: await store.count(t) for t in (ReadingPoint, WeighingPoint)}
+    finally:
+        await store.close()
+    if any(held.values()):
+        raise ValueError(f"refusing to load a simulated province into a store that holds data ({held}); "
+                         "point METERWATCH_STORE at an empty scratch database")
+
+
 async def render_all(settings: Settings, out: Path, *, institutions: int = 60, days: int = 14) -> list[Path]:
+    await refuse_real_data(settings)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="meterwatch-render-") as tmp:
         sample = await load_sample(settings, Path(tmp), institutions=institutions, days=days)

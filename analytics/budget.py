@@ -1,0 +1,227 @@
+"""The quota budget in yuan (能耗定额预算): expenditure standard, execution, projection, savings.
+
+For each institution and year:
+
+- **expenditure standard** (能源消耗支出标准): the quota priced with the
+  year's tariffs, per kind, for the constraint (约束值) and the guide
+  (引导值).  Electricity: the quota's kWh at the institution's own average
+  price of the last 365 priced days, or, without them, at the average of a
+  flat day of the schedule in force on 1 July.  Water: the quota's m3 at the
+  price in force on 1 July (within the quota: no surcharge).  Heat: by floor
+  area, the year's days of heating season at the area price; by GJ, the
+  energy quota left after electricity (kgce, GB/T 2589), in GJ, at the GJ
+  price;
+- **budget**: what finance allocated (``budgets.csv``), else the standard's
+  constraint;
+- **execution**: cost so far (the ``cost`` measurement, ``analytics.costs``),
+  the budget pro-rated along the type's seasonal profile of each kind (the
+  same profile the quota projection uses), the year-end projection, the
+  expected date the budget is passed, and the overrun (+) or saving (-)
+  against the budget, the constraint and the guide.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+
+from analytics import inputs
+from analytics.quota import FLAT, QuotaTable, crossing_day, elapsed_share
+from meterwatch.localtime import DAY, local_day, local_text, local_year, midnight_of, month_bounds
+from meterwatch.registry import Institution, Registry
+from meterwatch.registry.tariffs import Tariffs, price_heat
+from meterwatch.store import CostPoint, PricedDay, Store
+from meterwatch.store.aggregate import Aggregate
+
+log = logging.getLogger(__name__)
+KINDS = ("electricity", "water", "heat")
+KIND_CN = {"electricity": "电费", "water": "水费", "heat": "热费", "total": "合计"}
+
+
+@dataclass
+class Standard:
+    """Expenditure standard per kind (yuan for the year): constraint and guide; NaN where it cannot be set."""
+
+    constraint: dict[str, np.ndarray]
+    guide: dict[str, np.ndarray]
+    why: list[tuple[str, str]] = field(default_factory=list)  # (institution, what is missing)
+
+
+@dataclass
+class Execution:
+    """Where each institution stands against its budget, as of ``at`` (arrays in institution order)."""
+
+    year: int
+    at: int
+    institutions: list[Institution]
+    cost: dict[str, np.ndarray]  # yuan from 1 January to at, per kind and "total"
+    kgco2e: np.ndarray
+    budget: dict[str, np.ndarray]  # yuan for the year, per kind and "total"
+    budget_source: list[str]  # "finance" (budgets.csv) or "standard"
+    standard: Standard
+    prorated: np.ndarray  # the total budget's share of the year so far
+    projected: dict[str, np.ndarray]  # year-end cost, per kind and "total"
+    status: np.ndarray  # guide / between / over; "" without a budget
+    crossing: np.ndarray  # day of year the budget is expected to be passed, -1 never
+    monthly: np.ndarray  # (institutions, 12, kinds) yuan
+    notes: list[str] = field(default_factory=list)
+
+    def overrun(self, against: str = "budget") -> np.ndarray:
+        """Projected year-end cost minus the budget (or the standard's constraint / guide): + overrun, - saving."""
+        ref = {"budget": self.budget["total"], "constraint": _total(self.standard.constraint),
+               "guide": _total(self.standard.guide)}[against]
+        return self.projected["total"] - ref
+
+    def crossing_date(self, k: int) -> date | None:
+        return None if self.crossing[k] < 0 else date.fromordinal(date(self.year, 1, 1).toordinal() + int(self.crossing[k]))
+
+
+def _total(by_kind: dict[str, np.ndarray]) -> np.ndarray:
+    """Sum over kinds, NaN only where no kind has a figure."""
+    stack = np.vstack([by_kind[k] for k in KINDS])
+    return np.where(np.isfinite(stack).any(axis=0), np.nansum(stack, axis=0), np.nan)
+
+
+def flat_day_price(tariffs: Tariffs, inst: Institution, day: date) -> float:
+    """Average yuan per kWh of a day used evenly, with the electricity schedule in force on ``day``."""
+    schedule = tariffs.schedule_for("electricity", inst, day)
+    if schedule is None or schedule.minute_band is None:
+        return float("nan")
+    return float(np.mean(np.array(schedule.band_price)[schedule.minute_band]))
+
+
+def standard(registry: Registry, institutions: list[Institution], year: int,
+             own_price: np.ndarray) -> Standard:
+    """The quota priced with the year's tariffs (see the module docstring)."""
+    tariffs = registry.tariffs or Tariffs()
+    table = QuotaTable(registry.quotas)
+    n = len(institutions)
+    out = Standard({k: np.full(n, np.nan) for k in KINDS}, {k: np.full(n, np.nan) for k in KINDS})
+    mid = date(year, 7, 1)
+    year_days = np.arange(int(local_day(midnight_of(date(year, 1, 1)))), int(local_day(midnight_of(date(year + 1, 1, 1)))))
+    for k, inst in enumerate(institutions):
+        quota = {ind: _annual(table, inst, ind) for ind in ("electricity", "water", "energy")}
+        price = own_price[k] if np.isfinite(own_price[k]) else flat_day_price(tariffs, inst, mid)
+        if isinstance(quota["electricity"], tuple) and np.isfinite(price):
+            out.constraint["electricity"][k], out.guide["electricity"][k] = (q * price for q in quota["electricity"])
+        else:
+            out.why.append((inst.id, "electricity: " + (quota["electricity"] if isinstance(quota["electricity"], str)
+                                                        else "no electricity tariff")))
+        water = tariffs.schedule_for("water", inst, mid)
+        if isinstance(quota["water"], tuple) and water is not None:
+            out.constraint["water"][k], out.guide["water"][k] = (q * water.price for q in quota["water"])
+        else:
+            out.why.append((inst.id, "water: " + (quota["water"] if isinstance(quota["water"], str) else "no water tariff")))
+        heat = tariffs.schedule_for("heat", inst, mid)
+        if heat is not None and heat.basis == "m2":
+            season = float(np.nansum(price_heat(tariffs.timeline("heat", inst), year_days, np.zeros(len(year_days)),
+                                                inst.floor_area_m2)))
+            out.constraint["heat"][k] = out.guide["heat"][k] = season
+        elif heat is not None and isinstance(quota["energy"], tuple) and isinstance(quota["electricity"], tuple):
+            per_gj, per_kwh = table.conversion["heat_kgce_per_gj"], table.conversion["electricity_kgce_per_kwh"]
+            allowed = [max(0.0, e - el * per_kwh) / per_gj for e, el in zip(quota["energy"], quota["electricity"],
+                                                                            strict=True)]
+            out.constraint["heat"][k], out.guide["heat"][k] = (gj * heat.price for gj in allowed)
+    return out
+
+
+def _annual(table: QuotaTable, inst: Institution, indicator: str) -> tuple[float, float] | str:
+    quota = table.quota(inst, indicator)
+    return quota if isinstance(quota, str) else quota.annual(inst)
+
+
+async def yearly_costs(store: Store, ids: list[str], start: int, end: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Yuan per kind and kgCO2e per institution over [start, end), from the cost measurement."""
+    res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "c": ("sum", "kgco2e")}, start, end,
+                                          by=("institution", "kind")))
+    index = {i: k for k, i in enumerate(ids)}
+    cost = {kind: np.zeros(len(ids)) for kind in KINDS}
+    carbon = np.zeros(len(ids))
+    for inst, kind, yuan, co2 in zip(res["institution"], res["kind"], res["y"], res["c"], strict=True):
+        if inst in index and kind in cost:
+            cost[kind][index[inst]] += np.nan_to_num(yuan)
+            carbon[index[inst]] += np.nan_to_num(co2)
+    return cost, carbon
+
+
+async def own_electricity_price(store: Store, ids: list[str], at: int) -> np.ndarray:
+    """Each institution's average yuan per kWh over the last 365 priced days (NaN without any)."""
+    res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "q": ("sum", "quantity")},
+                                          at - 365 * DAY, at, by=("institution",), where={"kind": "electricity"}))
+    with np.errstate(all="ignore"):
+        price = res["y"] / res["q"]
+    return inputs.align(ids, {"institution": res["institution"], "p": np.where(res["q"] > 0, price, np.nan)},
+                        "institution", "p")
+
+
+async def execution(store: Store, registry: Registry, at: int, *, profile_min_days: int) -> Execution:
+    """Budget execution of every institution for the local year holding ``at``, from priced costs."""
+    institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
+    ids = [i.id for i in institutions]
+    year, day_of_year, jan1 = local_year(at)
+    cost, carbon = await yearly_costs(store, ids, jan1, at)
+    monthly = np.zeros((len(ids), 12, len(KINDS)))
+    for m in range(12):
+        start, end = month_bounds(year, m + 1)
+        if start >= at:
+            break
+        month, _ = await yearly_costs(store, ids, start, min(end, at))
+        monthly[:, m, :] = np.column_stack([month[k] for k in KINDS])
+    std = standard(registry, institutions, year, await own_electricity_price(store, ids, jan1))
+    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
+    budget, source = _budgets(registry, institutions, year, std)
+    share = {k: np.array([elapsed_share(profiles.get((i.type, k), FLAT), day_of_year) for i in institutions])
+             for k in KINDS}
+    with np.errstate(all="ignore"):
+        projected = {k: np.where(share[k] > 0, cost[k] / share[k], np.nan) for k in KINDS}
+    cost["total"] = cost["electricity"] + cost["water"] + cost["heat"]
+    projected["total"] = _total(projected)
+    prorated = np.nansum(np.vstack([np.nan_to_num(budget[k]) * share[k] for k in KINDS]), axis=0)
+    has = np.isfinite(budget["total"]) & (budget["total"] > 0)
+    guide_total = _total(std.guide)
+    status = np.where(~has, "", np.where(projected["total"] > budget["total"], "over",
+                                         np.where(projected["total"] > guide_total, "between", "guide")))
+    crossing = np.full(len(ids), -1, dtype=np.int64)
+    for k in np.flatnonzero(has):
+        path = sum(np.nan_to_num(budget[kind][k]) * _normalised(profiles.get((institutions[k].type, kind), FLAT))
+                   for kind in KINDS)
+        crossing[k] = crossing_day(cost["total"][k:k + 1], projected["total"][k:k + 1], budget["total"][k:k + 1],
+                                   path if np.sum(path) > 0 else FLAT, day_of_year)[0]
+    notes = [f"{sum(1 for _, w in std.why if w == n)} institutions: {n}" for n in sorted({w for _, w in std.why})]
+    first = min((p.ts for p in await store.fetch(PricedDay, start=jan1, end=at) if p.points > 0), default=None)
+    if first is None:
+        notes.insert(0, "no priced use this year: is the store empty, or are there no tariffs?")
+    elif first > jan1 + 7 * DAY:
+        notes.insert(0, f"priced use starts on {local_text(first)[:10]}: the year before counts as zero, so "
+                        "projections are low (import last bills or readings: meterwatch import)")
+    return Execution(year, at, institutions, cost, carbon, budget, source, std, prorated, projected, status,
+                     crossing, monthly, notes)
+
+
+def _normalised(profile: np.ndarray) -> np.ndarray:
+    total = float(np.sum(profile))
+    return profile / total if total > 0 else FLAT / len(FLAT)
+
+
+def _budgets(registry: Registry, institutions: list[Institution], year: int, std: Standard
+             ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """budgets.csv where finance gave a figure, else the standard's constraint; "total" likewise."""
+    budget = {k: std.constraint[k].copy() for k in KINDS}
+    source = []
+    for k, inst in enumerate(institutions):
+        given = False
+        for kind in KINDS:
+            allocated = registry.budgets.get((inst.id, year, kind))
+            if allocated is not None:
+                budget[kind][k], given = allocated, True
+        source.append("finance" if given or (inst.id, year, "total") in registry.budgets else "standard")
+    budget["total"] = _total(budget)
+    for k, inst in enumerate(institutions):
+        total = registry.budgets.get((inst.id, year, "total"))
+        if total is not None:
+            budget["total"][k] = total
+    return budget, source
+

@@ -1,0 +1,217 @@
+"""What each institution's use cost, day by day: the one place where stored consumption gets a price.
+
+Each local day is priced once per institution and kind and kept in the
+``cost`` measurement, so that budgets, statistics, reports and dashboards
+read yuan the way they read kWh (a sum over days), and a year of history
+is never re-priced on every evaluation:
+
+- electricity from the stored profile: hourly sums of the consumption each
+  reading closes (``Aggregate(closing=True)``), each hour spread evenly and
+  priced by the bands and schedule in force (``meterwatch.registry.tariffs``);
+- water from daily sums, the month's earlier days included, so that the
+  progressive surcharge accrues on the days that pass the monthly quota
+  (annual constraint / 12);
+- heat from daily sums per meter (kWh meters converted to GJ), per GJ, or
+  per m2 spread over the heating season.
+
+Carbon (kgCO2e) comes with it, from dated emission factors in the
+``[[conversion.emission]]`` tables of ``quotas.toml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from analytics.quota import QuotaTable
+from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, day_to_date, local_day, midnight_of
+from meterwatch.registry import Institution, Registry
+from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
+from meterwatch.store import Batch, CostPoint, PricedDay, ReadingPoint, Store
+from meterwatch.store.aggregate import Aggregate
+
+log = logging.getLogger(__name__)
+KWH_PER_GJ = 1 / 0.0036  # 1 kWh = 3.6 MJ
+# Defaults when quotas.toml gives none.  Grid: the national average of 2022, 0.5366 kgCO2/kWh, published by
+# the Ministry of Ecology and Environment and the National Bureau of Statistics (announcement of 2024-12);
+# heat: 0.11 tCO2/GJ, the default for purchased heat in GB/T 32150-2025.
+DEFAULT_EMISSION = ((date(2000, 1, 1), 0.5366, 110.0),)
+
+
+@dataclass(frozen=True)
+class Emission:
+    """Dated emission factors: each applies from its date until the next."""
+
+    steps: tuple[tuple[date, float, float], ...] = DEFAULT_EMISSION  # (from, kgCO2/kWh, kgCO2/GJ)
+
+    @classmethod
+    def from_quotas(cls, quotas: dict) -> Emission:
+        rows = quotas.get("conversion", {}).get("emission", [])
+        steps = sorted((r["from"], float(r["grid_kgco2_per_kwh"]), float(r["heat_kgco2_per_gj"])) for r in rows
+                       if isinstance(r, dict) and isinstance(r.get("from"), date))
+        return cls(tuple(steps)) if steps else cls()
+
+    def factors(self, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(grid kgCO2/kWh, heat kgCO2/GJ) for each local day number; the first step also covers earlier days."""
+        starts = np.array([local_day(midnight_of(d)) for d, _, _ in self.steps])
+        k = np.clip(np.searchsorted(starts, np.asarray(days), side="right") - 1, 0, len(self.steps) - 1)
+        return np.array([s[1] for s in self.steps])[k], np.array([s[2] for s in self.steps])[k]
+
+
+def _by_timeline(tariffs: Tariffs, kind: str, institutions: list[Institution], rows: np.ndarray
+                 ) -> list[tuple[list, np.ndarray]]:
+    """Group row indices by the tariff timeline of their institution: one vectorised price call per group."""
+    groups: dict[tuple, tuple[list, list[int]]] = {}
+    timelines = {}
+    for k in np.unique(rows):
+        timeline = tariffs.timeline(kind, institutions[int(k)])
+        timelines[int(k)] = (tuple((since, id(s)) for since, s in timeline), timeline)
+    for row, k in enumerate(rows.tolist()):
+        key, timeline = timelines[k]
+        groups.setdefault(key, (timeline, []))[1].append(row)
+    return [(timeline, np.array(idx, dtype=np.int64)) for timeline, idx in groups.values()]
+
+
+def _daily_totals(inst_idx: np.ndarray, days: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum ``values`` (n, ...) per (institution, day): unique keys and sums."""
+    keys = inst_idx.astype(np.int64) * 1_000_000 + days.astype(np.int64)
+    unique, where = np.unique(keys, return_inverse=True)
+    sums = np.zeros((len(unique),) + values.shape[1:])
+    np.add.at(sums, where, values)
+    return unique // 1_000_000, unique % 1_000_000, sums
+
+
+async def _sums(store: Store, kind: str, start: int, end: int, bucket_s: int, by: str = "institution") -> dict:
+    return await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end, by=(by,),
+                                           where={"kind": kind}, bucket_s=bucket_s, closing=True))
+
+
+async def price_days(store: Store, registry: Registry, first_day: int, last_day: int) -> list[CostPoint]:
+    """Cost points for every institution, kind and local day in [first_day, last_day] (local day numbers)."""
+    tariffs = registry.tariffs
+    if not tariffs:
+        return []
+    institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
+    index = {inst.id: k for k, inst in enumerate(institutions)}
+    start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    emission = Emission.from_quotas(registry.quotas)
+    tag = tariffs.fingerprint
+    points: list[CostPoint] = []
+
+    def emit(kind: str, inst_idx: np.ndarray, days: np.ndarray, qty: np.ndarray, yuan: np.ndarray,
+             carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str = "profile") -> None:
+        for j in range(len(days)):
+            inst = institutions[int(inst_idx[j])]
+            split = {f"{b}_kwh": round(float(bands[j, n]), 6) for n, b in enumerate(BANDS)} if bands is not None else {}
+            points.append(CostPoint(inst.id, inst.city, inst.type, kind, int(days[j]) * DAY - LOCAL_UTC_OFFSET_S,
+                                    round(float(qty[j]), 6), None if not np.isfinite(yuan[j]) else round(float(yuan[j]), 4),
+                                    None if carbon is None else round(float(carbon[j]), 4),
+                                    **split, method=method, tariff=tag))
+
+    # electricity: hourly profile, each hour spread evenly over its bands
+    res = await _sums(store, "electricity", start, end, 3600)
+    known = np.array([i in index for i in res["institution"]], dtype=bool)
+    rows = np.array([index[i] for i, ok in zip(res["institution"], known, strict=True) if ok], dtype=np.int64)
+    hours, kwh = res["bucket"][known], np.nan_to_num(res["c"][known])
+    split, cost = np.zeros((len(rows), len(BANDS))), np.full(len(rows), np.nan)
+    for timeline, idx in _by_timeline(tariffs, "electricity", institutions, rows):
+        split[idx], cost[idx] = price_electricity(timeline, hours[idx], hours[idx] + 3600, kwh[idx])
+    days = local_day(hours) if len(hours) else np.array([], dtype=np.int64)
+    inst_idx, day_idx, sums = _daily_totals(rows, days, np.column_stack([split, kwh, np.nan_to_num(cost, nan=np.inf)]))
+    grid, heat_factor = emission.factors(day_idx)
+    yuan = np.where(np.isfinite(sums[:, 5]), sums[:, 5], np.nan)
+    emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4])
+
+    # water: daily, the month's earlier days too, so that the surcharge accrues where the quota is passed
+    month_start = midnight_of(_first_of_month(first_day))
+    res = await _sums(store, "water", month_start, end, DAY)
+    quotas = QuotaTable(registry.quotas)
+    for name, group in _group(res["institution"], res["bucket"], res["c"], index):
+        inst = institutions[name]
+        quota = quotas.quota(inst, "water")
+        annual = quota if isinstance(quota, str) else quota.annual(inst)
+        monthly = None if isinstance(annual, str) else annual[0] / 12
+        wdays, m3 = local_day(group[0]), np.nan_to_num(group[1])
+        yuan = price_water(tariffs.timeline("water", inst), wdays, m3, monthly)
+        keep = wdays >= first_day
+        emit("water", np.full(int(keep.sum()), name), wdays[keep], m3[keep], yuan[keep], None)
+
+    # heat: per meter (a kWh heat meter is converted to GJ), then per institution and day
+    res = await _sums(store, "heat", start, end, DAY, by="device")
+    per_inst: dict[int, dict[int, float]] = {}
+    for device, bucket, value in zip(res["device"], res["bucket"].tolist(), res["c"].tolist(), strict=True):
+        d = registry.devices.get(device)
+        if d is None or d.institution not in index or not np.isfinite(value):
+            continue
+        gj = value / KWH_PER_GJ if d.unit == "kWh" else value
+        day = int(local_day(bucket))
+        slot = per_inst.setdefault(index[d.institution], {})
+        slot[day] = slot.get(day, 0.0) + gj
+    area_days = np.arange(first_day, last_day + 1)
+    for k, inst in enumerate(institutions):
+        timeline = tariffs.timeline("heat", inst)
+        by_area = any(s.basis == "m2" for _, s in timeline)
+        metered = per_inst.get(k, {})
+        if not metered and not by_area:
+            continue
+        hdays = area_days if by_area else np.array(sorted(metered), dtype=np.int64)
+        gj = np.array([metered.get(int(d), 0.0) for d in hdays])
+        yuan = price_heat(timeline, hdays, gj, inst.floor_area_m2)
+        _, heat_factor = emission.factors(hdays)
+        emit("heat", np.full(len(hdays), k), hdays, gj, yuan, gj * heat_factor, method="area" if by_area else "profile")
+    return points
+
+
+def _first_of_month(day: int) -> date:
+    return day_to_date(day).replace(day=1)
+
+
+def _group(keys: list[str], buckets: np.ndarray, values: np.ndarray, index: dict[str, int]
+           ) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """Rows of an aggregate (sorted by key, then bucket) split per institution index."""
+    out: dict[int, tuple[list[int], list[float]]] = {}
+    for key, bucket, value in zip(keys, buckets.tolist(), values.tolist(), strict=True):
+        if key in index:
+            slot = out.setdefault(index[key], ([], []))
+            slot[0].append(bucket)
+            slot[1].append(value)
+    return [(k, (np.array(b, dtype=np.int64), np.array(v, dtype=float))) for k, (b, v) in out.items()]
+
+
+async def ensure_priced(store: Store, registry: Registry, first_day: int, last_day: int, *,
+                        recent_days: int = 3, chunk_days: int = 7) -> int:
+    """Price the days in [first_day, last_day] that the ledger does not show priced with the current tariffs,
+    and the last ``recent_days`` again (late readings); returns the number of cost points written."""
+    if not registry.tariffs:
+        return 0
+    start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    ledger = await store.fetch(PricedDay, start=start, end=end - 1)
+    priced = {int(local_day(p.ts)) for p in ledger if p.tariff == registry.tariffs.fingerprint}
+    todo = [d for d in range(first_day, last_day + 1) if d not in priced or d > last_day - recent_days]
+    written, last_log = 0, time.monotonic()
+    for run in _runs(todo, chunk_days):
+        points = await price_days(store, registry, run[0], run[-1])
+        done = [PricedDay(d * DAY - LOCAL_UTC_OFFSET_S, registry.tariffs.fingerprint,
+                          sum(1 for p in points if p.ts == d * DAY - LOCAL_UTC_OFFSET_S)) for d in run]
+        await store.write(Batch(costs=points, ledger=done))  # the ledger in the same write as the costs
+        written += len(points)
+        if time.monotonic() - last_log > 5:
+            log.info("pricing", extra={"through": str(day_to_date(run[-1])), "to": str(day_to_date(last_day)),
+                                       "points": written})
+            last_log = time.monotonic()
+    return written
+
+
+def _runs(days: list[int], size: int) -> list[list[int]]:
+    """Consecutive days in chunks of at most ``size``."""
+    runs: list[list[int]] = []
+    for d in days:
+        if runs and runs[-1][-1] == d - 1 and len(runs[-1]) < size:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return runs

@@ -1,0 +1,99 @@
+"""A day of one institution priced from the store, by hand, on both backends."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from analytics.costs import price_days
+from meterwatch.const import DEFAULT_CITIES, INSTITUTION_TYPES
+from meterwatch.localtime import DAY, local_day, midnight_of
+from meterwatch.registry.model import Device, Institution, Registry
+from meterwatch.registry.tariffs import load_tariffs
+from meterwatch.store import Batch, ReadingPoint, open_store
+
+TARIFFS = """\
+[[electricity]]
+from = 2026-01-01
+price = { sharp = 1.10, peak = 0.95, flat = 0.62, valley = 0.30 }
+bands = { sharp = ["19:00-21:00"], peak = ["08:00-11:00", "17:00-19:00", "21:00-23:00"], valley = ["23:00-07:00"] }
+
+[[water]]
+from = 2026-01-01
+price = 4.40
+surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]
+
+[[heat]]
+from = 2026-01-01
+basis = "gj"
+price = 45.0
+"""
+INST = Institution("inst-a", "甲单位", "yinchuan", "office", "", 1000.0, 50)
+DEVICES = {d.id: d for d in (Device("e1", "inst-a", "electricity", "kWh", 1.0, ""),
+                             Device("w1", "inst-a", "water", "m3", 1.0, ""),
+                             Device("h1", "inst-a", "heat", "GJ", 1.0, ""),
+                             Device("h2", "inst-a", "heat", "kWh", 1.0, ""))}
+QUOTAS = {"institution": {"inst-a": {"water": {"per": "institution", "constraint": 1200.0, "guide": 1000.0}}}}
+
+
+def registry() -> Registry:
+    tariffs, problems = load_tariffs(TARIFFS, DEFAULT_CITIES, INSTITUTION_TYPES)
+    assert not problems
+    return Registry({"inst-a": INST}, DEVICES, {}, QUOTAS, tariffs)
+
+
+def point(device: str, kind: str, ts: int, consumption: float, interval: int) -> ReadingPoint:
+    return ReadingPoint(device, "inst-a", "yinchuan", "office", kind, ts, 0.0, consumption, interval)
+
+
+async def test_a_day_is_priced_by_band_tier_and_meter_unit(store_url):
+    day0 = midnight_of(date(2026, 10, 1))
+    readings = [point("e1", "electricity", day0 + 900 * k, 1.0, 900) for k in range(1, 97)]  # 00:15 .. 24:00
+    readings += [point("e1", "electricity", day0, 5.0, 900)]  # closes 23:45-24:00 of 30 September: not this day
+    readings += [point("w1", "water", day0 + 12 * 3600, 60.0, 43200), point("w1", "water", day0 + DAY, 60.0, 43200)]
+    readings += [point("h1", "heat", day0 + DAY, 10.0, 86400), point("h2", "heat", day0 + DAY, 3600.0, 86400)]
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=readings))
+        day = int(local_day(day0))
+        costs = {c.kind: c for c in await price_days(store, registry(), day, day)}
+    finally:
+        await store.close()
+    e, w, h = costs["electricity"], costs["water"], costs["heat"]
+    assert all(c.ts == day0 for c in costs.values())
+    # electricity: 4 kWh an hour; sharp 2 h, peak 7 h, flat 7 h, valley 8 h
+    assert (e.quantity, e.sharp_kwh, e.peak_kwh, e.flat_kwh, e.valley_kwh) == pytest.approx((96, 8, 28, 28, 32))
+    assert e.yuan == pytest.approx(8 * 1.10 + 28 * 0.95 + 28 * 0.62 + 32 * 0.30)
+    assert e.kgco2e == pytest.approx(96 * 0.5366)
+    # water: 120 m3 against a monthly quota of 1200 / 12 = 100: 20 m3 at x1.5
+    assert (w.quantity, w.yuan) == pytest.approx((120, 100 * 4.40 + 20 * 4.40 * 1.5))
+    # heat: 10 GJ + 3600 kWh (12.96 GJ) at 45 yuan/GJ, 110 kgCO2/GJ
+    assert (h.quantity, h.yuan, h.kgco2e) == pytest.approx((22.96, 22.96 * 45, 22.96 * 110))
+    assert {c.tariff for c in costs.values()} != {""}
+
+
+async def test_days_are_priced_once_and_again_when_the_tariffs_change(store_url):
+    """ensure_priced prices missing days, re-prices only the recent ones, and everything after a tariff change."""
+    from analytics.costs import ensure_priced
+    from meterwatch.store import CostPoint
+
+    day0 = midnight_of(date(2026, 10, 1))
+    readings = [point("e1", "electricity", day0 + 3600 * k, 1.0, 3600) for k in range(1, 24 * 10 + 1)]
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=readings))
+        first = int(local_day(day0))
+        reg = registry()
+        assert await ensure_priced(store, reg, first, first + 9, recent_days=2) == 10  # one electricity point a day
+        assert await ensure_priced(store, reg, first, first + 9, recent_days=2) == 2  # only the recent ones again
+        changed, _ = load_tariffs(TARIFFS.replace("flat = 0.62", "flat = 0.70"), DEFAULT_CITIES, INSTITUTION_TYPES)
+        reg2 = Registry(reg.institutions, reg.devices, reg.cards, reg.quotas, changed)
+        assert await ensure_priced(store, reg2, first, first + 9, recent_days=2) == 10
+        costs = await store.fetch(CostPoint)
+    finally:
+        await store.close()
+    assert len(costs) == 10 and {c.tariff for c in costs} == {changed.fingerprint}
+    assert sum(c.yuan for c in costs) == pytest.approx(10 * (2 * 1.10 + 7 * 0.95 + 7 * 0.70 + 8 * 0.30))
