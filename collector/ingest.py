@@ -3,6 +3,12 @@
 This is where a gateway is distrusted: the topic must parse, the device
 must exist, belong to the institution named in the topic and be of a kind
 the payload format fits, and every reading must pass its decoder.
+
+``process`` is total: whatever goes wrong while handling one message
+becomes a reject of that message (``internal_error``, the exception's class
+in the detail), never an exception that would stop the collector, and a
+message always comes out as data, duplicates or rejects.  What would be a
+warning per message is counted in ``log_summary`` and logged per interval.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collector import reasons
 from collector.decoders import DECODERS, DecodeContext, Decoder, ItemReject
 from collector.decoders.base import RawWeighing
 from collector.deltas import DeviceHistory, seed
+from collector.logsummary import LogSummary
 from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UNKNOWN
 from meterwatch.registry import Device, Registry
@@ -39,6 +46,13 @@ class Outcome:
     flags: Counter[str] = field(default_factory=Counter)
     unknown_cards: int = 0
 
+    @property
+    def verdict(self) -> str:
+        """What became of the message: ``stored`` (some data kept), ``duplicate``, ``rejected``, or ``""``."""
+        if self.readings or self.weighings or self.values or self.late:
+            return "stored"
+        return "duplicate" if self.duplicates else "rejected" if self.rejects else ""
+
 
 class Ingestor:
     def __init__(self, registry: Registry, settings: CollectorSettings,
@@ -51,6 +65,7 @@ class Ingestor:
         self.histories: dict[str, DeviceHistory] = {}
         self._last_reject_ns = 0
         self._weighed: dict[tuple[str, int, str], float] = {}  # (scale, ts, card) -> kg, oldest first
+        self.log_summary = LogSummary(log)
 
     def _seeded(self, device: str, ts: int, register: float) -> None:
         known = self.registry.devices.get(device)
@@ -80,8 +95,7 @@ class Ingestor:
     def _reject(self, out: Outcome, topic: str, payload: bytes, reason: str, detail: str,
                 institution: str = "", device: str = "") -> None:
         out.rejects.append(RejectRecord(self.next_reject_ns(), reason, topic, payload, detail, institution, device))
-        log.warning("rejected", extra={"reason": reason, "detail": detail[:200], "topic": topic[:200],
-                                       "institution": institution, "device": device})
+        self.log_summary.note("rejects", reason, topic)
 
     def _route(self, topic: str, payload: bytes, out: Outcome) -> tuple[Device, Decoder] | None:
         if len(payload) > self.settings.max_payload_bytes:
@@ -115,6 +129,30 @@ class Ingestor:
         return device, decoder
 
     def process(self, topic: str, payload: bytes) -> Outcome:
+        """The message's points and rejects; never raises (see the module's docstring)."""
+        try:
+            out = self._process(topic, payload)
+        except Exception as exc:  # noqa: BLE001  (one message must never stop the collector)
+            self.log_summary.error("internal errors while handling messages", exc, topic)
+            return self._whole_reject(topic, payload, f"{type(exc).__name__} while handling the message: "
+                                                      f"{_describe(exc)}")
+        if not out.verdict:
+            return self._whole_reject(topic, payload, "nothing came out of the message: a decoder broke its "
+                                                      "contract")
+        return out
+
+    def _whole_reject(self, topic: str, payload: bytes, detail: str) -> Outcome:
+        out = Outcome()
+        try:
+            up = parse_up_topic(topic)
+            institution, device = up.institution, up.device
+        except TopicError:
+            institution = device = ""
+        self._reject(out, topic, payload[:self.settings.max_payload_bytes], reasons.INTERNAL_ERROR, detail[:500],
+                     institution, device)
+        return out
+
+    def _process(self, topic: str, payload: bytes) -> Outcome:
         out = Outcome()
         routed = self._route(topic, payload, out)
         if routed is None:
@@ -161,9 +199,7 @@ class Ingestor:
             for p in result.points:
                 if p.flag:
                     out.flags[p.flag] += 1
-                    log.warning("register anomaly", extra={"flag": p.flag, "institution": device.institution,
-                                                          "device": device.id, "ts": p.ts, "register": p.register,
-                                                          "consumption": p.consumption})
+                    self.log_summary.note("register anomalies", p.flag, f"{device.id} at {p.ts}")
                 out.readings.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
                                                  p.ts, p.register, p.consumption, p.interval_s, p.flag))
 
@@ -197,10 +233,16 @@ class Ingestor:
             card = self.registry.cards.get(w.card)
             if card is None or card.institution != device.institution:
                 out.unknown_cards += 1
-                log.warning("unknown card", extra={"institution": device.institution, "device": device.id,
-                                                   "card": w.card})
+                self.log_summary.note("weighings with unknown cards", device.institution, f"{device.id} card {w.card}")
                 zone = category = cleaner = owner = UNKNOWN
             else:
                 zone, category, cleaner, owner = card.zone, card.category, card.cleaner, card.owner_unit
             out.weighings.append(WeighingPoint(device.id, device.institution, inst.city, zone, category,
                                                w.ts, w.weight_kg, w.card, cleaner, owner))
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)[:300]
+    except Exception:  # noqa: BLE001  (str() itself can fail, e.g. on a huge int)
+        return "(no description)"

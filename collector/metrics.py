@@ -13,6 +13,7 @@ from meterwatch.store import CollectorSample
 class CollectorMetrics:
     instance: str
     received: int = 0
+    acknowledged: int = 0  # messages acknowledged to the broker (after their batch was durable)
     stored: int = 0  # readings and weighings durable in the store
     rejected: int = 0
     duplicates: int = 0
@@ -23,6 +24,9 @@ class CollectorMetrics:
     lag: float = 0.0  # seconds between the newest reading of the last batch and the write
     write_ms: float = 0.0  # duration of the last successful write
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    # Per message, what became of it: stored (some data kept), duplicate, rejected.  Every received
+    # message lands in exactly one: received == acknowledged == sum(messages_by_outcome) when idle.
+    messages_by_outcome: Counter[str] = field(default_factory=Counter)
     register_flags: Counter[str] = field(default_factory=Counter)  # rollover, replacement, bad_reading, jump
     last_message_at: float = field(default_factory=time.time)
     connected: bool = False
@@ -36,7 +40,8 @@ class CollectorMetrics:
                                round(self.idle_s(now), 1), int(self.connected))
 
     def summary(self) -> dict[str, object]:
-        return {"received": self.received, "stored": self.stored, "rejected": self.rejected,
+        return {"received": self.received, "acknowledged": self.acknowledged,
+                "messages_by_outcome": dict(self.messages_by_outcome), "stored": self.stored, "rejected": self.rejected,
                 "duplicates": self.duplicates, "spooled": self.spooled, "spool_bytes": self.spool_bytes,
                 "quarantined": self.quarantined,
                 "register_flags": dict(self.register_flags), "unknown_cards": self.unknown_cards,

@@ -22,3 +22,4 @@ BAD_CHECKSUM: Final = "bad_checksum"
 ADDRESS_MISMATCH: Final = "address_mismatch"
 METER_ERROR: Final = "meter_error"
 UNSUPPORTED_DATA: Final = "unsupported_data"
+INTERNAL_ERROR: Final = "internal_error"  # handling the message raised: a bug of ours, the message kept whole

@@ -78,12 +78,19 @@ class Collector:
         """Arrival: only bookkeeping; decoding happens per batch in ``flush``."""
         self.metrics.received += 1
         self.metrics.last_message_at = time.time()
-        self._pending.acks.append(ack)
+        self._pending.acks.append(self._counted(ack))
         self._pending.raw.append((topic, payload))
 
+    def _counted(self, ack: Ack) -> Ack:
+        def acknowledge() -> None:
+            ack()
+            self.metrics.acknowledged += 1
+        return acknowledge
+
     def _ingest(self, p: Pending, topic: str, payload: bytes) -> None:
-        outcome = self.ingestor.process(topic, payload)
+        outcome = self.ingestor.process(topic, payload)  # total: never raises, never returns nothing
         m = self.metrics
+        m.messages_by_outcome[outcome.verdict] += 1
         m.duplicates += outcome.duplicates
         m.register_flags.update(outcome.flags)
         m.unknown_cards += outcome.unknown_cards
@@ -106,6 +113,9 @@ class Collector:
                                                                    devices))
         except TransientStoreError:
             pass  # the store is down: our own history and the spool are the best baseline there is
+        except Exception as exc:  # noqa: BLE001  (a failed refresh must not stop ingestion: same fallback)
+            self.ingestor.log_summary.error("baseline refresh from the store failed; continuing from this "
+                                            "process's history", exc, f"{len(devices)} devices")
 
     async def flush(self) -> None:
         """Decode the pending messages and hand the batch to the writer (waits when it is behind)."""
@@ -118,8 +128,16 @@ class Collector:
             for topic, payload in taken.raw:
                 self._ingest(taken, topic, payload)
             for late in taken.late:
-                taken.batch.readings += await self._place_late(late)
+                taken.batch.readings += await self._placed(late)
             await self._queue.put(taken)
+
+    async def _placed(self, late: ReadingPoint) -> list[ReadingPoint]:
+        try:
+            return await self._place_late(late)
+        except Exception as exc:  # noqa: BLE001  (one reading must not stop ingestion)
+            self.ingestor.log_summary.error("late readings kept without consumption: placing them failed",
+                                            exc, late.device)
+            return [late]
 
     async def _place_late(self, late: ReadingPoint) -> list[ReadingPoint]:
         """A reading older than what this process holds: consumption from its stored neighbours.
@@ -135,8 +153,8 @@ class Collector:
             if abs(before[1] - late.register) <= 1e-9 * max(1.0, abs(late.register)):
                 self.metrics.duplicates += 1
                 return []
-            log.warning("late reading differs from the stored one; last write wins",
-                        extra={"device": late.device, "ts": late.ts, "stored": before[1], "new": late.register})
+            self.ingestor.log_summary.note("late readings differing from the stored one; last write wins",
+                                           late.device, f"{late.device} at {late.ts}: {before[1]} -> {late.register}")
             before, _ = await self.store.neighbours(late.device, late.ts - 1)
         multiplier = self.ingestor.registry.devices[late.device].multiplier
         points = [late]
@@ -242,6 +260,7 @@ class Collector:
             log.warning("connected but no message for an unusual time: are the gateways or the broker's "
                         "routing broken?", extra={"idle_s": round(idle), "threshold_s": self.cfg.silence_warn_s})
         log.info("collector status", extra=self.metrics.summary())
+        self.ingestor.log_summary.emit()  # rejects, unknown cards, anomalies: counted per interval, not per message
         if not self.writer.healthy:
             return  # the spool is draining: self-metrics wait for the next tick rather than jump the queue
         try:

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from meterwatch.const import UP_PREFIX
 from meterwatch.ids import is_valid_id
 
-SUBSCRIPTIONS: tuple[str, ...] = (
-    f"{UP_PREFIX}/+/+/reading",
-    f"{UP_PREFIX}/+/+/weighing",
-    f"{UP_PREFIX}/+/+/frame/+",
-)
+# The whole tree: a topic that almost matches (an extra or a missing level, ``readings``) must reach
+# the collector to be rejected with its reason, not vanish at the broker.
+SUBSCRIPTIONS: tuple[str, ...] = (f"{UP_PREFIX}/#",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,25 @@
-"""Reading times: RFC 3339 with an offset, or Unix seconds; stored as integer Unix seconds."""
+"""Reading times: RFC 3339 with an offset, or Unix seconds; stored as integer Unix seconds.
+
+Total on hostile input: any JSON value gives an ``int`` or a ``ValueError``
+(never an ``OverflowError`` from a number of 400 digits), and a detail
+short enough to log and store.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
 
+from meterwatch.text import has_control
+
 EARLIEST = 946_684_800  # 2000-01-01T00:00:00Z: meters older than this did not speak NB-IoT
+LIMIT_S = 10**11  # ~ year 5138: beyond this a number is not a time, and is never converted to a float
+
+
+def _brief(number: int | float) -> str:
+    if isinstance(number, int) and abs(number) >= 10**20:
+        return f"of about {int(number.bit_length() * math.log10(2)) + 1} digits"  # never str(): it has a limit
+    return f"{number!r}"[:40]
 
 
 def parse_timestamp(raw: object) -> int:
@@ -13,17 +27,24 @@ def parse_timestamp(raw: object) -> int:
     if isinstance(raw, bool):
         raise ValueError("timestamp must be RFC 3339 text or Unix seconds, not a boolean")
     if isinstance(raw, int | float):
-        if not math.isfinite(raw):
+        if isinstance(raw, float) and not math.isfinite(raw):
             raise ValueError("timestamp is not finite")
+        if not -LIMIT_S < raw < LIMIT_S:  # int against int: no conversion, no overflow
+            raise ValueError(f"timestamp {_brief(raw)} is out of range")
         return int(raw)
     if isinstance(raw, str):
+        if has_control(raw):
+            raise ValueError(f"timestamp {raw[:40]!r} holds a control character")
         try:
             parsed = datetime.fromisoformat(raw)
         except ValueError:
             raise ValueError(f"timestamp {raw[:40]!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
             raise ValueError(f"timestamp {raw[:40]!r} has no UTC offset")
-        return int(parsed.timestamp())
+        try:
+            return int(parsed.timestamp())
+        except (OverflowError, ValueError):
+            raise ValueError(f"timestamp {raw[:40]!r} is out of range") from None
     raise ValueError(f"timestamp must be RFC 3339 text or Unix seconds, not {type(raw).__name__}")
 
 

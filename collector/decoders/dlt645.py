@@ -84,7 +84,10 @@ class Dlt645Decoder:
             raise FrameError(reasons.UNSUPPORTED_DATA, f"control code {control:02x} is not a read-data response")
         if length < 4:
             raise FrameError(reasons.BAD_FRAME, "response without a data identifier")
-        pairs = parse_values(int.from_bytes(data[:4], "little"), data[4:])
+        di = int.from_bytes(data[:4], "little")
+        pairs = parse_values(di, data[4:])
+        if not pairs:  # a block identifier with no value bytes: nothing to store, and it must say so
+            raise FrameError(reasons.UNSUPPORTED_DATA, f"identifier {di:08X} without values")
         ts = int(ctx.now)
         for name, value in pairs:
             if name in ("energy_forward_total", "energy_combined_total"):

@@ -10,15 +10,25 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError, ValidationInfo, field_validator
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, ItemReject
+from meterwatch.text import has_control
 from meterwatch.timestamps import check_range, parse_timestamp
 
 M = TypeVar("M", bound=BaseModel)
 
 Timestamp = Annotated[int, BeforeValidator(parse_timestamp)]
+
+
+def _no_control(text: str) -> str:
+    if has_control(text):
+        raise ValueError(f"{text[:40]!r} holds a control character")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_control)]  # every string field of an item: no control characters
 
 
 class TimedItem(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, ItemReject, Sample
-from collector.decoders.jsonitems import TimedItem, decode_items
+from collector.decoders.jsonitems import Text, TimedItem, decode_items
 from meterwatch.const import METER_KINDS
 
 Register = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
@@ -17,7 +17,7 @@ Register = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 class ReadingItem(TimedItem):
     value: Register
     seq: int | None = None
-    unit: str | None = None
+    unit: Text | None = None
 
 
 class JsonReadingDecoder:
@@ -33,4 +33,4 @@ class JsonReadingDecoder:
             return None
 
         return decode_items(payload, ctx, ReadingItem, "readings", accept,
-                            {"ts": reasons.BAD_TIMESTAMP, "value": reasons.BAD_VALUE, "unit": reasons.UNIT_MISMATCH})
+                            {"ts": reasons.BAD_TIMESTAMP, "value": reasons.BAD_VALUE, "unit": reasons.INVALID_PAYLOAD})

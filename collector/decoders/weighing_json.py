@@ -8,14 +8,14 @@ from pydantic import Field
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, ItemReject, RawWeighing
-from collector.decoders.jsonitems import TimedItem, decode_items
+from collector.decoders.jsonitems import Text, TimedItem, decode_items
 from meterwatch.ids import ID_PATTERN
 
 MAX_WEIGHT_KG = 5000.0  # a loaded 1,100 l bin is well under a tonne; beyond this is a fault
 
 
 class WeighingItem(TimedItem):
-    card: Annotated[str, Field(pattern=f"^{ID_PATTERN.pattern}$")]
+    card: Annotated[Text, Field(pattern=f"^{ID_PATTERN.pattern}$")]
     weight_kg: Annotated[float, Field(strict=True, gt=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
 
 

@@ -56,11 +56,28 @@ def test_batch_keeps_valid_items_and_rejects_only_the_bad_ones():
     ('{"readings": [' + ",".join(['{"ts": 1763914500, "value": 1}'] * 101) + "]}", reasons.OVERSIZED),
     ("42", reasons.INVALID_PAYLOAD),
     (b"\xff\xfe", reasons.MALFORMED_JSON),
+    ('{"ts": 1' + "0" * 400 + ', "value": 1}', reasons.BAD_TIMESTAMP),  # was an OverflowError: a crash loop
+    ('{"ts": -1' + "0" * 400 + ', "value": 1}', reasons.BAD_TIMESTAMP),
+    ('{"ts": 1e300, "value": 1}', reasons.BAD_TIMESTAMP),
+    ('{"ts": "2025-11-24T00:15:00+08:00\\u0000", "value": 1}', reasons.BAD_TIMESTAMP),  # trailing NUL
+    ('{"ts": "2025-11-24T00:15:00+08:00\\n", "value": 1}', reasons.BAD_TIMESTAMP),
+    ('{"ts": 1763914500, "value": 1, "unit": "m3\\u0000"}', reasons.INVALID_PAYLOAD),
+    ('{"ts": 1763914500, "value": 1' + "0" * 400 + '}', reasons.BAD_VALUE),
 ])
 def test_bad_input_gets_a_reason(payload, reason):
     out = decode_reading(payload)
     assert not out.samples
     assert [r.reason for r in out.rejects] == [reason]
+
+
+def test_a_huge_timestamp_is_named_briefly_in_the_detail():
+    (reject,) = decode_reading('{"ts": 1' + "0" * 400 + ', "value": 1}').rejects
+    assert reject.reason == reasons.BAD_TIMESTAMP and "out of range" in reject.detail and len(reject.detail) < 200
+
+
+def test_a_card_with_a_control_character_is_refused():
+    out = DECODERS["weighing"].decode(b'{"ts": 1763914500, "card": "c1\\u0000", "weight_kg": 3}', ctx(SCALE))
+    assert not out.weighings and [r.reason for r in out.rejects] == [reasons.INVALID_PAYLOAD]
 
 
 def test_weighing_single_and_batch():

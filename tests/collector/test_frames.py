@@ -74,6 +74,14 @@ def test_dlt645_bad_frames(frame, reason):
     assert not out.samples and [r.reason for r in out.rejects] == [reason]
 
 
+def test_dlt645_block_without_values_is_refused_not_silently_empty():
+    """Found by the whole-process fuzz test: a valid block reply with no value bytes gave nothing at all."""
+    data = bytes([0x00, 0xFF, 0x01, 0x00])
+    body = "68 61 01 00 00 00 00 68 91 " + f"{len(data):02x} " + bytes((b + 0x33) & 0xFF for b in data).hex()
+    out = DLT.decode(with_checksum(body), ctx(E_METER))
+    assert not out.samples and not out.values and [r.reason for r in out.rejects] == [reasons.UNSUPPORTED_DATA]
+
+
 def test_dlt645_address_must_be_the_devices():
     other = Device("e2", "i1", "electricity", "kWh", 1.0, "000000000162")
     out = DLT.decode(DLT_ENERGY.encode(), ctx(other))

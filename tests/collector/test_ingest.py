@@ -1,9 +1,11 @@
 import json
+import logging
 
 import pytest
 
 from collector import reasons
 from collector.ingest import Ingestor
+from collector.topics import subscriptions
 from meterwatch.settings import CollectorSettings
 from tests.helpers import tiny_registry
 
@@ -95,3 +97,66 @@ def test_a_repeated_weighing_is_a_duplicate_and_another_weight_for_it_is_refused
     (r,) = other.rejects
     assert other.weighings == [] and r.reason == reasons.CONFLICTING_READING and "4.5 kg" in r.detail
     assert json.loads(r.payload) == {"ts": NOW - 60, "card": "CARD01", "weight_kg": 9.0}
+
+
+class _BrokenDecoder:
+    suffix = "reading"
+    kinds = frozenset({"water"})
+
+    def decode(self, payload, ctx):
+        raise OverflowError("a slip in a decoder")
+
+
+def test_any_exception_while_handling_a_message_is_a_reject_of_that_message(tmp_path, caplog):
+    broken = Ingestor(tiny_registry(tmp_path), CollectorSettings(), clock=lambda: NOW,
+                      decoders={"reading": _BrokenDecoder()})
+    payload = reading(NOW, 1.0)
+    out = broken.process("meterwatch/up/inst-a/a-w1/reading", payload)
+    (rej,) = out.rejects
+    assert (rej.reason, rej.topic, rej.payload, rej.device) == (reasons.INTERNAL_ERROR,
+                                                                "meterwatch/up/inst-a/a-w1/reading", payload, "a-w1")
+    assert "OverflowError" in rej.detail and out.readings == []
+    for _ in range(5):
+        broken.process("meterwatch/up/inst-a/a-w1/reading", payload)
+    caplog.clear()
+    broken.log_summary.emit()
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]  # one traceback for six failures
+    assert error.counts == {"OverflowError": 6} and error.exc_info[0] is OverflowError
+
+
+@pytest.mark.parametrize("topic, reason", [
+    ("meterwatch/up/inst-a/a-w1/readings", reasons.UNKNOWN_TOPIC),
+    ("meterwatch/up/inst-a/a-w1/reading/extra", reasons.UNKNOWN_TOPIC),
+    ("meterwatch/up/inst-a/a-w1", reasons.BAD_TOPIC),
+    ("meterwatch/up/inst-a/reading", reasons.BAD_TOPIC),
+    ("meterwatch/up", reasons.BAD_TOPIC),
+    ("meterwatch/up/inst-a/a-w1\x00/reading", reasons.BAD_TOPIC),
+])
+def test_topics_that_almost_match_are_rejected(ingestor, topic, reason):
+    out = ingestor.process(topic, reading(NOW, 1.0))
+    assert [r.reason for r in out.rejects] == [reason] and out.readings == []
+
+
+def test_subscriptions_cover_the_whole_up_tree():
+    assert subscriptions(None) == ["meterwatch/up/#"]
+    assert subscriptions("grp") == ["$share/grp/meterwatch/up/#"]
+
+
+def test_a_flood_of_rejects_logs_a_bounded_summary_with_counts_per_reason(ingestor, caplog):
+    caplog.set_level(logging.DEBUG)
+    for k in range(1000):
+        ingestor.process(f"meterwatch/up/inst-a/ghost-{k}/reading", reading(NOW, 1.0))  # unknown_device
+        ingestor.process("meterwatch/up/inst-b/a-w1/reading", reading(NOW, 1.0))  # institution_mismatch
+        ingestor.process("meterwatch/up/inst-a/a-s1/weighing",
+                         json.dumps({"ts": NOW - k, "card": f"X{k}", "weight_kg": 3}).encode())  # unknown card
+    assert len(caplog.records) == 0  # nothing per message
+    lines = ingestor.log_summary.emit()
+    assert len(caplog.records) == lines <= 3
+    rejected = next(r for r in caplog.records if r.getMessage() == "rejects")
+    assert rejected.total == 2000 and rejected.more == 0
+    assert rejected.counts == {"unknown_device": 1000, "institution_mismatch": 1000}
+    assert rejected.examples["institution_mismatch"] == "meterwatch/up/inst-b/a-w1/reading"
+    cards = next(r for r in caplog.records if r.getMessage() == "weighings with unknown cards")
+    assert cards.total == 1000 and cards.counts == {"inst-a": 1000} and cards.examples["inst-a"] == "a-s1 card X0"
+    caplog.clear()
+    assert ingestor.log_summary.emit() == 0 and caplog.records == []  # nothing new: nothing said
