@@ -31,7 +31,7 @@ from analytics.quota import QuotaTable
 from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, day_to_date, local_day, midnight_of
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
-from meterwatch.store import Batch, CostPoint, PricedDay, ReadingPoint, Store
+from meterwatch.store import Batch, CostPoint, MeterValuePoint, PricedDay, ReadingPoint, Store
 from meterwatch.store.aggregate import Aggregate
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,15 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     points: list[CostPoint] = []
 
     def emit(kind: str, inst_idx: np.ndarray, days: np.ndarray, qty: np.ndarray, yuan: np.ndarray,
-             carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str = "profile") -> None:
+             carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str | np.ndarray = "profile") -> None:
         for j in range(len(days)):
             inst = institutions[int(inst_idx[j])]
             split = {f"{b}_kwh": round(float(bands[j, n]), 6) for n, b in enumerate(BANDS)} if bands is not None else {}
             points.append(CostPoint(inst.id, inst.city, inst.type, kind, int(days[j]) * DAY - LOCAL_UTC_OFFSET_S,
                                     round(float(qty[j]), 6), None if not np.isfinite(yuan[j]) else round(float(yuan[j]), 4),
                                     None if carbon is None else round(float(carbon[j]), 4),
-                                    **split, method=method, tariff=tag))
+                                    **split, method=method if isinstance(method, str) else str(method[j]),
+                                    tariff=tag))
 
     # electricity: hourly profile, each hour spread evenly over its bands
     res = await _sums(store, "electricity", start, end, 3600)
@@ -124,7 +125,15 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     inst_idx, day_idx, sums = _daily_totals(rows, days, np.column_stack([split, kwh, np.nan_to_num(cost, nan=np.inf)]))
     grid, heat_factor = emission.factors(day_idx)
     yuan = np.where(np.isfinite(sums[:, 5]), sums[:, 5], np.nan)
-    emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4])
+    registers = await register_bands(store, registry, institutions, first_day, last_day)
+    method = np.full(len(day_idx), "profile", dtype=object)
+    for j, (k, d) in enumerate(zip(inst_idx.tolist(), day_idx.tolist(), strict=True)):
+        bands = registers.get((k, d))
+        schedule = tariffs.schedule_for("electricity", institutions[k], day_to_date(d))
+        if bands is not None and schedule is not None:
+            sums[j, :4], sums[j, 4] = bands, bands.sum()
+            yuan[j], method[j] = float(bands @ np.array(schedule.band_price)), "registers"
+    emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4], method)
 
     # water: daily, the month's earlier days too, so that the surcharge accrues where the quota is passed
     month_start = midnight_of(_first_of_month(first_day))
@@ -164,6 +173,50 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
         _, heat_factor = emission.factors(hdays)
         emit("heat", np.full(len(hdays), k), hdays, gj, yuan, gj * heat_factor, method="area" if by_area else "profile")
     return points
+
+
+async def register_bands(store: Store, registry: Registry, institutions: list[Institution], first_day: int,
+                         last_day: int) -> dict[tuple[int, int], np.ndarray]:
+    """(institution index, day) -> kWh per band from DL/T 645 tariff register deltas, where the schedule in
+    force maps its registers to bands and every electricity meter of the institution has both that day's
+    and the day before's last value of every mapped register."""
+    tariffs = registry.tariffs
+    if tariffs is None or not any(s.registers for s in tariffs.schedules.get("electricity", ())):
+        return {}
+    start, end = (first_day - 1) * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    width = max(len(s.registers) for s in tariffs.schedules["electricity"])
+    last: dict[tuple[str, int, int], float] = {}  # (device, register, day) -> the day's last (largest) value
+    for k in range(1, width + 1):
+        for direction in ("forward", "combined"):
+            res = await store.aggregate(Aggregate(MeterValuePoint, {"v": ("max", "value")}, start, end,
+                                                  by=("device",), where={"quantity": f"energy_{direction}_tariff_{k}"},
+                                                  bucket_s=DAY, closing=True))  # 24:00's value closes the day
+            for device, bucket, value in zip(res["device"], res["bucket"].tolist(), res["v"].tolist(), strict=True):
+                last.setdefault((device, k, int(local_day(bucket))), value)
+    index = {inst.id: k for k, inst in enumerate(institutions)}
+    meters: dict[int, list] = {}
+    for d in registry.devices.values():
+        if d.kind == "electricity" and d.institution in index:
+            meters.setdefault(index[d.institution], []).append(d)
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for k, devices in meters.items():
+        for day in range(first_day, last_day + 1):
+            schedule = tariffs.schedule_for("electricity", institutions[k], day_to_date(day))
+            if schedule is None or not schedule.registers:
+                continue
+            bands = np.zeros(len(BANDS))
+            for d in devices:
+                for reg, band in enumerate(schedule.registers, start=1):
+                    now, before = last.get((d.id, reg, day)), last.get((d.id, reg, day - 1))
+                    if now is None or before is None or now < before:
+                        break  # a gap or a register that went back: this day is priced from the profile
+                    bands[BANDS.index(band)] += (now - before) * d.multiplier
+                else:
+                    continue
+                break
+            else:
+                out[(k, day)] = bands
+    return out
 
 
 def _first_of_month(day: int) -> date:

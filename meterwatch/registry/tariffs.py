@@ -12,6 +12,7 @@ types > cities > the whole province), then the latest ``from``::
     price = { sharp = 1.10, peak = 0.95, flat = 0.62, valley = 0.30 }   # yuan per kWh
     bands = { sharp = ["19:00-21:00"], peak = ["08:00-11:00", "17:00-19:00", "21:00-23:00"],
               valley = ["23:00-07:00"] }   # local time; hours in no band are flat; may cross midnight
+    registers = ["sharp", "peak", "flat", "valley"]   # optional: price from DL/T 645 tariff registers T1..T4
 
     [[water]]
     from = 2026-01-01
@@ -29,7 +30,10 @@ Pricing rules:
 
 - electricity: an interval's consumption is spread evenly over its
   duration and each part priced by the band it falls in (minute
-  resolution), with the schedule in force at that moment;
+  resolution), with the schedule in force at that moment; with
+  ``registers``, a day on which every electricity meter of an institution
+  reported its DL/T 645 tariff registers is priced from their deltas
+  instead (the meter's own time-of-use accounting, as the utility bills);
 - water: each calendar month, use above the monthly constraint quota
   (annual / 12) is charged at price x factor, tier by tier (超定额累进加价):
   with the example, up to 20 % over at x1.5 and beyond at x2 (with
@@ -75,6 +79,7 @@ class Schedule:
     price: float = 0.0  # water per m3; heat per GJ or per m2 and season
     band_price: tuple[float, ...] = ()  # electricity, in the order of BANDS
     minute_band: np.ndarray | None = field(default=None, repr=False, compare=False)  # 1440 indices into BANDS
+    registers: tuple[str, ...] = ()  # electricity: the band of each DL/T 645 tariff register (T1, T2, ...)
     surcharge: tuple[tuple[float, float], ...] = ()  # water: (above, factor), ascending
     surcharge_on: float | None = None  # water: the part of the price the factors multiply (default: all of it)
     basis: str = "gj"
@@ -359,7 +364,13 @@ def _schedule(kind: str, raw: dict[str, Any], header: int, keys: dict[str, int],
         used = {BANDS[b] for b in np.unique(minute)} if minute is not None else set()
         for band in sorted(used - set(prices), key=BANDS.index):
             r.fail("price", f"no price for the {band} band")
-        extra = {"band_price": tuple(r.price(prices.get(b, 0.0), f"{b} price") for b in BANDS), "minute_band": minute}
+        registers = raw.get("registers", [])
+        if not isinstance(registers, list) or any(b not in BANDS for b in registers):
+            r.fail("registers", f"registers must list the band of each tariff register, T1 first "
+                                f"(bands: {', '.join(BANDS)}), not {registers!r}")
+            registers = []
+        extra = {"band_price": tuple(r.price(prices.get(b, 0.0), f"{b} price") for b in BANDS), "minute_band": minute,
+                 "registers": tuple(registers)}
     elif kind == "water":
         tiers = []
         for tier in raw.get("surcharge", []):
