@@ -136,42 +136,45 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4], method)
 
     # water: daily, the month's earlier days too, so that the surcharge accrues where the quota is passed
-    month_start = midnight_of(_first_of_month(first_day))
-    res = await _sums(store, "water", month_start, end, DAY)
-    quotas = QuotaTable(registry.quotas)
-    for name, group in _group(res["institution"], res["bucket"], res["c"], index):
-        inst = institutions[name]
-        quota = quotas.quota(inst, "water")
-        annual = quota if isinstance(quota, str) else quota.annual(inst)
-        monthly = None if isinstance(annual, str) else annual[0] / 12
-        wdays, m3 = local_day(group[0]), np.nan_to_num(group[1])
-        yuan = price_water(tariffs.timeline("water", inst), wdays, m3, monthly)
-        keep = wdays >= first_day
-        emit("water", np.full(int(keep.sum()), name), wdays[keep], m3[keep], yuan[keep], None)
+    res = await _sums(store, "water", midnight_of(_first_of_month(first_day)), end, DAY)
+    known = np.array([i in index for i in res["institution"]], dtype=bool)
+    rows = np.array([index[i] for i, ok in zip(res["institution"], known, strict=True) if ok], dtype=np.int64)
+    wdays, m3 = local_day(res["bucket"][known]), np.nan_to_num(res["c"][known])
+    monthly = monthly_water_quota(registry, institutions)
+    yuan = np.full(len(rows), np.nan)
+    for timeline, idx in _by_timeline(tariffs, "water", institutions, rows):
+        yuan[idx] = price_water(timeline, wdays[idx], m3[idx], monthly[rows[idx]], group=rows[idx])
+    keep = wdays >= first_day
+    emit("water", rows[keep], wdays[keep], m3[keep], yuan[keep], None)
 
     # heat: per meter (a kWh heat meter is converted to GJ), then per institution and day
     res = await _sums(store, "heat", start, end, DAY, by="device")
-    per_inst: dict[int, dict[int, float]] = {}
-    for device, bucket, value in zip(res["device"], res["bucket"].tolist(), res["c"].tolist(), strict=True):
-        d = registry.devices.get(device)
-        if d is None or d.institution not in index or not np.isfinite(value):
-            continue
-        gj = value / KWH_PER_GJ if d.unit == "kWh" else value
-        day = int(local_day(bucket))
-        slot = per_inst.setdefault(index[d.institution], {})
-        slot[day] = slot.get(day, 0.0) + gj
-    area_days = np.arange(first_day, last_day + 1)
-    for k, inst in enumerate(institutions):
-        timeline = tariffs.timeline("heat", inst)
-        by_area = any(s.basis == "m2" for _, s in timeline)
-        metered = per_inst.get(k, {})
-        if not metered and not by_area:
-            continue
-        hdays = area_days if by_area else np.array(sorted(metered), dtype=np.int64)
-        gj = np.array([metered.get(int(d), 0.0) for d in hdays])
-        yuan = price_heat(timeline, hdays, gj, inst.floor_area_m2)
-        _, heat_factor = emission.factors(hdays)
-        emit("heat", np.full(len(hdays), k), hdays, gj, yuan, gj * heat_factor, method="area" if by_area else "profile")
+    devices = [registry.devices.get(d) for d in res["device"]]
+    known = np.array([d is not None and d.institution in index for d in devices], dtype=bool)
+    per_gj = np.array([1 / KWH_PER_GJ if d is not None and d.unit == "kWh" else 1.0 for d in devices])
+    rows = np.array([index[d.institution] for d, ok in zip(devices, known, strict=True) if ok], dtype=np.int64)
+    inst_idx, day_idx, sums = _daily_totals(rows, local_day(res["bucket"][known]),
+                                            np.nan_to_num(res["c"][known] * per_gj[known])[:, None])
+    gj = sums[:, 0]
+    # institutions heated by floor area are charged every day of the season, metered or not
+    area = [k for k, inst in enumerate(institutions)
+            if any(s.basis == "m2" for _, s in tariffs.timeline("heat", inst))]
+    if area:
+        metered = dict(zip(zip(inst_idx.tolist(), day_idx.tolist(), strict=True), gj.tolist(), strict=True))
+        span = np.arange(first_day, last_day + 1)
+        extra = [(k, d) for k in area for d in span.tolist() if (k, d) not in metered]
+        inst_idx = np.r_[inst_idx, np.array([k for k, _ in extra], dtype=np.int64)]
+        day_idx = np.r_[day_idx, np.array([d for _, d in extra], dtype=np.int64)]
+        gj = np.r_[gj, np.zeros(len(extra))]
+    yuan = np.full(len(inst_idx), np.nan)
+    method = np.full(len(inst_idx), "profile", dtype=object)
+    areas = np.array([i.floor_area_m2 for i in institutions])
+    for timeline, idx in _by_timeline(tariffs, "heat", institutions, inst_idx):
+        yuan[idx] = price_heat(timeline, day_idx[idx], gj[idx], areas[inst_idx[idx]])
+        if any(s.basis == "m2" for _, s in timeline):
+            method[idx] = "area"
+    _, heat_factor = emission.factors(day_idx)
+    emit("heat", inst_idx, day_idx, gj, yuan, gj * heat_factor, method=method)
     return points
 
 
@@ -219,20 +222,19 @@ async def register_bands(store: Store, registry: Registry, institutions: list[In
     return out
 
 
+def monthly_water_quota(registry: Registry, institutions: list[Institution]) -> np.ndarray:
+    """The monthly constraint (annual / 12) of each institution's water quota, 0 without one."""
+    table = QuotaTable(registry.quotas)
+    out = np.zeros(len(institutions))
+    for k, inst in enumerate(institutions):
+        quota = table.quota(inst, "water")
+        annual = quota if isinstance(quota, str) else quota.annual(inst)
+        out[k] = 0.0 if isinstance(annual, str) else annual[0] / 12
+    return out
+
+
 def _first_of_month(day: int) -> date:
     return day_to_date(day).replace(day=1)
-
-
-def _group(keys: list[str], buckets: np.ndarray, values: np.ndarray, index: dict[str, int]
-           ) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
-    """Rows of an aggregate (sorted by key, then bucket) split per institution index."""
-    out: dict[int, tuple[list[int], list[float]]] = {}
-    for key, bucket, value in zip(keys, buckets.tolist(), values.tolist(), strict=True):
-        if key in index:
-            slot = out.setdefault(index[key], ([], []))
-            slot[0].append(bucket)
-            slot[1].append(value)
-    return [(k, (np.array(b, dtype=np.int64), np.array(v, dtype=float))) for k, (b, v) in out.items()]
 
 
 async def ensure_priced(store: Store, registry: Registry, first_day: int, last_day: int, *,
