@@ -31,7 +31,7 @@ from analytics.quota import QuotaTable
 from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, day_to_date, local_day, midnight_of
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
-from meterwatch.store import Batch, CostPoint, PricedDay, ReadingPoint, Store
+from meterwatch.store import Batch, CostPoint, MeterValuePoint, PricedDay, ReadingPoint, Store
 from meterwatch.store.aggregate import Aggregate
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,15 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     points: list[CostPoint] = []
 
     def emit(kind: str, inst_idx: np.ndarray, days: np.ndarray, qty: np.ndarray, yuan: np.ndarray,
-             carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str = "profile") -> None:
+             carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str | np.ndarray = "profile") -> None:
         for j in range(len(days)):
             inst = institutions[int(inst_idx[j])]
             split = {f"{b}_kwh": round(float(bands[j, n]), 6) for n, b in enumerate(BANDS)} if bands is not None else {}
             points.append(CostPoint(inst.id, inst.city, inst.type, kind, int(days[j]) * DAY - LOCAL_UTC_OFFSET_S,
                                     round(float(qty[j]), 6), None if not np.isfinite(yuan[j]) else round(float(yuan[j]), 4),
                                     None if carbon is None else round(float(carbon[j]), 4),
-                                    **split, method=method, tariff=tag))
+                                    **split, method=method if isinstance(method, str) else str(method[j]),
+                                    tariff=tag))
 
     # electricity: hourly profile, each hour spread evenly over its bands
     res = await _sums(store, "electricity", start, end, 3600)
@@ -124,62 +125,116 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     inst_idx, day_idx, sums = _daily_totals(rows, days, np.column_stack([split, kwh, np.nan_to_num(cost, nan=np.inf)]))
     grid, heat_factor = emission.factors(day_idx)
     yuan = np.where(np.isfinite(sums[:, 5]), sums[:, 5], np.nan)
-    emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4])
+    registers = await register_bands(store, registry, institutions, first_day, last_day)
+    method = np.full(len(day_idx), "profile", dtype=object)
+    for j, (k, d) in enumerate(zip(inst_idx.tolist(), day_idx.tolist(), strict=True)):
+        bands = registers.get((k, d))
+        schedule = tariffs.schedule_for("electricity", institutions[k], day_to_date(d))
+        if bands is not None and schedule is not None:
+            sums[j, :4], sums[j, 4] = bands, bands.sum()
+            yuan[j], method[j] = float(bands @ np.array(schedule.band_price)), "registers"
+    emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4], method)
 
     # water: daily, the month's earlier days too, so that the surcharge accrues where the quota is passed
-    month_start = midnight_of(_first_of_month(first_day))
-    res = await _sums(store, "water", month_start, end, DAY)
-    quotas = QuotaTable(registry.quotas)
-    for name, group in _group(res["institution"], res["bucket"], res["c"], index):
-        inst = institutions[name]
-        quota = quotas.quota(inst, "water")
-        annual = quota if isinstance(quota, str) else quota.annual(inst)
-        monthly = None if isinstance(annual, str) else annual[0] / 12
-        wdays, m3 = local_day(group[0]), np.nan_to_num(group[1])
-        yuan = price_water(tariffs.timeline("water", inst), wdays, m3, monthly)
-        keep = wdays >= first_day
-        emit("water", np.full(int(keep.sum()), name), wdays[keep], m3[keep], yuan[keep], None)
+    res = await _sums(store, "water", midnight_of(_first_of_month(first_day)), end, DAY)
+    known = np.array([i in index for i in res["institution"]], dtype=bool)
+    rows = np.array([index[i] for i, ok in zip(res["institution"], known, strict=True) if ok], dtype=np.int64)
+    wdays, m3 = local_day(res["bucket"][known]), np.nan_to_num(res["c"][known])
+    monthly = monthly_water_quota(registry, institutions)
+    yuan = np.full(len(rows), np.nan)
+    for timeline, idx in _by_timeline(tariffs, "water", institutions, rows):
+        yuan[idx] = price_water(timeline, wdays[idx], m3[idx], monthly[rows[idx]], group=rows[idx])
+    keep = wdays >= first_day
+    emit("water", rows[keep], wdays[keep], m3[keep], yuan[keep], None)
 
     # heat: per meter (a kWh heat meter is converted to GJ), then per institution and day
     res = await _sums(store, "heat", start, end, DAY, by="device")
-    per_inst: dict[int, dict[int, float]] = {}
-    for device, bucket, value in zip(res["device"], res["bucket"].tolist(), res["c"].tolist(), strict=True):
-        d = registry.devices.get(device)
-        if d is None or d.institution not in index or not np.isfinite(value):
-            continue
-        gj = value / KWH_PER_GJ if d.unit == "kWh" else value
-        day = int(local_day(bucket))
-        slot = per_inst.setdefault(index[d.institution], {})
-        slot[day] = slot.get(day, 0.0) + gj
-    area_days = np.arange(first_day, last_day + 1)
-    for k, inst in enumerate(institutions):
-        timeline = tariffs.timeline("heat", inst)
-        by_area = any(s.basis == "m2" for _, s in timeline)
-        metered = per_inst.get(k, {})
-        if not metered and not by_area:
-            continue
-        hdays = area_days if by_area else np.array(sorted(metered), dtype=np.int64)
-        gj = np.array([metered.get(int(d), 0.0) for d in hdays])
-        yuan = price_heat(timeline, hdays, gj, inst.floor_area_m2)
-        _, heat_factor = emission.factors(hdays)
-        emit("heat", np.full(len(hdays), k), hdays, gj, yuan, gj * heat_factor, method="area" if by_area else "profile")
+    devices = [registry.devices.get(d) for d in res["device"]]
+    known = np.array([d is not None and d.institution in index for d in devices], dtype=bool)
+    per_gj = np.array([1 / KWH_PER_GJ if d is not None and d.unit == "kWh" else 1.0 for d in devices])
+    rows = np.array([index[d.institution] for d, ok in zip(devices, known, strict=True) if ok], dtype=np.int64)
+    inst_idx, day_idx, sums = _daily_totals(rows, local_day(res["bucket"][known]),
+                                            np.nan_to_num(res["c"][known] * per_gj[known])[:, None])
+    gj = sums[:, 0]
+    # institutions heated by floor area are charged every day of the season, metered or not
+    area = [k for k, inst in enumerate(institutions)
+            if any(s.basis == "m2" for _, s in tariffs.timeline("heat", inst))]
+    if area:
+        metered = dict(zip(zip(inst_idx.tolist(), day_idx.tolist(), strict=True), gj.tolist(), strict=True))
+        span = np.arange(first_day, last_day + 1)
+        extra = [(k, d) for k in area for d in span.tolist() if (k, d) not in metered]
+        inst_idx = np.r_[inst_idx, np.array([k for k, _ in extra], dtype=np.int64)]
+        day_idx = np.r_[day_idx, np.array([d for _, d in extra], dtype=np.int64)]
+        gj = np.r_[gj, np.zeros(len(extra))]
+    yuan = np.full(len(inst_idx), np.nan)
+    method = np.full(len(inst_idx), "profile", dtype=object)
+    areas = np.array([i.floor_area_m2 for i in institutions])
+    for timeline, idx in _by_timeline(tariffs, "heat", institutions, inst_idx):
+        yuan[idx] = price_heat(timeline, day_idx[idx], gj[idx], areas[inst_idx[idx]])
+        if any(s.basis == "m2" for _, s in timeline):
+            method[idx] = "area"
+    _, heat_factor = emission.factors(day_idx)
+    emit("heat", inst_idx, day_idx, gj, yuan, gj * heat_factor, method=method)
     return points
+
+
+async def register_bands(store: Store, registry: Registry, institutions: list[Institution], first_day: int,
+                         last_day: int) -> dict[tuple[int, int], np.ndarray]:
+    """(institution index, day) -> kWh per band from DL/T 645 tariff register deltas, where the schedule in
+    force maps its registers to bands and every electricity meter of the institution has both that day's
+    and the day before's last value of every mapped register."""
+    tariffs = registry.tariffs
+    if tariffs is None or not any(s.registers for s in tariffs.schedules.get("electricity", ())):
+        return {}
+    start, end = (first_day - 1) * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    width = max(len(s.registers) for s in tariffs.schedules["electricity"])
+    last: dict[tuple[str, int, int], float] = {}  # (device, register, day) -> the day's last (largest) value
+    for k in range(1, width + 1):
+        for direction in ("forward", "combined"):
+            res = await store.aggregate(Aggregate(MeterValuePoint, {"v": ("max", "value")}, start, end,
+                                                  by=("device",), where={"quantity": f"energy_{direction}_tariff_{k}"},
+                                                  bucket_s=DAY, closing=True))  # 24:00's value closes the day
+            for device, bucket, value in zip(res["device"], res["bucket"].tolist(), res["v"].tolist(), strict=True):
+                last.setdefault((device, k, int(local_day(bucket))), value)
+    index = {inst.id: k for k, inst in enumerate(institutions)}
+    meters: dict[int, list] = {}
+    for d in registry.devices.values():
+        if d.kind == "electricity" and d.institution in index:
+            meters.setdefault(index[d.institution], []).append(d)
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for k, devices in meters.items():
+        for day in range(first_day, last_day + 1):
+            schedule = tariffs.schedule_for("electricity", institutions[k], day_to_date(day))
+            if schedule is None or not schedule.registers:
+                continue
+            bands = np.zeros(len(BANDS))
+            for d in devices:
+                for reg, band in enumerate(schedule.registers, start=1):
+                    now, before = last.get((d.id, reg, day)), last.get((d.id, reg, day - 1))
+                    if now is None or before is None or now < before:
+                        break  # a gap or a register that went back: this day is priced from the profile
+                    bands[BANDS.index(band)] += (now - before) * d.multiplier
+                else:
+                    continue
+                break
+            else:
+                out[(k, day)] = bands
+    return out
+
+
+def monthly_water_quota(registry: Registry, institutions: list[Institution]) -> np.ndarray:
+    """The monthly constraint (annual / 12) of each institution's water quota, 0 without one."""
+    table = QuotaTable(registry.quotas)
+    out = np.zeros(len(institutions))
+    for k, inst in enumerate(institutions):
+        quota = table.quota(inst, "water")
+        annual = quota if isinstance(quota, str) else quota.annual(inst)
+        out[k] = 0.0 if isinstance(annual, str) else annual[0] / 12
+    return out
 
 
 def _first_of_month(day: int) -> date:
     return day_to_date(day).replace(day=1)
-
-
-def _group(keys: list[str], buckets: np.ndarray, values: np.ndarray, index: dict[str, int]
-           ) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
-    """Rows of an aggregate (sorted by key, then bucket) split per institution index."""
-    out: dict[int, tuple[list[int], list[float]]] = {}
-    for key, bucket, value in zip(keys, buckets.tolist(), values.tolist(), strict=True):
-        if key in index:
-            slot = out.setdefault(index[key], ([], []))
-            slot[0].append(bucket)
-            slot[1].append(value)
-    return [(k, (np.array(b, dtype=np.int64), np.array(v, dtype=float))) for k, (b, v) in out.items()]
 
 
 async def ensure_priced(store: Store, registry: Registry, first_day: int, last_day: int, *,

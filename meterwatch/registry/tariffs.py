@@ -12,6 +12,7 @@ types > cities > the whole province), then the latest ``from``::
     price = { sharp = 1.10, peak = 0.95, flat = 0.62, valley = 0.30 }   # yuan per kWh
     bands = { sharp = ["19:00-21:00"], peak = ["08:00-11:00", "17:00-19:00", "21:00-23:00"],
               valley = ["23:00-07:00"] }   # local time; hours in no band are flat; may cross midnight
+    registers = ["sharp", "peak", "flat", "valley"]   # optional: price from DL/T 645 tariff registers T1..T4
 
     [[water]]
     from = 2026-01-01
@@ -29,7 +30,10 @@ Pricing rules:
 
 - electricity: an interval's consumption is spread evenly over its
   duration and each part priced by the band it falls in (minute
-  resolution), with the schedule in force at that moment;
+  resolution), with the schedule in force at that moment; with
+  ``registers``, a day on which every electricity meter of an institution
+  reported its DL/T 645 tariff registers is priced from their deltas
+  instead (the meter's own time-of-use accounting, as the utility bills);
 - water: each calendar month, use above the monthly constraint quota
   (annual / 12) is charged at price x factor, tier by tier (超定额累进加价):
   with the example, up to 20 % over at x1.5 and beyond at x2 (with
@@ -75,6 +79,7 @@ class Schedule:
     price: float = 0.0  # water per m3; heat per GJ or per m2 and season
     band_price: tuple[float, ...] = ()  # electricity, in the order of BANDS
     minute_band: np.ndarray | None = field(default=None, repr=False, compare=False)  # 1440 indices into BANDS
+    registers: tuple[str, ...] = ()  # electricity: the band of each DL/T 645 tariff register (T1, T2, ...)
     surcharge: tuple[tuple[float, float], ...] = ()  # water: (above, factor), ascending
     surcharge_on: float | None = None  # water: the part of the price the factors multiply (default: all of it)
     basis: str = "gj"
@@ -168,42 +173,52 @@ def price_electricity(timeline: Timeline, start: np.ndarray, end: np.ndarray,
     return split, cost
 
 
-def price_water(timeline: Timeline, days: np.ndarray, m3: np.ndarray, monthly_quota_m3: float | None) -> np.ndarray:
-    """Cost of each local day's water; ``days`` ascending, the month's days before them included.
+def price_water(timeline: Timeline, days: np.ndarray, m3: np.ndarray, monthly_quota_m3: float | np.ndarray | None,
+                group: np.ndarray | None = None) -> np.ndarray:
+    """Cost of each local day's water; rows ordered by ``group`` (an institution), then day, with the
+    month's days before the first one asked for included.
 
-    The progressive surcharge accrues as the month's use passes the quota:
-    a day is charged price x factor for the part of it above the monthly
-    quota (tier by tier), so the month's cost is the sum of its days' and a
-    report of any period adds up.  NaN where a day has no schedule.
+    The progressive surcharge accrues as the month's use passes the quota
+    (one per row, or one for all): a day is charged price x factor for the
+    part of it above the monthly quota, tier by tier, so the month's cost is
+    the sum of its days' and a report of any period adds up.  NaN where a
+    day has no schedule.
     """
     days, m3 = np.asarray(days, dtype=np.int64), np.nan_to_num(np.asarray(m3, dtype=float))
+    group = np.zeros(len(days), dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
+    quota = np.broadcast_to(np.nan_to_num(np.asarray(monthly_quota_m3 if monthly_quota_m3 is not None else 0.0,
+                                                     dtype=float)), days.shape)
     out = np.full(len(days), np.nan)
     which = _in_force(timeline, days * DAY - LOCAL_UTC_OFFSET_S)
-    months = np.array([day_to_date(int(d)).replace(day=1).toordinal() for d in days])
+    # cumulative use within each (group, month): a running sum that restarts where the key changes
+    month = _month_index(days)
+    key = group * 100_000 + month
+    starts = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    running = np.cumsum(m3)
+    base = np.maximum.accumulate(np.where(starts, running - m3, 0.0)) if len(m3) else running
+    after = running - base
+    before = after - m3
     for k in np.unique(which[which >= 0]):
         schedule = timeline[k][1]
         rows = which == k
-        out[rows] = m3[rows] * schedule.price
-    if not monthly_quota_m3 or monthly_quota_m3 <= 0:
-        return out
-    for month in np.unique(months):
-        rows = np.flatnonzero(months == month)
-        after = np.cumsum(m3[rows])
-        before = after - m3[rows]
-        for j, row in enumerate(rows):
-            if which[row] < 0:
-                continue
-            schedule = timeline[which[row]][1]
-            extra = _tiered(after[j], monthly_quota_m3, schedule.surcharge) - \
-                _tiered(before[j], monthly_quota_m3, schedule.surcharge) - m3[row]
-            on = schedule.surcharge_on if schedule.surcharge_on is not None else schedule.price
-            out[row] += extra * on
+        on = schedule.surcharge_on if schedule.surcharge_on is not None else schedule.price
+        q = quota[rows]
+        extra = np.where(q > 0, _tiered(after[rows], q, schedule.surcharge) - _tiered(before[rows], q, schedule.surcharge)
+                         - m3[rows], 0.0)
+        out[rows] = m3[rows] * schedule.price + extra * on
     return out
 
 
-def price_heat(timeline: Timeline, days: np.ndarray, gj: np.ndarray, area_m2: float) -> np.ndarray:
+def _month_index(days: np.ndarray) -> np.ndarray:
+    """Months since January 1970 of local day numbers."""
+    dates = np.array(days, dtype="datetime64[D]")
+    return dates.astype("datetime64[M]").astype(np.int64)
+
+
+def price_heat(timeline: Timeline, days: np.ndarray, gj: np.ndarray, area_m2: float | np.ndarray) -> np.ndarray:
     """Cost per local day: metered GJ x price (``gj`` basis), or the season's area charge spread evenly."""
     days = np.asarray(days, dtype=np.int64)
+    area = np.broadcast_to(np.asarray(area_m2, dtype=float), days.shape)
     out = np.full(len(days), np.nan)
     which = _in_force(timeline, days * DAY - LOCAL_UTC_OFFSET_S)
     for k in np.unique(which[which >= 0]):
@@ -212,26 +227,29 @@ def price_heat(timeline: Timeline, days: np.ndarray, gj: np.ndarray, area_m2: fl
         if schedule.basis == "gj":
             out[rows] = np.nan_to_num(np.asarray(gj, dtype=float)[rows]) * schedule.price
         else:
-            lengths = np.array([season_length(day_to_date(int(d)), schedule.season) for d in days[rows]])
-            out[rows] = np.where(lengths > 0, area_m2 * schedule.price / np.maximum(lengths, 1), 0.0)
+            lengths = {int(d): season_length(day_to_date(int(d)), schedule.season) for d in np.unique(days[rows])}
+            length = np.array([lengths[int(d)] for d in days[rows]])
+            out[rows] = np.where(length > 0, area[rows] * schedule.price / np.maximum(length, 1), 0.0)
     return out
 
 
-def _tiered(used: float, quota: float, tiers: tuple[tuple[float, float], ...]) -> float:
+def _tiered(used: np.ndarray | float, quota: np.ndarray | float, tiers: tuple[tuple[float, float], ...]
+            ) -> np.ndarray:
     """Price-equivalents of ``used`` m3 in a month: 1 per m3 within the quota, each tier's factor above it."""
-    charged = min(used, quota)
+    used, quota = np.asarray(used, dtype=float), np.asarray(quota, dtype=float)
+    charged = np.minimum(used, quota)
     for i, (above, factor) in enumerate(tiers):
         low = quota * (1 + above)
-        high = quota * (1 + tiers[i + 1][0]) if i + 1 < len(tiers) else float("inf")
-        charged += factor * max(0.0, min(used, high) - low)
+        high = quota * (1 + tiers[i + 1][0]) if i + 1 < len(tiers) else np.inf
+        charged = charged + factor * np.maximum(0.0, np.minimum(used, high) - low)
     if not tiers:
-        charged += max(0.0, used - quota)
+        charged = charged + np.maximum(0.0, used - quota)
     return charged
 
 
 def surcharge_factor(total: float, quota: float, tiers: tuple[tuple[float, float], ...]) -> float:
     """Average price multiplier of a month's ``total`` against its ``quota`` (1.0 within the quota)."""
-    return _tiered(total, quota, tiers) / total if total > 0 else 1.0
+    return float(_tiered(total, quota, tiers)) / total if total > 0 else 1.0
 
 
 def season_length(day: date, season: tuple[tuple[int, int], tuple[int, int]]) -> int:
@@ -359,7 +377,13 @@ def _schedule(kind: str, raw: dict[str, Any], header: int, keys: dict[str, int],
         used = {BANDS[b] for b in np.unique(minute)} if minute is not None else set()
         for band in sorted(used - set(prices), key=BANDS.index):
             r.fail("price", f"no price for the {band} band")
-        extra = {"band_price": tuple(r.price(prices.get(b, 0.0), f"{b} price") for b in BANDS), "minute_band": minute}
+        registers = raw.get("registers", [])
+        if not isinstance(registers, list) or any(b not in BANDS for b in registers):
+            r.fail("registers", f"registers must list the band of each tariff register, T1 first "
+                                f"(bands: {', '.join(BANDS)}), not {registers!r}")
+            registers = []
+        extra = {"band_price": tuple(r.price(prices.get(b, 0.0), f"{b} price") for b in BANDS), "minute_band": minute,
+                 "registers": tuple(registers)}
     elif kind == "water":
         tiers = []
         for tier in raw.get("surcharge", []):

@@ -55,3 +55,27 @@ def columns_from_rows(agg: Aggregate, rows: list[tuple[Any, ...]]) -> dict[str, 
         out[name] = np.array([np.nan if v is None else v for v in cols[k]], dtype=np.float64)
         k += 1
     return out
+
+
+def columns_from_numpy(agg: Aggregate, columns: list[Any]) -> dict[str, Any]:
+    """Result columns ordered as (by..., [bucket], values...), as numpy arrays (masked where NULL)."""
+    if not columns or len(columns[0]) == 0:
+        return empty_result(agg)
+    out: dict[str, Any] = {}
+    k = 0
+    for name in agg.by:
+        col = np.ma.filled(columns[k], "") if np.ma.isMaskedArray(columns[k]) else columns[k]
+        out[name] = ["" if v is None else str(v) for v in col.tolist()]
+        k += 1
+    if agg.bucket_s:
+        out["bucket"] = np.asarray(columns[k], dtype=np.int64)
+        k += 1
+    for name in agg.values:
+        col = columns[k]
+        out[name] = (np.ma.filled(col.astype(np.float64), np.nan) if np.ma.isMaskedArray(col)
+                     else np.asarray(col, dtype=np.float64))
+        k += 1
+    if not agg.by and not agg.bucket_s and all(np.isnan(out[n]).all() for n in agg.values) and \
+            list(agg.values.values())[0][0] != "count":
+        return empty_result(agg)  # SQL's one row of NULLs over no rows: no result, as InfluxDB says
+    return out

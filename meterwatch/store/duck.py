@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
-from meterwatch.store.aggregate import Aggregate, columns_from_rows
+from meterwatch.store.aggregate import Aggregate, columns_from_numpy
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.records import RECORD_TYPES, Batch, Schema, attr_names
@@ -176,11 +176,9 @@ class DuckStore:
             where.append(f'"{k}" = ?')
             params.append(v)
         group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))} ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
-        rows = await self.sql(f'SELECT {", ".join(selects)} FROM "{schema.measurement}" '
-                              f'WHERE {" AND ".join(where)}{group}', params)
-        if not keys and rows and rows[0][0] is None and agg.values and list(agg.values.values())[0][0] != "count":
-            rows = []
-        return columns_from_rows(agg, rows)
+        query = f'SELECT {", ".join(selects)} FROM "{schema.measurement}" WHERE {" AND ".join(where)}{group}'
+        columns = await self._call(lambda con: con.execute(query, params).fetchnumpy())  # columns, not tuples
+        return columns_from_numpy(agg, list(columns.values()))
 
     async def count(self, record_type: type) -> int:
         rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')  # type: ignore[attr-defined]

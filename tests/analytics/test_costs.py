@@ -97,3 +97,44 @@ async def test_days_are_priced_once_and_again_when_the_tariffs_change(store_url)
         await store.close()
     assert len(costs) == 10 and {c.tariff for c in costs} == {changed.fingerprint}
     assert sum(c.yuan for c in costs) == pytest.approx(10 * (2 * 1.10 + 7 * 0.95 + 7 * 0.70 + 8 * 0.30))
+
+
+async def test_a_meter_priced_from_its_profile_and_from_its_tariff_registers_gives_the_same_figure(store_url):
+    """One meter, two days of quarter-hours with uneven use; its T1..T4 registers count the same use by band
+    (T1 sharp, T2 peak, T3 flat, T4 valley).  The second day priced both ways gives the same yuan, and says how."""
+    from meterwatch.registry.tariffs import BANDS
+    from meterwatch.store import MeterValuePoint
+
+    with_registers = TARIFFS.replace('valley = ["23:00-07:00"] }',
+                                     'valley = ["23:00-07:00"] }\nregisters = ["sharp", "peak", "flat", "valley"]')
+    day0 = midnight_of(date(2026, 10, 1))
+    plain, _ = load_tariffs(TARIFFS, DEFAULT_CITIES, INSTITUTION_TYPES)
+    reg_tariffs, problems = load_tariffs(with_registers, DEFAULT_CITIES, INSTITUTION_TYPES)
+    assert not problems
+    schedule = reg_tariffs.schedules["electricity"][0]
+    readings, values, registers = [], [], [100.0, 200.0, 300.0, 400.0]
+    for k in range(1, 2 * 96 + 1):
+        t = day0 + 900 * k
+        use = 0.25 + (k % 7) * 0.1  # uneven, so an even split would not match by chance
+        minute = ((t - 900 + 8 * 3600) % DAY) // 60
+        registers[int(schedule.minute_band[minute])] += use
+        readings.append(point("e1", "electricity", t, use, 900))
+        values += [MeterValuePoint("e1", "inst-a", f"energy_forward_tariff_{n + 1}", t, round(v, 6))
+                   for n, v in enumerate(registers)]
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=readings, values=values))
+        day = int(local_day(day0)) + 1
+        base = registry()
+        by_profile = await price_days(store, Registry(base.institutions, base.devices, {}, base.quotas, plain), day, day)
+        by_registers = await price_days(store, Registry(base.institutions, base.devices, {}, base.quotas, reg_tariffs),
+                                        day, day)
+    finally:
+        await store.close()
+    (p,), (r,) = [c for c in by_profile if c.kind == "electricity"], [c for c in by_registers if c.kind == "electricity"]
+    assert (p.method, r.method) == ("profile", "registers")
+    assert r.yuan == pytest.approx(p.yuan, rel=1e-9) and r.quantity == pytest.approx(p.quantity)
+    assert [r.sharp_kwh, r.peak_kwh, r.flat_kwh, r.valley_kwh] == pytest.approx(
+        [p.sharp_kwh, p.peak_kwh, p.flat_kwh, p.valley_kwh])
+    assert len(BANDS) == 4 and p.yuan > 0
