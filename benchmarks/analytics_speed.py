@@ -36,6 +36,7 @@ from analytics.rules.burst import burst, latest_hour
 from analytics.rules.leak import leak
 from analytics.rules.meter_fault import meter_fault
 from analytics.rules.silent import silent
+from meterwatch.localtime import DAY
 
 DAYS, SLOTS = 30, 96
 NIGHT = slice(8, 16)  # 02:00-04:00
@@ -65,7 +66,7 @@ def rules(f: dict[str, np.ndarray], water: np.ndarray, now: float) -> dict[str, 
     """The rules on the features: the same calls whatever computed the features."""
     found = {}
     is_silent, _ = silent(f["last_ts"], np.full(len(f["last_ts"]), SLOT_S), now, factor=4.0, min_silence_s=6 * 3600,
-                          default_interval_s=SLOT_S, window_start=now - DAYS * 86400)
+                          default_interval_s=SLOT_S, window_start=now - DAYS * DAY)
     found["silent"] = int(is_silent.sum())
     leaking, _, _ = leak(f["night_flow"], np.full(len(f["night_flow"]), 0.5), 3)
     found["leak"] = int(leaking.sum())
@@ -161,7 +162,7 @@ def _peak_mb() -> float:
 def one(variant: str, meters: int) -> dict[str, float]:
     """Run one variant in this process: seconds, found alerts, and peak memory above the input."""
     fl = fleet(meters)
-    t0, now = 1_790_000_000.0, 1_790_000_000.0 + DAYS * 86400
+    t0, now = 1_790_000_000.0, 1_790_000_000.0 + DAYS * DAY
     df = long_table(fl) if variant == "pandas" else None
     baseline = _peak_mb()
     started = time.perf_counter()

@@ -28,6 +28,7 @@ from collector.ingest import Ingestor
 from collector.metrics import CollectorMetrics
 from collector.topics import subscriptions
 from meterwatch.const import STATUS_TOPIC
+from meterwatch.localtime import DAY
 from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
@@ -102,7 +103,7 @@ class Collector:
     async def _refresh_baselines(self, raw: list[tuple[str, bytes]]) -> None:
         devices = sorted({parts[3] for topic, _ in raw if len(parts := topic.split("/")) > 4})
         try:
-            self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * 86400,
+            self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * DAY,
                                                                    devices))
         except TransientStoreError:
             pass  # the store is down: our own history and the spool are the best baseline there is
@@ -301,7 +302,7 @@ class Collector:
         latest: dict[str, tuple[int, float]] = {}
         try:
             await self.store.open()
-            latest = await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * 86400)
+            latest = await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * DAY)
         except TransientStoreError as exc:
             log.error("store unavailable at start: spooling, and the first reading of each device after "
                       "this start gets no consumption", extra={"error": str(exc)[:200]})

@@ -18,6 +18,7 @@ import numpy as np
 
 from collector.registers import DECREASE_FLAGS, classify_decreases
 from meterwatch.const import UNKNOWN
+from meterwatch.localtime import DAY
 from meterwatch.store import Batch, ReadingPoint, Store, WeighingPoint
 from simulators.faults import FaultRates, Label
 from simulators.meters import Chunk, FleetModel
@@ -113,7 +114,7 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
     prev_ts = np.zeros(len(model.devices), dtype=np.int64)
     result = BackfillResult(labels=model.labels() + scales.labels)
     started = time.monotonic()
-    days = max(1, -(-(end - model.start) // 86400))
+    days = max(1, -(-(end - model.start) // DAY))
     for k, chunk in enumerate(model.chunks(), 1):
         if until is not None:
             if chunk.ts[0] >= until:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
@@ -167,8 +167,8 @@ class DuckStore:
         keys = [f'"{k}"' for k in agg.by]
         shift = 1 if agg.closing else 0  # (b, b + bucket]: shift by a second, as whole seconds allow
         if agg.bucket_s:
-            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
-                        f"- {LOCAL_OFFSET_S}")
+            keys.append(f'(("{schema.time_attr}" + {LOCAL_UTC_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
+                        f"- {LOCAL_UTC_OFFSET_S}")
         selects = keys + [sql_func[f].format(f'"{col}"') for f, col in agg.values.values()]
         where = [f'"{schema.time_attr}" >= ?', f'"{schema.time_attr}" < ?']
         params: list[Any] = [agg.start + shift, agg.end + shift]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
@@ -148,7 +148,7 @@ class InfluxStore:
         where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
         group = [quote_ident(k) for k in agg.by]
         if agg.bucket_s:
-            offset = (agg.bucket_s - LOCAL_OFFSET_S + shift) % agg.bucket_s
+            offset = (agg.bucket_s - LOCAL_UTC_OFFSET_S + shift) % agg.bucket_s
             group.insert(0, f"time({agg.bucket_s}s, {offset}s)")
         q = f"SELECT {', '.join(selects)} FROM {quote_ident(schema.measurement)} WHERE {' AND '.join(where)}"
         if group:
