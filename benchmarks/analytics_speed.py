@@ -62,7 +62,7 @@ def fleet(meters: int, seed: int = 1) -> Fleet:
     return Fleet(use, np.arange(meters) < meters // 3, np.arange(meters) // 5)
 
 
-def rules(f: dict[str, np.ndarray], water: np.ndarray, now: float) -> dict[str, int]:
+def rules(f: dict[str, np.ndarray], now: float) -> dict[str, int]:
     """The rules on the features: the same calls whatever computed the features."""
     found = {}
     is_silent, _ = silent(f["last_ts"], np.full(len(f["last_ts"]), SLOT_S), now, factor=4.0, min_silence_s=6 * 3600,
@@ -171,7 +171,7 @@ def one(variant: str, meters: int) -> dict[str, float]:
         found: dict[str, int] = {}
     else:
         f = features_numpy(fl, t0) if variant == "numpy" else features_pandas(df, fl, t0)
-        found = rules(f, fl.water, now)
+        found = rules(f, now)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "extra_mb": _peak_mb() - baseline, "input_mb": fl.use.nbytes / 2**20, **found}
 

@@ -124,7 +124,7 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
         await store.write_columns(ReadingPoint, columns)
         result.readings += len(columns["device"])
         points = []
-        for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng, result.labels):
+        for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng):
             card = cards.get(w.card)
             known = card is not None and card.institution == w.scale.institution
             points.append(WeighingPoint(w.scale.id, w.scale.institution, institutions[w.scale.institution].city,

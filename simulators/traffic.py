@@ -117,7 +117,7 @@ class Gateways:
     # -- scales ---------------------------------------------------------------------------------------
 
     def weighings(self, start: int, end: int, rng: np.random.Generator, traffic: Traffic) -> None:
-        for w in self.scales.events(start, end, rng, traffic.labels):
+        for w in self.scales.events(start, end, rng):
             body = {"ts": w.ts, "card": w.card, "weight_kg": w.weight_kg}
             topic = f"{UP_PREFIX}/{w.scale.institution}/{w.scale.id}/weighing"
             traffic.messages.append(Message(float(w.ts) + 5, topic, json.dumps(body).encode()))

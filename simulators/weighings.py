@@ -55,8 +55,7 @@ class WeighingModel:
             self.new_cleaner[scale.id] = (since, f"X{int(rng.integers(0, 10**8)):08d}")
             self.labels.append(Label("unknown_card", scale.institution, scale.id, "sorting", since, end, 0.3))
 
-    def events(self, start: int, end: int, rng: np.random.Generator, labels: list[Label] | None = None
-               ) -> Iterator[Weighing]:
+    def events(self, start: int, end: int, rng: np.random.Generator) -> Iterator[Weighing]:
         for scale in self.scales:
             by_category = self.cards.get(scale.institution, {})
             for day in range(int(local_day(start)), int(local_day(end)) + 1):
