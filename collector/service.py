@@ -66,7 +66,8 @@ class Collector:
         self.metrics = CollectorMetrics(self.cfg.instance)
         self.spool = DiskSpool(self.cfg.spool_dir / self.cfg.instance, self.cfg.spool_max_bytes)
         self.quarantine = Quarantine(self.cfg.spool_dir / f"{self.cfg.instance}-quarantine")
-        self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters)
+        self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters,
+                                    max_probe_interval_s=self.cfg.write_retry_max_s)
         self._pending = Pending()
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order

@@ -73,7 +73,7 @@ class DurableWriter:
         self.spool = spool
         self.quarantine = quarantine
         self.dead_letters = dead_letters or (lambda refused, error: [])
-        self.probe_interval_s = probe_interval_s
+        self.probe_interval_s = min(probe_interval_s, max_probe_interval_s)
         self.max_probe_interval_s = max_probe_interval_s
         self.quarantined = 0  # records
         self.full_since: float | None = None
