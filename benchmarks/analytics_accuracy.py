@@ -24,6 +24,7 @@ import numpy as np
 
 from analytics.alerts import AlertBook
 from analytics.runner import evaluate
+from meterwatch.localtime import DAY
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import open_store
@@ -38,9 +39,9 @@ RULE_OF = {"leak": "leak", "burst": "burst", "silent": "silent", "frozen": "mete
 
 def settle_time(cfg: AnalyticsSettings) -> dict[str, float]:
     """How long after a fault begins the rule can possibly know (by design)."""
-    return {"leak": (cfg.leak_nights + 1) * 86400, "burst": 3600,
-            "silent": cfg.silent_min_s, "frozen": cfg.frozen_days * 86400, "backwards": 86400,
-            "mis_sorted": 2 * 86400, "unknown_card": 86400}
+    return {"leak": (cfg.leak_nights + 1) * DAY, "burst": 3600,
+            "silent": cfg.silent_min_s, "frozen": cfg.frozen_days * DAY, "backwards": DAY,
+            "mis_sorted": 2 * DAY, "unknown_card": DAY}
 
 
 async def run(institutions: int, days: int, step_h: float, store_url: str | None, burst_rate: float | None = None) -> str:
@@ -51,13 +52,13 @@ async def run(institutions: int, days: int, step_h: float, store_url: str | None
     url = store_url or f"duckdb://{tempfile.mkdtemp()}/accuracy.duckdb"
     store = open_store(url)
     await store.open()
-    start = END - days * 86400
+    start = END - days * DAY
     rates = FaultRates() if burst_rate is None else FaultRates(burst=burst_rate)
     bf = await backfill(store, province, start, END, seed=42, rates=rates)
     labels = bf.labels or []
     book = AlertBook(update_interval_s=cfg.update_interval_s)
     opened: dict[str, dict[str, int]] = defaultdict(dict)  # rule -> key -> first open time
-    t, timings = start + 7 * 86400, []
+    t, timings = start + 7 * DAY, []
     while t <= END:
         began = time.perf_counter()
         result = await evaluate(store, registry, cfg, book, int(t), [])
@@ -74,15 +75,15 @@ async def run(institutions: int, days: int, step_h: float, store_url: str | None
         faults = [lb for lb in labels if RULE_OF.get(lb.fault) == rule]
         key = (lambda lb: lb.institution) if rule == "sorting" else (lambda lb: lb.device)
         truth = {(key(lb) if lb.fault != "unknown_card" else lb.device): lb for lb in faults}
-        replay_start = start + 7 * 86400  # a fault over before the replay began was never observable
+        replay_start = start + 7 * DAY  # a fault over before the replay began was never observable
         old_enough = {k: lb for k, lb in truth.items()
                       if END - lb.start >= settle[lb.fault] and lb.end >= replay_start}
         alerts = opened.get(rule, {})
-        hits = {k: ts for k, ts in alerts.items() if k in truth and ts >= truth[k].start - 86400}
+        hits = {k: ts for k, ts in alerts.items() if k in truth and ts >= truth[k].start - DAY}
         found = [k for k in old_enough if k in hits]
         recall = len(found) / len(old_enough) if old_enough else float("nan")
         precision = len(hits) / len(alerts) if alerts else float("nan")
-        delays = [(hits[k] - max(old_enough[k].start, start + 7 * 86400)) / 3600 for k in found]
+        delays = [(hits[k] - max(old_enough[k].start, start + 7 * DAY)) / 3600 for k in found]
         med = f"{np.median(delays):.1f}" if delays else "-"
         p90 = f"{np.percentile(delays, 90):.1f}" if delays else "-"
         lines.append(f"| {rule} | {len(old_enough)} | {len(alerts)} | {recall:.2f} | {precision:.2f} | {med} | {p90} |")

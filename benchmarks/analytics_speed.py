@@ -36,6 +36,7 @@ from analytics.rules.burst import burst, latest_hour
 from analytics.rules.leak import leak
 from analytics.rules.meter_fault import meter_fault
 from analytics.rules.silent import silent
+from meterwatch.localtime import DAY
 
 DAYS, SLOTS = 30, 96
 NIGHT = slice(8, 16)  # 02:00-04:00
@@ -61,11 +62,11 @@ def fleet(meters: int, seed: int = 1) -> Fleet:
     return Fleet(use, np.arange(meters) < meters // 3, np.arange(meters) // 5)
 
 
-def rules(f: dict[str, np.ndarray], water: np.ndarray, now: float) -> dict[str, int]:
+def rules(f: dict[str, np.ndarray], now: float) -> dict[str, int]:
     """The rules on the features: the same calls whatever computed the features."""
     found = {}
     is_silent, _ = silent(f["last_ts"], np.full(len(f["last_ts"]), SLOT_S), now, factor=4.0, min_silence_s=6 * 3600,
-                          default_interval_s=SLOT_S, window_start=now - DAYS * 86400)
+                          default_interval_s=SLOT_S, window_start=now - DAYS * DAY)
     found["silent"] = int(is_silent.sum())
     leaking, _, _ = leak(f["night_flow"], np.full(len(f["night_flow"]), 0.5), 3)
     found["leak"] = int(leaking.sum())
@@ -161,7 +162,7 @@ def _peak_mb() -> float:
 def one(variant: str, meters: int) -> dict[str, float]:
     """Run one variant in this process: seconds, found alerts, and peak memory above the input."""
     fl = fleet(meters)
-    t0, now = 1_790_000_000.0, 1_790_000_000.0 + DAYS * 86400
+    t0, now = 1_790_000_000.0, 1_790_000_000.0 + DAYS * DAY
     df = long_table(fl) if variant == "pandas" else None
     baseline = _peak_mb()
     started = time.perf_counter()
@@ -170,7 +171,7 @@ def one(variant: str, meters: int) -> dict[str, float]:
         found: dict[str, int] = {}
     else:
         f = features_numpy(fl, t0) if variant == "numpy" else features_pandas(df, fl, t0)
-        found = rules(f, fl.water, now)
+        found = rules(f, now)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "extra_mb": _peak_mb() - baseline, "input_mb": fl.use.nbytes / 2**20, **found}
 

@@ -39,6 +39,7 @@ from dashboards import rollups
 from dashboards.rollups import CONSUMPTION_1D
 from dashboards.boards import all_boards
 from dashboards.validate import run_board, variable_values
+from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import load_registry
 from meterwatch.settings import Settings
 from meterwatch.store.influx import InfluxStore
@@ -48,7 +49,6 @@ from simulators.meters import FleetModel
 from simulators.province import generate_province, write_registry
 from benchmarks.servers import start_influxd
 
-DAY = 86400
 TARGET_MS = 300.0
 
 
@@ -82,7 +82,7 @@ async def load_year(store: InfluxStore, settings: Settings, work: Path, institut
     for k, chunk in enumerate(model.chunks()):
         use = chunk_use(model, chunk, prev_reg, prev_ts)
         readings = use.reported.sum(axis=1)
-        day = rollups.local_day_start(int(chunk.ts[0]))
+        day = local_midnight(int(chunk.ts[0]))
         rows = readings > 0
         await store.write_columns(DailyConsumption, {
             "device": ids[rows], "institution": insts[rows], "city": cities[rows], "type": types[rows],

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import load_registry
 from benchmarks.servers import start_influxd, start_mosquitto
 from meterwatch.settings import Settings
@@ -35,7 +35,6 @@ from simulators.province import generate_province, write_registry
 from simulators.publish import publish_messages
 from simulators.traffic import Message
 
-DAY = 86400
 SLOTS = 96
 
 
@@ -74,9 +73,7 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
     work = Path(tempfile.mkdtemp(prefix="mw-midnight-"))
     write_registry(generate_province(institutions, seed=5), work / "registry")
     registry, _ = load_registry(work / "registry")
-    midnight = int(time.time()) // DAY * DAY - LOCAL_UTC_OFFSET_S  # the last local midnight (or the one before)
-    if midnight > time.time():
-        midnight -= DAY
+    midnight = local_midnight(time.time())  # the last local midnight
     messages, readings, weighings = burst(registry, midnight, spread_s)
     broker, influxd = start_mosquitto(work / "broker"), start_influxd(work / "influx")
     store_url = f"influxdb://127.0.0.1:{influxd.port}/midnight"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from analytics.evaluators import EVALUATORS
+from meterwatch.localtime import DAY
 from meterwatch.registry import Registry
 from benchmarks.servers import start_influxd
 from meterwatch.settings import AnalyticsSettings
@@ -50,12 +51,12 @@ async def measure(institutions: int, days: int, influx_port: int | None = None) 
     province = generate_province(institutions, seed=3)
     registry = Registry({i.id: i for i in province.institutions}, {d.id: d for d in province.devices},
                         {c.card: c for c in province.cards})
-    end = (int(time.time()) // 86400) * 86400
-    start = end - days * 86400
+    end = (int(time.time()) // DAY) * DAY
+    start = end - days * DAY
     meters = sorted((d for d in province.devices if d.kind != "scale"), key=lambda d: d.id)
     inst = {i.id: i for i in province.institutions}
     records = [ReadingPoint(d.id, d.institution, inst[d.institution].city, inst[d.institution].type, d.kind,
-                            start - 86400 * 400 + 900 * k, 100.0 + k, 1.0, 900)
+                            start - DAY * 400 + 900 * k, 100.0 + k, 1.0, 900)
                for k in range(max(1, 200_000 // len(meters))) for d in meters]
     server = start_influxd() if influx_port is None else None
     results: dict[str, dict[str, float]] = {}

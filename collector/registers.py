@@ -19,7 +19,6 @@ analytics (``meter_fault``) and officers can see what happened.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,11 +30,6 @@ JUMP_FACTOR = 50.0  # times the device's median rate
 JUMP_MIN_HISTORY = 4  # intervals needed before a jump can be judged
 JUMP_WINDOW = 96  # the latest intervals whose median rate is the device's normal: a day of quarter-hours
 JUMP_REFRESH = 16  # appends between recomputing that median (sorting 96 rates per reading was 25% of ingest)
-
-
-def counter_max(raw: float) -> float:
-    """The smallest power of ten above ``raw``: the register size a counter showing ``raw`` most likely has."""
-    return 10.0 ** max(1, math.ceil(math.log10(raw + 1e-9))) if raw > 0 else 10.0
 
 
 DECREASE_FLAGS = ("rollover", "replacement", "bad_reading")

@@ -28,6 +28,7 @@ from collector.ingest import Ingestor
 from collector.metrics import CollectorMetrics
 from collector.topics import subscriptions
 from meterwatch.const import STATUS_TOPIC
+from meterwatch.localtime import DAY
 from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
@@ -65,7 +66,8 @@ class Collector:
         self.metrics = CollectorMetrics(self.cfg.instance)
         self.spool = DiskSpool(self.cfg.spool_dir / self.cfg.instance, self.cfg.spool_max_bytes)
         self.quarantine = Quarantine(self.cfg.spool_dir / f"{self.cfg.instance}-quarantine")
-        self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters)
+        self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters,
+                                    max_probe_interval_s=self.cfg.write_retry_max_s)
         self._pending = Pending()
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
@@ -109,7 +111,7 @@ class Collector:
     async def _refresh_baselines(self, raw: list[tuple[str, bytes]]) -> None:
         devices = sorted({parts[3] for topic, _ in raw if len(parts := topic.split("/")) > 4})
         try:
-            self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * 86400,
+            self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * DAY,
                                                                    devices))
         except TransientStoreError:
             pass  # the store is down: our own history and the spool are the best baseline there is
@@ -320,7 +322,7 @@ class Collector:
         latest: dict[str, tuple[int, float]] = {}
         try:
             await self.store.open()
-            latest = await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * 86400)
+            latest = await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * DAY)
         except TransientStoreError as exc:
             log.error("store unavailable at start: spooling, and the first reading of each device after "
                       "this start gets no consumption", extra={"error": str(exc)[:200]})

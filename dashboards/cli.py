@@ -11,13 +11,12 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from meterwatch.localtime import DAY
 from meterwatch.settings import Settings, redact_url
 from meterwatch.store import store_for
 
 if TYPE_CHECKING:
     from meterwatch.store.influx import InfluxStore
-
-DAY = 86400
 
 
 Action = Callable[[argparse.Namespace, Settings], int]

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 from dashboards.grafana import Variable
 from dashboards.rollups import DAY
-from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES, LOCAL_UTC_OFFSET_S, UNKNOWN
+from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES, UNKNOWN
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 
 KINDS = {"electricity": "电 Electricity", "water": "水 Water", "heat": "热 Heat"}
 TYPES = {k: f"{v} {k.capitalize()}" for k, v in INSTITUTION_TYPES.items()}

@@ -22,12 +22,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, local_midnight
 from meterwatch.store.influx import InfluxStore, quote_ident
 
 log = logging.getLogger(__name__)
 
-DAY = 86400
 RESAMPLE = "RESAMPLE EVERY 15m FOR 2d"
 CHUNK_DAYS = 7  # SELECT ... INTO over a week at a time: bounded memory in influxd
 
@@ -61,10 +60,6 @@ ROLLUPS: tuple[Rollup, ...] = (
 )
 
 
-def local_day_start(ts: int) -> int:
-    return ts - (ts + LOCAL_UTC_OFFSET_S) % DAY
-
-
 async def install(store: InfluxStore) -> list[str]:
     """Create the continuous queries (replacing any of the same name with different text); their names."""
     existing: dict[str, str] = {}
@@ -84,11 +79,11 @@ async def install(store: InfluxStore) -> list[str]:
 
 async def apply(store: InfluxStore, start: int, end: int) -> int:
     """Compute every rollup for the local days touching [start, end); points written."""
-    first, total = local_day_start(start), 0
+    first, total = local_midnight(start), 0
     for rollup in ROLLUPS:  # in order: consumption_city_1d reads consumption_1d
         written = 0
         for lo in range(first, end, CHUNK_DAYS * DAY):
-            hi = min(lo + CHUNK_DAYS * DAY, local_day_start(end - 1) + DAY)
+            hi = min(lo + CHUNK_DAYS * DAY, local_midnight(end - 1) + DAY)
             series = await store.query(rollup.statement(f"time >= {lo}s AND time < {hi}s"), method="POST")
             written += sum(int(v[1]) for s in series for v in s.get("values", []))
         log.info("rollup", extra={"rollup": rollup.name, "start": first, "end": end, "written": written})

@@ -13,15 +13,14 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from dashboards.grafana import GRID_WIDTH, Dashboard, Panel, Query
-from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import CHINA as LOCAL
 from meterwatch.store.errors import PermanentStoreError
 from meterwatch.store.influx import InfluxStore
 
-LOCAL = timezone(timedelta(seconds=LOCAL_UTC_OFFSET_S))
 BUILTIN = {"timeFilter", "__interval", "__interval_ms"}
 _VARIABLE = re.compile(r"\$(\w+)")
 _RELATIVE = re.compile(r"^(?:now-)?(\d+)([smhdwMy])$")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
+# Local time lives in meterwatch.localtime.  This re-export stays only for analytics/inputs.py and
+# analytics/evaluators.py until they import it from there; nothing else may use it.
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S  # noqa: F401
+
 INSTITUTION_TYPES: Final[dict[str, str]] = {
     "office": "党政机关",
     "education": "教育",
@@ -38,13 +42,8 @@ GARBAGE_CATEGORIES: Final[dict[str, str]] = {
 }
 UNKNOWN: Final[str] = "unknown"
 
-RULES: Final[tuple[str, ...]] = ("leak", "burst", "overuse", "silent", "meter_fault", "sorting")
-
 TOPIC_ROOT: Final[str] = "meterwatch"
 UP_PREFIX: Final[str] = f"{TOPIC_ROOT}/up"
 ALERT_TOPIC: Final[str] = f"{TOPIC_ROOT}/alerts/{{institution}}"
 STATUS_TOPIC: Final[str] = f"{TOPIC_ROOT}/status/{{component}}"
-
-# Reporting time zone of the province (China Standard Time, no DST).
-LOCAL_UTC_OFFSET_S: Final[int] = 8 * 3600
 ACK_TOPIC: Final[str] = f"{TOPIC_ROOT}/ack/alerts"  # operators: {"id": "<alert id>", "by": "<name>"}

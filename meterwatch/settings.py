@@ -36,7 +36,8 @@ class CollectorSettings(BaseModel):
     metrics_interval_s: float = Field(10.0, gt=0)
     history_window: int = Field(128, ge=2, description="recent readings kept per device: a day's batch of "
                                                        "96 must fit so that its retry is a duplicate")
-    write_retry_max_s: float = Field(30.0, gt=0, description="longest wait between write retries")
+    write_retry_max_s: float = Field(15.0, gt=0, description="longest wait between attempts to write the spool "
+                                     "back while the store is down (2 s at first, doubling)")
     shutdown_grace_s: float = Field(30.0, ge=0, description="on stop, wait this long for a full spool to drain")
     spool_dir: Path = Field(Path("spool"), description="batches wait here while the store is down")
     spool_max_bytes: int = Field(1 << 30, ge=1, description="beyond this: backpressure, never drop")
@@ -124,7 +125,8 @@ class Settings(BaseSettings):
     broker_user: str | None = None
     broker_password: SecretStr | None = None
     broker_ca_file: Path | None = None
-    store: str = "duckdb:///meterwatch.duckdb"
+    store: str = Field("duckdb://meterwatch.duckdb", description="influxdb://host:8086/db, or duckdb://<path>: "
+                       "relative to the working directory, absolute with a third slash")
     store_user: str | None = None
     store_password: SecretStr | None = None
     registry: Path = Path("registry")

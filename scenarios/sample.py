@@ -22,6 +22,7 @@ from analytics.report import statistics
 from analytics.runner import evaluate
 from collector.service import Collector
 from dashboards import rollups
+from meterwatch.localtime import DAY
 from meterwatch.registry import Institution, Registry, load_registry
 from meterwatch.settings import Settings
 from meterwatch.store import store_for
@@ -34,7 +35,6 @@ from simulators.publish import publish_messages
 from simulators.traffic import Message, simulate_traffic
 
 log = logging.getLogger(__name__)
-DAY = 86400
 SAMPLE_QUOTAS = Path(__file__).resolve().parent.parent / "examples" / "registry" / "quotas.toml"
 BOARD_RANGE = {"mw-collector": "now-5m"}  # the sample's collector ran for half a minute, not six hours
 PICKS_INSTITUTION = ("mw-institution", "mw-garbage")  # boards with an institution picker

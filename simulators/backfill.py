@@ -18,6 +18,7 @@ import numpy as np
 
 from collector.registers import DECREASE_FLAGS, classify_decreases
 from meterwatch.const import UNKNOWN
+from meterwatch.localtime import DAY
 from meterwatch.store import Batch, ReadingPoint, Store, WeighingPoint
 from simulators.faults import FaultRates, Label
 from simulators.meters import Chunk, FleetModel
@@ -113,7 +114,7 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
     prev_ts = np.zeros(len(model.devices), dtype=np.int64)
     result = BackfillResult(labels=model.labels() + scales.labels)
     started = time.monotonic()
-    days = max(1, -(-(end - model.start) // 86400))
+    days = max(1, -(-(end - model.start) // DAY))
     for k, chunk in enumerate(model.chunks(), 1):
         if until is not None:
             if chunk.ts[0] >= until:
@@ -123,7 +124,7 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
         await store.write_columns(ReadingPoint, columns)
         result.readings += len(columns["device"])
         points = []
-        for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng, result.labels):
+        for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng):
             card = cards.get(w.card)
             known = card is not None and card.institution == w.scale.institution
             points.append(WeighingPoint(w.scale.id, w.scale.institution, institutions[w.scale.institution].city,

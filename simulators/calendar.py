@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import local_day
 
 
 def _span(first: str, last: str) -> list[date]:
@@ -33,7 +33,7 @@ _HOLIDAY_DAYS = np.array(sorted((d - date(1970, 1, 1)).days for d in HOLIDAYS), 
 
 def local_days(ts: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 in China Standard Time."""
-    return (np.asarray(ts, dtype=np.int64) + LOCAL_UTC_OFFSET_S) // 86400
+    return local_day(np.asarray(ts, dtype=np.int64))
 
 
 def is_holiday(ts: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from meterwatch.localtime import DAY
 from meterwatch.runtime import load_checked_registry
 from meterwatch.settings import Settings
 from meterwatch.store import store_for
@@ -54,7 +55,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     province = Province(list(registry.institutions.values()), list(registry.devices.values()),
                         list(registry.cards.values()))
     end = int(args.end.timestamp()) if args.end else int(time.time())
-    start = end - int(args.days * 86400)
+    start = end - int(args.days * DAY)
     store = store_for(settings)
 
     async def main() -> BackfillResult:

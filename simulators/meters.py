@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import Device, Institution
 from simulators.faults import COUNTER_MAX, EXPECT, FaultRates, Label, plan_faults
 from simulators.profiles import PER_HOUR, use_factor
@@ -81,11 +82,10 @@ class FleetModel:
 
     def chunks(self) -> Iterator[Chunk]:
         """The window a local day at a time (the first and last may be partial)."""
-        day = 86400
-        edge = self.start - (self.start + 8 * 3600) % day
+        edge = local_midnight(self.start)
         t = self.start
         while t < self.end:
-            stop = min(self.end, edge + day * (1 + (t - edge) // day))
+            stop = min(self.end, edge + DAY * (1 + (t - edge) // DAY))
             ts = np.arange(t, stop, SLOT_S, dtype=np.int64)
             if ts.size:
                 yield self._chunk(ts)

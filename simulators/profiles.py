@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from simulators.calendar import in_heating_season, is_holiday, is_school_vacation, is_weekend, water_season
 
 _WORKDAY = np.array([.15, .12, .1, .1, .1, .15, .4, 1.2, 2.0, 2.2, 2.2, 2.0,

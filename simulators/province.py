@@ -19,7 +19,7 @@ from meterwatch.registry.load import CARD_COLUMNS, DEVICE_COLUMNS, INSTITUTION_C
 
 CITY_SHARE = {"yinchuan": 0.40, "shizuishan": 0.15, "wuzhong": 0.19, "guyuan": 0.14, "zhongwei": 0.12}
 
-# type: (share, subclasses, median floor area m2, m2 per occupant, name templates)
+# per institution type: (share, subclasses, median floor area m2, m2 per occupant, name templates)
 TYPES: dict[str, tuple[float, tuple[str, ...], float, float, tuple[str, ...]]] = {
     "office": (0.44, ("ministry", "bureau", "township"), 4000, 25, ("{city}市{n}号政务楼", "{city}市第{n}机关办公区")),
     "education": (0.31, ("primary", "secondary", "university"), 9000, 12, ("{city}市第{n}小学", "{city}市第{n}中学")),

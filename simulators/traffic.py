@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S, UP_PREFIX
+from meterwatch.const import UP_PREFIX
+from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, local_day, local_midnight
 from simulators.faults import FaultRates, Label
 from simulators.meters import SLOT_S, Chunk, FleetModel
 from simulators.province import Province
@@ -82,7 +83,7 @@ class Gateways:
             ts = chunk.ts[sent] + self.skew[d]
             every = int(self.every[d])
             if every == 0:  # daily upload at the next local midnight
-                groups = (ts + LOCAL_UTC_OFFSET_S) // 86400
+                groups = local_day(ts)
             else:
                 groups = (sent + self.phase[d]) // every
             cuts = np.flatnonzero(np.diff(groups)) + 1
@@ -93,7 +94,7 @@ class Gateways:
                 traffic: Traffic) -> None:
         device = self.model.devices[d]
         if every == 0:
-            at = float(((int(ts[-1]) + LOCAL_UTC_OFFSET_S) // 86400 + 1) * 86400 - LOCAL_UTC_OFFSET_S) + rng.uniform(0, 60)
+            at = float(local_midnight(int(ts[-1])) + DAY) + rng.uniform(0, 60)
         else:
             at = float(ts[-1]) + rng.uniform(5, 120)
         roll = rng.random()
@@ -116,7 +117,7 @@ class Gateways:
     # -- scales ---------------------------------------------------------------------------------------
 
     def weighings(self, start: int, end: int, rng: np.random.Generator, traffic: Traffic) -> None:
-        for w in self.scales.events(start, end, rng, traffic.labels):
+        for w in self.scales.events(start, end, rng):
             body = {"ts": w.ts, "card": w.card, "weight_kg": w.weight_kg}
             topic = f"{UP_PREFIX}/{w.scale.institution}/{w.scale.id}/weighing"
             traffic.messages.append(Message(float(w.ts) + 5, topic, json.dumps(body).encode()))

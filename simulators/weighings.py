@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, local_day
 from meterwatch.registry import Device
 from simulators.faults import FaultRates, Label
 from simulators.province import Province
@@ -22,6 +22,7 @@ from simulators.province import Province
 # recyclables are ~30% of the weight, kitchen waste ~40%, hazardous ~1%: typical of sorted office waste.
 CATEGORY_ODDS = {"recyclable": 0.32, "kitchen": 0.30, "other": 0.30, "hazardous": 0.08}
 CATEGORY_WEIGHT = {"recyclable": (2.0, 4.5), "kitchen": (3.0, 6.5), "other": (2.0, 4.5), "hazardous": (1.5, 0.6)}
+OPEN_S, CLOSE_S = 8 * 60 * 60, 18 * 60 * 60  # bins are weighed between 08:00 and 18:00 local time
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +55,13 @@ class WeighingModel:
             self.new_cleaner[scale.id] = (since, f"X{int(rng.integers(0, 10**8)):08d}")
             self.labels.append(Label("unknown_card", scale.institution, scale.id, "sorting", since, end, 0.3))
 
-    def events(self, start: int, end: int, rng: np.random.Generator, labels: list[Label] | None = None
-               ) -> Iterator[Weighing]:
-        day = 86400
+    def events(self, start: int, end: int, rng: np.random.Generator) -> Iterator[Weighing]:
         for scale in self.scales:
             by_category = self.cards.get(scale.institution, {})
-            for local_day in range((start + LOCAL_UTC_OFFSET_S) // day, (end + LOCAL_UTC_OFFSET_S) // day + 1):
-                day_start = local_day * day - LOCAL_UTC_OFFSET_S
+            for day in range(int(local_day(start)), int(local_day(end)) + 1):
+                day_start = day * DAY - LOCAL_UTC_OFFSET_S
                 for _ in range(int(rng.integers(2, 7))):
-                    ts = day_start + int(rng.integers(8 * 3600, 18 * 3600))
+                    ts = day_start + int(rng.integers(OPEN_S, CLOSE_S))
                     if not start <= ts < end:
                         continue
                     category = self._category(rng, by_category)

@@ -20,7 +20,7 @@ receipt); its offset from receipt is kept as ``clock_offset_s``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, MeterValue, Sample
@@ -33,6 +33,7 @@ from collector.decoders.frames import (
     guarded,
     strip_preamble,
 )
+from meterwatch.localtime import CHINA
 
 # Unit code -> (quantity, factor to the base unit: m3, kWh or kW or m3/h).
 UNITS: dict[int, tuple[str, float]] = {
@@ -44,7 +45,6 @@ UNITS: dict[int, tuple[str, float]] = {
     0x32: ("flow", 0.001), 0x35: ("flow", 1.0),
 }
 KWH_PER_UNIT = {"kWh": 1.0, "GJ": 1000 / 3.6}  # registry units of heat meters
-CHINA = timezone(timedelta(hours=8))
 
 
 def _quantity(raw: bytes, unit_code: int, want: str) -> float:

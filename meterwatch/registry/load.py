@@ -20,14 +20,12 @@ from meterwatch.ids import is_valid_id
 from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
 from meterwatch.registry.tariffs import load_tariffs
 
-FILES = ("institutions.csv", "devices.csv", "cards.csv", "quotas.toml", "tariffs.toml", "budgets.csv")
 BUDGET_COLUMNS = ("institution", "year", "kind", "yuan")
 BUDGET_KINDS = ("electricity", "water", "heat", "total")
 INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")
 DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")
 CARD_COLUMNS = ("card", "institution", "zone", "owner_unit", "cleaner", "category")
 ADDRESS_DIGITS = {"electricity": 12, "water": 14, "heat": 14}
-QUOTA_INDICATORS = ("water", "electricity", "energy")
 
 
 class RegistryError(Exception):

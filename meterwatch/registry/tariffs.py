@@ -62,7 +62,6 @@ from meterwatch.registry.model import Institution, Problem
 FILE = "tariffs.toml"
 KINDS = ("electricity", "water", "heat")
 BANDS = ("sharp", "peak", "flat", "valley")
-BANDS_CN = {"sharp": "尖峰", "peak": "高峰", "flat": "平段", "valley": "低谷"}
 HEAT_BASES = ("gj", "m2")
 DEFAULT_SEASON = ((11, 1), (3, 31))  # Ningxia's heating season, 1 November to 31 March
 _SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -261,10 +260,6 @@ def season_length(day: date, season: tuple[tuple[int, int], tuple[int, int]]) ->
         if first <= day <= last:
             return (last - first).days + 1
     return 0
-
-
-def _price_or_nan(schedule: Schedule | None) -> float:
-    return schedule.price if schedule is not None else float("nan")
 
 
 def _band_integral(schedule: Schedule, ts: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Time-series store: one interface (``Store``), chosen by URL.
 
-``influxdb://host:8086/db`` (production) or ``duckdb:///path/file.duckdb``
-(embedded default; ``duckdb://./rel.duckdb`` and ``duckdb://:memory:`` work too).
+``influxdb://host:8086/db`` (production) or ``duckdb://<path>`` (embedded): the path is what follows
+``duckdb://``, so ``duckdb://meterwatch.duckdb`` (the default) and ``duckdb://./rel.duckdb`` are relative
+to the working directory, ``duckdb:///abs/file.duckdb`` is absolute, and ``duckdb://:memory:`` (or
+``duckdb://``) is in memory.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def open_store(url: str, *, user: str | None = None, password: str | None = None
         from meterwatch.store.duck import DuckStore
 
         return DuckStore(url)
-    raise ValueError(f"unknown store URL {redact_url(url)!r}: expected influxdb://host:port/db or duckdb:///path")
+    raise ValueError(f"unknown store URL {redact_url(url)!r}: expected influxdb://host:port/db or duckdb://path")
 
 
 def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: int | None = None) -> Store:

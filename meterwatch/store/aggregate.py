@@ -15,12 +15,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from meterwatch.store.records import Record
+
 Func = Literal["sum", "min", "max", "count", "median", "p95"]
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    record_type: type
+    record_type: type[Record]
     values: dict[str, tuple[Func, str]]
     start: int
     end: int

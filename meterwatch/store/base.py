@@ -19,9 +19,9 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from meterwatch.store.aggregate import Aggregate
-from meterwatch.store.records import Batch
+from meterwatch.store.records import Batch, Record
 
-R = TypeVar("R")
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Store(Protocol):
 
     async def write(self, batch: Batch) -> None: ...
 
-    async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
+    async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
         """Bulk write of one record type as columns (numpy arrays or lists; NaN / None = no value).
 
         Same semantics as ``write``; for backfills of millions of rows.
@@ -55,13 +55,13 @@ class Store(Protocol):
         """Records of one type, oldest first, optionally within [start, end] and matching tags."""
         ...
 
-    async def count(self, record_type: type) -> int: ...
+    async def count(self, record_type: type[Record]) -> int: ...
 
     async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
         """Grouped aggregates over [start, end), as columns (see ``meterwatch.store.aggregate``)."""
         ...
 
-    async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
+    async def count_by(self, record_type: type[Record], tag: str, since: int) -> dict[str, int]:
         """Points since ``since`` per value of ``tag`` (e.g. rejects by reason)."""
         ...
 

@@ -17,40 +17,40 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_numpy
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.records import RECORD_TYPES, Batch, Schema, attr_names
+from meterwatch.store.records import RECORD_TYPES, Batch, Record, attr_names
 
-R = TypeVar("R")
+R = TypeVar("R", bound=Record)
 SQL_TYPES = {"str": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bytes": "BLOB"}
 ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "bytes": pa.binary()}
 
 
-def _column_types(record_type: type) -> dict[str, str]:
-    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+def _column_types(record_type: type[Record]) -> dict[str, str]:
+    schema = record_type.schema
     kinds = dict(schema.fields)
     kinds[schema.time_attr] = "int"
     return {name: kinds.get(name, "str") for name in attr_names(record_type)}
 
 
-def create_table_sql(record_type: type) -> str:
-    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+def create_table_sql(record_type: type[Record]) -> str:
+    schema = record_type.schema
     cols = ", ".join(f'"{n}" {SQL_TYPES[k]}' for n, k in _column_types(record_type).items())
     key = ", ".join(f'"{k}"' for k in schema.key)
     return f'CREATE TABLE IF NOT EXISTS "{schema.measurement}" ({cols}, PRIMARY KEY ({key}))'
 
 
-def add_columns_sql(record_type: type) -> list[str]:
+def add_columns_sql(record_type: type[Record]) -> list[str]:
     """Statements that give an existing table the columns added to its record since it was created."""
-    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    schema = record_type.schema
     return [f'ALTER TABLE "{schema.measurement}" ADD COLUMN IF NOT EXISTS "{n}" {SQL_TYPES[k]}'
             for n, k in _column_types(record_type).items() if n not in schema.key]
 
 
-def upsert_sql(record_type: type, source: str) -> str:
-    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+def upsert_sql(record_type: type[Record], source: str) -> str:
+    schema = record_type.schema
     key = ", ".join(f'"{k}"' for k in schema.key)
     updates = ", ".join(f'"{n}" = COALESCE(EXCLUDED."{n}", "{n}")'
                         for n in attr_names(record_type) if n not in schema.key)
@@ -58,15 +58,15 @@ def upsert_sql(record_type: type, source: str) -> str:
             f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
 
 
-def to_arrow(record_type: type, rows: list[Any]) -> pa.Table:
+def to_arrow(record_type: type[Record], rows: list[Any]) -> pa.Table:
     """Rows to an Arrow table, keeping the last row of each key (DuckDB refuses two in one statement)."""
-    schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    schema = record_type.schema
     unique = list({tuple(getattr(r, k) for k in schema.key): r for r in rows}.values())
     types = _column_types(record_type)
     return pa.table({n: pa.array([getattr(r, n) for r in unique], type=ARROW_TYPES[k]) for n, k in types.items()})
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, record_type: type, table: pa.Table) -> None:
+def _upsert(con: duckdb.DuckDBPyConnection, record_type: type[Record], table: pa.Table) -> None:
     con.register("_incoming", table)
     try:
         con.execute(upsert_sql(record_type, "_incoming"))
@@ -131,7 +131,7 @@ class DuckStore:
                 raise
         await self._call(_write)
 
-    async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
+    async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
         types = _column_types(record_type)
         n = len(next(iter(columns.values())))
         table = pa.table({name: pa.array(columns[name], type=ARROW_TYPES[kind], from_pandas=True)
@@ -143,9 +143,9 @@ class DuckStore:
 
     async def fetch(self, record_type: type[R], *, start: int | None = None, end: int | None = None,
                     **equals: str) -> list[R]:
-        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        schema = record_type.schema
         names = attr_names(record_type)
-        where, params = ["TRUE"], []
+        where, params = ["TRUE"], list[Any]()
         if start is not None:
             where.append(f'"{schema.time_attr}" >= ?')
             params.append(start * (1 if schema.time_unit == "s" else 1_000_000_000))
@@ -161,14 +161,14 @@ class DuckStore:
         return [record_type(**dict(zip(names, row, strict=True))) for row in rows]
 
     async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
-        schema: Schema = agg.record_type.schema  # type: ignore[attr-defined]
+        schema = agg.record_type.schema
         sql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                     "median": "median({})", "p95": "quantile_cont({}, 0.95)"}
         keys = [f'"{k}"' for k in agg.by]
         shift = 1 if agg.closing else 0  # (b, b + bucket]: shift by a second, as whole seconds allow
         if agg.bucket_s:
-            keys.append(f'(("{schema.time_attr}" + {LOCAL_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
-                        f"- {LOCAL_OFFSET_S}")
+            keys.append(f'(("{schema.time_attr}" + {LOCAL_UTC_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
+                        f"- {LOCAL_UTC_OFFSET_S}")
         selects = keys + [sql_func[f].format(f'"{col}"') for f, col in agg.values.values()]
         where = [f'"{schema.time_attr}" >= ?', f'"{schema.time_attr}" < ?']
         params: list[Any] = [agg.start + shift, agg.end + shift]
@@ -180,12 +180,12 @@ class DuckStore:
         columns = await self._call(lambda con: con.execute(query, params).fetchnumpy())  # columns, not tuples
         return columns_from_numpy(agg, list(columns.values()))
 
-    async def count(self, record_type: type) -> int:
-        rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')  # type: ignore[attr-defined]
+    async def count(self, record_type: type[Record]) -> int:
+        rows = await self.sql(f'SELECT count(*) FROM "{record_type.schema.measurement}"')
         return int(rows[0][0])
 
-    async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
-        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    async def count_by(self, record_type: type[Record], tag: str, since: int) -> dict[str, int]:
+        schema = record_type.schema
         scale = 1 if schema.time_unit == "s" else 1_000_000_000
         rows = await self.sql(f'SELECT "{tag}", count(*) FROM "{schema.measurement}" '
                               f'WHERE "{schema.time_attr}" >= ? GROUP BY 1', [since * scale])
@@ -204,9 +204,14 @@ class DuckStore:
                                 [device, ts])
         after = await self.sql("SELECT ts, register FROM reading WHERE device = ? AND ts > ? ORDER BY ts LIMIT 1",
                                [device, ts])
-        return (tuple(before[0]) if before else None), (tuple(after[0]) if after else None)  # type: ignore[return-value]
+        return _point(before), _point(after)
 
     async def device_activity(self, start: int, end: int) -> DeviceActivity:
         rows = await self.sql('SELECT device, max(ts), median(interval_s), count(*) FROM reading '
                               'WHERE ts BETWEEN ? AND ? GROUP BY device ORDER BY device', [start, end])
         return activity_from_rows(rows)
+
+
+def _point(rows: list[tuple[Any, ...]]) -> tuple[int, float] | None:
+    """(ts, register) of the first row, if any."""
+    return (int(rows[0][0]), float(rows[0][1])) if rows else None

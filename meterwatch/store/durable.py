@@ -55,10 +55,9 @@ def halves(batch: Batch) -> tuple[Batch, Batch]:
     return parts
 
 
-def data_and_rest(batch: Batch) -> tuple[Batch, Batch]:
-    """Records that can be dead-lettered (measured data), and the rest (rejects, metrics...)."""
-    return (Batch(readings=batch.readings, weighings=batch.weighings, values=batch.values),
-            Batch(alerts=batch.alerts, rejects=batch.rejects, metrics=batch.metrics, statistics=batch.statistics))
+def measured_data(batch: Batch) -> Batch:
+    """The records that can be dead-lettered: measured data (readings, weighings, meter values)."""
+    return Batch(readings=batch.readings, weighings=batch.weighings, values=batch.values)
 
 
 def _merge(into: Batch, other: Batch) -> None:
@@ -74,9 +73,8 @@ class DurableWriter:
         self.spool = spool
         self.quarantine = quarantine
         self.dead_letters = dead_letters or (lambda refused, error: [])
-        self.probe_interval_s = probe_interval_s
+        self.probe_interval_s = min(probe_interval_s, max_probe_interval_s)
         self.max_probe_interval_s = max_probe_interval_s
-        self.spooled_batches = 0
         self.quarantined = 0  # records
         self.full_since: float | None = None
         self._said_at = 0.0
@@ -101,7 +99,6 @@ class DurableWriter:
                 await self._settle(refusals, written, give_up)
                 return written
         await self._with_room(lambda: self.spool.append(batch), give_up)
-        self.spooled_batches += 1
         self._changed.set()
         return Written("spool")
 
@@ -121,7 +118,7 @@ class DurableWriter:
         if not refusals:
             return
         for refused, error in refusals:
-            data, _ = data_and_rest(refused)
+            data = measured_data(refused)
             letters = self.dead_letters(data, error) if data else []
             if letters:
                 _merge(written.refused, data)

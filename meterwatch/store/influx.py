@@ -15,15 +15,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from meterwatch.const import LOCAL_UTC_OFFSET_S as LOCAL_OFFSET_S
+from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, encode_lines
-from meterwatch.store.records import Batch, Schema, attr_names
+from meterwatch.store.records import Batch, Record, Schema, attr_names
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
+R = TypeVar("R", bound=Record)
 LINES_PER_REQUEST = 5000
 # influxd refuses a request body over its [http] max-body-size (25,000,000 bytes by default) with HTTP 413.
 MAX_BODY_BYTES = 10_000_000
@@ -103,11 +103,11 @@ class InfluxStore:
 
     async def write(self, batch: Batch) -> None:
         for record_type, rows in batch.groups():
-            schema: Schema = record_type.schema  # type: ignore[attr-defined]
+            schema = record_type.schema
             await self._write_all(encode_lines(schema, rows).split("\n"), schema.time_unit)
 
-    async def write_columns(self, record_type: type, columns: dict[str, Any]) -> None:
-        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
+        schema = record_type.schema
         await self._write_all(await asyncio.to_thread(encode_columns, schema, columns), schema.time_unit)
 
     async def _write_all(self, lines: list[str], precision: str) -> None:
@@ -128,7 +128,7 @@ class InfluxStore:
 
     async def fetch(self, record_type: type[R], *, start: int | None = None, end: int | None = None,
                     **equals: str) -> list[R]:
-        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+        schema = record_type.schema
         where = time_clause(start, end, schema.time_unit)
         where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in equals.items()]
         q = f"SELECT * FROM {quote_ident(schema.measurement)}"
@@ -138,7 +138,7 @@ class InfluxStore:
         return [r for s in series for r in _records(record_type, schema, s)]
 
     async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
-        schema: Schema = agg.record_type.schema  # type: ignore[attr-defined]
+        schema = agg.record_type.schema
         ql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                    "median": "median({})", "p95": "percentile({}, 95)"}
         selects = [ql_func[f].format(quote_ident(col)) + f" AS {quote_ident(alias)}"
@@ -148,7 +148,7 @@ class InfluxStore:
         where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
         group = [quote_ident(k) for k in agg.by]
         if agg.bucket_s:
-            offset = (agg.bucket_s - LOCAL_OFFSET_S + shift) % agg.bucket_s
+            offset = (agg.bucket_s - LOCAL_UTC_OFFSET_S + shift) % agg.bucket_s
             group.insert(0, f"time({agg.bucket_s}s, {offset}s)")
         q = f"SELECT {', '.join(selects)} FROM {quote_ident(schema.measurement)} WHERE {' AND '.join(where)}"
         if group:
@@ -166,13 +166,13 @@ class InfluxStore:
         rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
         return columns_from_rows(agg, rows)
 
-    async def count(self, record_type: type) -> int:
-        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    async def count(self, record_type: type[Record]) -> int:
+        schema = record_type.schema
         series = await self.query(f"SELECT count({quote_ident(schema.count_field)}) FROM {quote_ident(schema.measurement)}")
         return int(series[0]["values"][0][1]) if series else 0
 
-    async def count_by(self, record_type: type, tag: str, since: int) -> dict[str, int]:
-        schema: Schema = record_type.schema  # type: ignore[attr-defined]
+    async def count_by(self, record_type: type[Record], tag: str, since: int) -> dict[str, int]:
+        schema = record_type.schema
         where = " AND ".join(time_clause(since, None, schema.time_unit))
         series = await self.query(f"SELECT count({quote_ident(schema.count_field)}) FROM "
                                   f"{quote_ident(schema.measurement)} WHERE {where} GROUP BY {quote_ident(tag)}")

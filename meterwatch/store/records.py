@@ -10,7 +10,7 @@ and its schema here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 FieldType = Literal["str", "float", "int", "bytes"]
 
@@ -25,9 +25,18 @@ class Schema:
     time_unit: Literal["s", "ns"] = "s"
     count_field: str = ""
 
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.fields)
+
+
+class Record(Protocol):
+    """What a store keeps: a frozen dataclass whose class carries its ``Schema``.
+
+    Backends take ``type[Record]`` and read everything they need (measurement,
+    tags, fields, key, time) from ``schema``; the dataclass fields are the
+    attributes, in order.
+    """
+
+    schema: ClassVar[Schema]
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,12 +272,7 @@ class CollectorSample:
     )
 
 
-RECORD_TYPES: tuple[type, ...] = (ReadingPoint, WeighingPoint, MeterValuePoint, AlertPoint, RejectRecord,
-                                  CollectorSample, StatisticPoint, CostPoint, PricedDay)
-SCHEMAS: dict[str, Schema] = {t.schema.measurement: t.schema for t in RECORD_TYPES}  # type: ignore[attr-defined]
-
-
-def attr_names(record_type: type) -> tuple[str, ...]:
+def attr_names(record_type: type[Record]) -> tuple[str, ...]:
     return tuple(f.name for f in fields(record_type))
 
 
@@ -286,12 +290,23 @@ class Batch:
     costs: list[CostPoint] = field(default_factory=list)
     ledger: list[PricedDay] = field(default_factory=list)
 
-    def groups(self) -> list[tuple[type, list[Any]]]:
-        pairs = [(ReadingPoint, self.readings), (WeighingPoint, self.weighings), (MeterValuePoint, self.values),
-                 (AlertPoint, self.alerts),
-                 (RejectRecord, self.rejects), (CollectorSample, self.metrics), (StatisticPoint, self.statistics),
-                 (CostPoint, self.costs), (PricedDay, self.ledger)]
-        return [(t, rows) for t, rows in pairs if rows]
+    def groups(self) -> list[tuple[type[Record], list[Any]]]:
+        """(record type, its records) for each type the batch holds, in ``BATCH_LISTS`` order."""
+        return [(t, rows) for t, name in BATCH_LISTS.items() if (rows := getattr(self, name))]
+
+    def rows_of(self, record_type: type[Record]) -> list[Any]:
+        """The list of ``record_type`` records in this batch (to append to)."""
+        return getattr(self, BATCH_LISTS[record_type])
 
     def __len__(self) -> int:
         return sum(len(rows) for _, rows in self.groups())
+
+
+# Which list of a Batch holds which record type: the one table of stored types (the DuckDB tables, the spool's
+# codec and the stores' writes all follow it, in this order).
+BATCH_LISTS: dict[type[Record], str] = {
+    ReadingPoint: "readings", WeighingPoint: "weighings", MeterValuePoint: "values", AlertPoint: "alerts",
+    RejectRecord: "rejects", CollectorSample: "metrics", StatisticPoint: "statistics", CostPoint: "costs",
+    PricedDay: "ledger",
+}
+RECORD_TYPES: tuple[type[Record], ...] = tuple(BATCH_LISTS)

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from dashboards import rollups
 from dashboards.boards import all_boards
 from scenarios.sample import BOARD_RANGE, PICKS_INSTITUTION, Sample, load_sample
 from dashboards.validate import run_board, variable_values
+from meterwatch.localtime import DAY, local_midnight
 from meterwatch.settings import Settings
 from meterwatch.store import ReadingPoint
 from meterwatch.store.aggregate import Aggregate
@@ -75,10 +75,10 @@ def test_rollup_equals_raw_readings_per_local_day(loaded) -> None:
             # To the end of today, not the sample's end: the collector stamps frames with the time it received
             # them, and accepts readings from gateway clocks running up to an hour fast.
             raw = await store.aggregate(Aggregate(ReadingPoint, {"sum": ("sum", "consumption")}, sample.start,
-                                                  rollups.local_day_start(sample.end) + rollups.DAY, by=("device",),
-                                                  bucket_s=rollups.DAY))
+                                                  local_midnight(sample.end) + DAY, by=("device",),
+                                                  bucket_s=DAY))
             series = await store.query(f'SELECT "consumption", "device" FROM "consumption_1d" '
-                                       f"WHERE time >= {rollups.local_day_start(sample.start)}s")
+                                       f"WHERE time >= {local_midnight(sample.start)}s")
             cqs = await store.query("SHOW CONTINUOUS QUERIES", database=False)
         finally:
             await store.close()

@@ -175,8 +175,7 @@ def test_garbage_categories_and_mis_sorting(province):
     model = WeighingModel(province, 4, START, START + 14 * 86400, FaultRates(mis_sorted=0.1, unknown_card=0.1))
     cards = {c.card: c.category for c in province.cards}
     weights = defaultdict(lambda: defaultdict(float))
-    labels = []
-    for w in model.events(START, START + 14 * 86400, np.random.default_rng(1), labels):
+    for w in model.events(START, START + 14 * 86400, np.random.default_rng(1)):
         weights[w.scale.institution][cards.get(w.card, "unknown")] += w.weight_kg
     def share(insts):
         total = sum(sum(weights[i].values()) for i in insts)

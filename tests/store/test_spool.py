@@ -1,7 +1,19 @@
 import pytest
 
-from meterwatch.store import Batch, ReadingPoint, RejectRecord
+from meterwatch.store import (
+    AlertPoint,
+    Batch,
+    CollectorSample,
+    CostPoint,
+    MeterValuePoint,
+    PricedDay,
+    ReadingPoint,
+    RejectRecord,
+    StatisticPoint,
+    WeighingPoint,
+)
 from meterwatch.store.codec import decode_batch, encode_batch
+from meterwatch.store.records import RECORD_TYPES
 from meterwatch.store.spool import DiskSpool, Quarantine, SpoolFull
 
 
@@ -61,3 +73,25 @@ def test_quarantine_keeps_each_refused_set_with_the_error_and_survives_a_restart
     first = json.loads(sorted((tmp_path / "q").glob("*.json"))[0].read_bytes())
     assert first["error"] == "InfluxDB 400: field type conflict"
     assert first["records"]["reject"][0][1] == "malformed_json" and len(first["records"]["reading"]) == 1
+
+
+def one_of_each() -> Batch:
+    """A batch holding one record of every stored type (a new type must be added here and to Batch)."""
+    return Batch(
+        readings=batch(1).readings, rejects=batch(1).rejects,
+        weighings=[WeighingPoint("s1", "i1", "yinchuan", "z1", "other", 5, 3.5, "c1", "k1", "u1")],
+        values=[MeterValuePoint("d1", "i1", "voltage_a", 5, 229.5)],
+        alerts=[AlertPoint("a1", 5, "open", "i1", "d1", "leak", "warning", "漏水", "leak", 0.5, "m3/h", 1)],
+        metrics=[CollectorSample("c1", 5, 10, 9, 1, 0, 0, 0, 0.5, 3.0, 1.0, 1)],
+        statistics=[StatisticPoint("i1", "yinchuan", "office", "water", 5, 10.0, 0.1, None, 1, 1, None, None,
+                                   0.05, None)],
+        costs=[CostPoint("i1", "yinchuan", "office", "water", 5, 3.0, 12.3, method="profile", tariff="f1")],
+        ledger=[PricedDay(5, "f1", 1)],
+    )
+
+
+def test_codec_round_trips_a_batch_of_every_record_type():
+    b = one_of_each()
+    assert {t.schema.measurement for t, _ in b.groups()} == {t.schema.measurement for t in RECORD_TYPES}
+    assert decode_batch(encode_batch(b)) == b
+
