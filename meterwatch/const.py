@@ -38,8 +38,6 @@ GARBAGE_CATEGORIES: Final[dict[str, str]] = {
 }
 UNKNOWN: Final[str] = "unknown"
 
-RULES: Final[tuple[str, ...]] = ("leak", "burst", "overuse", "silent", "meter_fault", "sorting")
-
 TOPIC_ROOT: Final[str] = "meterwatch"
 UP_PREFIX: Final[str] = f"{TOPIC_ROOT}/up"
 ALERT_TOPIC: Final[str] = f"{TOPIC_ROOT}/alerts/{{institution}}"
