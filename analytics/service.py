@@ -99,6 +99,8 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
         try:
             result = await evaluate(store, registry, cfg, book, int(time.time()), notifiers)
             done.append(result)
+            log.info("evaluation done", extra={"at": result.at, "events": len(result.events),
+                                               "failed": sorted(result.failed)})
             if time.monotonic() >= statistics_due and await write_statistics(store, registry, cfg, result.at):
                 statistics_due = time.monotonic() + cfg.statistics_interval_s
             failed = sorted(result.failed) if result.failed and len(result.failed) == len(result.ran) else []
