@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from analytics.rules import discover
 from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
 from dashboards.boards import all_boards
 from meterwatch_cli.main import main
@@ -22,7 +23,7 @@ from scenarios.facts import analytics_facts
 from tests.conftest import _unavailable
 
 pytestmark = pytest.mark.servers
-RULES = ("silent", "leak", "burst", "meter_fault", "sorting", "overuse")
+RULES = tuple(discover())  # every rule module
 
 
 def number(text: str) -> float:
