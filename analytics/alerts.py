@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from analytics.findings import Finding
+from analytics.rules.base import Finding
 from meterwatch.store import AlertPoint
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,11 @@ import sys
 import time
 
 from analytics.alerts import load_book
-from analytics.notifiers import http_notifier
+from analytics.notifiers import check_notifiers, http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.report import statistics
+from analytics.rules import configure
 from analytics.runner import evaluate
 from analytics.service import AnalyticsDied, acknowledge, run_scheduled
 from meterwatch.runtime import load_checked_registry, run_until_signalled
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     cfg = settings.analytics
-    try:  # configuration errors (store or broker URL) stop here, with their URLs redacted
+    try:  # configuration errors (rule sections, notifier kinds, store or broker URL) stop here, URLs redacted
+        configure(cfg)
+        check_notifiers(cfg)
         store = store_for(settings)
         notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
     except ValueError as exc:
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {rule}: {note}")
         for rule, reason in result.failed.items():
             print(f"  {rule}: FAILED: {reason}")
-        _, lines = await statistics(store, registry, result.at)
+        _, lines = await statistics(store, registry, result.at, cfg.profile_min_days)
         print("statistics (also in the store's 'statistic' measurement):")
         for line in lines:
             print("  " + line)

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.quota import GBT2589, energy_kgce
-from meterwatch.const import LOCAL_UTC_OFFSET_S, METER_KINDS
+from meterwatch.const import METER_KINDS
+from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import Device, Registry
 from meterwatch.store import ReadingPoint, Store, WeighingPoint
 from meterwatch.store.aggregate import Aggregate
-
-DAY = 86400
-
 
 @dataclass(frozen=True)
 class MeterActivity:
@@ -54,10 +52,6 @@ async def meter_activity(store: Store, registry: Registry, start: int, end: int)
     last[found] = activity.last_ts[pick[found]]
     interval[found] = activity.usual_interval_s[pick[found]]
     return MeterActivity(devices, last, interval)
-
-
-def local_midnight(ts: int) -> int:
-    return (ts + LOCAL_UTC_OFFSET_S) // DAY * DAY - LOCAL_UTC_OFFSET_S
 
 
 async def flow(store: Store, devices: list[Device], start: int, end: int, func: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,22 +5,26 @@ from __future__ import annotations
 import numpy as np
 
 from analytics import inputs
-from analytics.evaluators import local_year
 from analytics.quota import GBT2589, QuotaTable, Standing, day_to_date, energy_kgce, standing
 from analytics.statistics import intensities
+from meterwatch.localtime import DAY, local_midnight, local_year
 from meterwatch.registry import Registry
+from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import Batch, StatisticPoint, Store
 
-DAY = 86400
+
+PROFILE_MIN_DAYS = AnalyticsSettings.model_fields["profile_min_days"].default
 
 
-async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[StatisticPoint], list[str]]:
-    """Statistic points for every institution and indicator, and a few lines for the console."""
+async def statistics(store: Store, registry: Registry, at: int, profile_min_days: int = PROFILE_MIN_DAYS
+                     ) -> tuple[list[StatisticPoint], list[str]]:
+    """Statistic points for every institution and indicator (written to the store, one point per
+    institution, indicator and local day: rewriting the day replaces it), and a few lines for the console."""
     institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
     ids = [i.id for i in institutions]
     year, day_of_year, jan1 = local_year(at)
     this = await inputs.year_to_date(store, ids, jan1, at)
-    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=300)
+    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     table = QuotaTable(registry.quotas)
     last = await inputs.year_to_date(store, ids, jan1 - 365 * DAY, at - 365 * DAY)
     conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
@@ -29,7 +33,7 @@ async def statistics(store: Store, registry: Registry, at: int) -> tuple[list[St
     types = np.array([i.type for i in institutions])
     cities = np.array([i.city for i in institutions])
     points, lines = [], []
-    day = inputs.local_midnight(at)
+    day = local_midnight(at)
     for indicator in ("water", "electricity", "energy"):
         use = energy_kgce(this["electricity"], this["heat"], conversion) if indicator == "energy" else this[indicator]
         before = energy_kgce(last["electricity"], last["heat"], conversion) if indicator == "energy" else last[indicator]

@@ -17,8 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from analytics.alerts import STORE, AlertBook
-from analytics.evaluators import EVALUATORS
 from analytics.notifiers.base import Notifier, notifier_key
+from analytics.rules import configure, discover
+from analytics.rules.base import Context
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import AlertPoint, Batch, Store
@@ -38,10 +39,12 @@ class Evaluation:
 
 async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, book: AlertBook, at: int,
                    notifiers: list[Notifier], rules: list[str] | None = None) -> Evaluation:
-    result = Evaluation(at, ran=rules or list(EVALUATORS))
+    catalogue = discover()
+    own = configure(cfg, catalogue)  # checked at start by the command line; a bad section raises here
+    result = Evaluation(at, ran=rules or list(catalogue))
     for rule in result.ran:
         try:
-            outcome = await EVALUATORS[rule](store, registry, cfg, at)
+            outcome = await catalogue[rule].evaluate(Context(catalogue[rule], store, registry, cfg, own[rule], at))
         except Exception as exc:  # noqa: BLE001 - reported, and the other rules still run
             log.error("rule failed", extra={"rule": rule, "error": repr(exc)[:300]}, exc_info=True)
             result.failed[rule] = repr(exc)[:300]

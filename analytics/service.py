@@ -9,7 +9,9 @@ lost broker (which it reconnects to), or ``max_failed_evaluations``
 evaluations failing in a row, ends ``run_scheduled`` with ``AnalyticsDied``,
 and ``meterwatch analyze`` exits non-zero so that a supervisor restarts it.
 A failed evaluation is logged with its count and retried at the next
-schedule.
+schedule.  The officers' statistics (``statistic``) are written after the
+first evaluation and then at most every ``statistics_interval_s``; a
+failure to write them is logged and retried after the next evaluation.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import aiomqtt
 
 from analytics.alerts import STORE, AlertBook
 from analytics.notifiers.base import Notifier, notifier_key
+from analytics.report import statistics
 from analytics.runner import Evaluation, deliver, evaluate
 from meterwatch.const import ACK_TOPIC
 from meterwatch.mqtt import client_kwargs
 from meterwatch.registry import Registry
-from meterwatch.settings import Settings
+from meterwatch.settings import AnalyticsSettings, Settings
 from meterwatch.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -91,10 +94,15 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
                                notifiers: list[Notifier], stop: asyncio.Event, done: list[Evaluation]) -> None:
     cfg = settings.analytics
     failures = 0
+    statistics_due = 0.0  # the first evaluation writes them
     while not stop.is_set():
         try:
             result = await evaluate(store, registry, cfg, book, int(time.time()), notifiers)
             done.append(result)
+            log.info("evaluation done", extra={"at": result.at, "events": len(result.events),
+                                               "failed": sorted(result.failed)})
+            if time.monotonic() >= statistics_due and await write_statistics(store, registry, cfg, result.at):
+                statistics_due = time.monotonic() + cfg.statistics_interval_s
             failed = sorted(result.failed) if result.failed and len(result.failed) == len(result.ran) else []
         except Exception as exc:  # noqa: BLE001 - counted; retried at the next schedule
             failed = [repr(exc)[:300]]
@@ -106,6 +114,18 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
                 raise AnalyticsDied(f"{failures} evaluations failed in a row; last: {failed}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=cfg.interval_s)
+
+
+async def write_statistics(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int) -> bool:
+    """The officers' statistics as of ``at``, into the store; False (logged, tried again at the next
+    evaluation) if they could not be computed or written."""
+    try:
+        points, _ = await statistics(store, registry, at, cfg.profile_min_days)
+    except Exception as exc:  # noqa: BLE001 - the alerts went out; the figures wait for the next evaluation
+        log.error("statistics not written; retried at the next evaluation", extra={"error": repr(exc)[:300]})
+        return False
+    log.info("statistics written", extra={"points": len(points), "at": at})
+    return True
 
 
 async def run_scheduled(settings: Settings, registry: Registry, store: Store, book: AlertBook,

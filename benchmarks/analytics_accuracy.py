@@ -5,7 +5,8 @@ store, then analytics is replayed every few hours (from day 7, so that
 rules have a baseline) with one alert book, as production would run it.  An alert is a true positive when its device (or,
 for sorting, institution or scale) carries a label of the fault the rule is
 meant to catch and it opened after that fault began.  Recall counts faults
-old enough for the rule to have seen them (a leak needs its nights).
+old enough for the rule to have seen them (a leak needs its nights).  The
+rule a fault should raise is the ``expect`` of its label (``simulators/faults.py``).
 
     python -m benchmarks.analytics_accuracy --institutions 1000 --days 30
 """
@@ -23,24 +24,24 @@ from pathlib import Path
 import numpy as np
 
 from analytics.alerts import AlertBook
+from analytics.rules import configure, discover
 from analytics.runner import evaluate
 from meterwatch.localtime import DAY
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import open_store
 from simulators.backfill import backfill
-from simulators.faults import FaultRates
+from simulators.faults import EXPECT, FaultRates
 from simulators.province import generate_province
 
 END = 1_774_918_800 + 9 * 3600  # 2026-03-31 09:00 China time
-RULE_OF = {"leak": "leak", "burst": "burst", "silent": "silent", "frozen": "meter_fault",
-           "backwards": "meter_fault", "mis_sorted": "sorting", "unknown_card": "sorting"}
 
 
 def settle_time(cfg: AnalyticsSettings) -> dict[str, float]:
-    """How long after a fault begins the rule can possibly know (by design)."""
-    return {"leak": (cfg.leak_nights + 1) * DAY, "burst": 3600,
-            "silent": cfg.silent_min_s, "frozen": cfg.frozen_days * DAY, "backwards": DAY,
+    """How long after a fault begins the rule can possibly know (by design), per simulated fault kind."""
+    own = configure(cfg)
+    return {"leak": (own["leak"].nights + 1) * DAY, "burst": 3600,
+            "silent": own["silent"].min_s, "frozen": own["meter_fault"].frozen_days * DAY, "backwards": DAY,
             "mis_sorted": 2 * DAY, "unknown_card": DAY}
 
 
@@ -71,8 +72,8 @@ async def run(institutions: int, days: int, step_h: float, store_url: str | None
     settle = settle_time(cfg)
     lines = ["| rule | faults injected (old enough) | alerts | recall | precision | median delay (h) | p90 delay (h) |",
              "|---|---|---|---|---|---|---|"]
-    for rule in ("leak", "burst", "silent", "meter_fault", "sorting"):
-        faults = [lb for lb in labels if RULE_OF.get(lb.fault) == rule]
+    for rule in (r for r in discover() if r in EXPECT.values()):  # every rule the simulator injects faults for
+        faults = [lb for lb in labels if lb.expect == rule]
         key = (lambda lb: lb.institution) if rule == "sorting" else (lambda lb: lb.device)
         truth = {(key(lb) if lb.fault != "unknown_card" else lb.device): lb for lb in faults}
         replay_start = start + 7 * DAY  # a fault over before the replay began was never observable

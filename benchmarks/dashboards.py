@@ -34,10 +34,12 @@ import numpy as np
 
 from analytics.alerts import AlertBook
 from analytics.report import statistics
+from analytics.rules import configure, labels
 from analytics.runner import evaluate
 from dashboards import rollups
 from dashboards.rollups import CONSUMPTION_1D
 from dashboards.boards import all_boards
+from dashboards.common import AnalyticsFacts
 from dashboards.validate import run_board, variable_values
 from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import load_registry
@@ -120,7 +122,8 @@ async def measure(institutions: int, raw_days: int, repeat: int, influx_port: in
         print("loaded:", {k: round(v, 1) for k, v in loaded.items()})
         now = int(time.time())
         results = []
-        for board in all_boards(settings):
+        facts = AnalyticsFacts(labels(), configure(settings.analytics)["sorting"].target_share)
+        for board in all_boards(settings, facts):
             chosen = {}
             if board.uid == "mw-institution":
                 found = await store.query('SHOW TAG VALUES FROM "statistic" WITH KEY = "name" LIMIT 1')

@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from analytics.evaluators import EVALUATORS
+from analytics.rules import configure, discover
+from analytics.rules.base import Context
 from meterwatch.localtime import DAY
 from meterwatch.registry import Registry
 from benchmarks.servers import start_influxd
@@ -39,11 +40,12 @@ async def _collector_path(store: Store, records: list[ReadingPoint]) -> float:
 
 async def _evaluators(store: Store, registry: Registry, at: int) -> dict[str, float]:
     cfg = AnalyticsSettings()
+    own = configure(cfg)
     out = {}
-    for rule, evaluator in EVALUATORS.items():
+    for name, rule in discover().items():
         started = time.perf_counter()
-        await evaluator(store, registry, cfg, at)
-        out[rule] = time.perf_counter() - started
+        await rule.evaluate(Context(rule, store, registry, cfg, own[name], at))
+        out[name] = time.perf_counter() - started
     return out
 
 

@@ -1,5 +1,6 @@
 """``meterwatch dashboards build | push | rollups``; ``render`` is a whole-system scenario (``scenarios.render``)
-and is handed in by the command line, so that this package depends on the core only."""
+and is handed in by the command line, as are the rules' labels (``AnalyticsFacts``), so that this package
+depends on the core only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dashboards.common import AnalyticsFacts
 from meterwatch.localtime import DAY
 from meterwatch.settings import Settings, redact_url
 from meterwatch.store import store_for
@@ -22,14 +24,15 @@ if TYPE_CHECKING:
 Action = Callable[[argparse.Namespace, Settings], int]
 
 
-def add_parser(sub: argparse._SubParsersAction, render: Action) -> None:
+def add_parser(sub: argparse._SubParsersAction, render: Action, facts: Callable[[Settings], AnalyticsFacts]
+               ) -> None:
     p = sub.add_parser("dashboards", help="Grafana dashboards: build provisioning files, push, rollups, pictures")
     p.add_argument("action", choices=["build", "push", "rollups", "render"])
     p.add_argument("--out", type=Path, help="build: provisioning directory; render: where the PNGs go")
     p.add_argument("--days", type=float, default=2.0, help="rollups: recompute this many past days (default 2)")
     p.add_argument("--install", action="store_true", help="rollups: also create the continuous queries")
     p.add_argument("--institutions", type=int, default=60, help="render: size of the simulated sample")
-    p.set_defaults(func=run, render=render)
+    p.set_defaults(func=run, render=render, facts=facts)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "build":
             return _build(args, settings)
         if args.action == "push":
-            return _push(settings)
+            return _push(settings, args.facts(settings))
         if args.action == "rollups":
             return asyncio.run(_rollups(args, settings))
         return args.render(args, settings)
@@ -51,16 +54,16 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.out is None:
         raise ValueError("dashboards build needs --out DIR")
-    built = build(settings, args.out)
+    built = build(settings, args.out, args.facts(settings))
     print(f"wrote {len(built.dashboards)} dashboards and the provisioning files to {args.out}; "
           f"mount it as /etc/grafana/provisioning")
     return 0
 
 
-def _push(settings: Settings) -> int:
+def _push(settings: Settings, facts: AnalyticsFacts) -> int:
     from dashboards.push import push
 
-    result = push(settings)
+    result = push(settings, facts)
     print(f"pushed {len(result.dashboards)} dashboards to {redact_url(settings.grafana.url)} "
           f"(folder {'created' if result.folder_created else 'existed'}, "
           f"data source {'created' if result.datasource_created else 'existed'})")

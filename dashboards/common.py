@@ -9,6 +9,7 @@ so no Chinese text has to be written into every point.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dashboards.grafana import Variable
 from dashboards.rollups import DAY
@@ -18,12 +19,21 @@ from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 KINDS = {"electricity": "电 Electricity", "water": "水 Water", "heat": "热 Heat"}
 TYPES = {k: f"{v} {k.capitalize()}" for k, v in INSTITUTION_TYPES.items()}
 CATEGORIES = {**{k: f"{v} {k.capitalize()}" for k, v in GARBAGE_CATEGORIES.items()}, UNKNOWN: "未登记卡 Unknown card"}
-RULES = {"leak": "漏水 Leak", "burst": "爆管 Burst", "overuse": "超定额 Overuse", "silent": "静默 Silent",
-         "meter_fault": "表计故障 Meter fault", "sorting": "分类不达标 Sorting"}
 STATES = {"open": "新告警 Open", "update": "更新 Update", "resolved": "已恢复 Resolved",
           "acknowledged": "已确认 Acknowledged"}
 SEVERITIES = {"info": "提示 Info", "warning": "警告 Warning", "critical": "严重 Critical"}
 INDICATORS = {"energy": "综合能耗 Energy (kgce)", "electricity": "电 Electricity (kWh)", "water": "水 Water (m³)"}
+
+
+
+@dataclass(frozen=True)
+class AnalyticsFacts:
+    """What the boards show of the analytics rules, handed in by the caller (this package depends on the
+    core only; the command line and scenarios read them from ``analytics.rules``)."""
+
+    rule_labels: Mapping[str, str]  # rule id -> "漏水 Leak"
+    sorting_target_share: float  # the sorting rule's target, drawn on the garbage board
+
 
 DAILY = f"time(1d, {-LOCAL_UTC_OFFSET_S}s)"  # days from the province's local midnight, as the rollups
 OPEN_LOOKBACK = f"time > now() - {365 * DAY}s"  # an alert opened months ago and still open is still open

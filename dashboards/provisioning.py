@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from dashboards.boards import all_boards
+from dashboards.common import AnalyticsFacts
 from dashboards.rollups import ROLLUPS
 from dashboards.validate import structural_problems
 from meterwatch.settings import Settings
@@ -65,9 +66,9 @@ def datasource(settings: Settings) -> dict[str, Any]:
     return source
 
 
-def render(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def render(settings: Settings, facts: AnalyticsFacts) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Dashboard JSON by uid, and the data source; raises if the structure is broken."""
-    boards = all_boards(settings)
+    boards = all_boards(settings, facts)
     ref = datasource_ref(settings)
     docs = {b.uid: b.to_json(ref) for b in boards}
     problems = structural_problems(boards, {settings.grafana.datasource_uid}, docs.values())
@@ -76,8 +77,8 @@ def render(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[str, Any
     return docs, datasource(settings)
 
 
-def build(settings: Settings, out: Path) -> Built:
-    docs, source = render(settings)
+def build(settings: Settings, out: Path, facts: AnalyticsFacts) -> Built:
+    docs, source = render(settings, facts)
     folder = out / "dashboards" / PROVIDER
     folder.mkdir(parents=True, exist_ok=True)
     (out / "datasources").mkdir(parents=True, exist_ok=True)

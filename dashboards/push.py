@@ -15,6 +15,7 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
+from dashboards.common import AnalyticsFacts
 from dashboards.provisioning import render
 from meterwatch.settings import Settings, redact_url
 
@@ -38,8 +39,8 @@ def _exists(call: Any, *args: Any) -> bool:
     return True
 
 
-def push(settings: Settings, api: GrafanaApi | None = None) -> Pushed:
-    docs, source = render(settings)
+def push(settings: Settings, facts: AnalyticsFacts, api: GrafanaApi | None = None) -> Pushed:
+    docs, source = render(settings, facts)
     g = settings.grafana
     if api is None:
         token = g.token.get_secret_value() if g.token else None

@@ -8,9 +8,9 @@ that printing or logging the settings never shows them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -50,45 +50,29 @@ class CollectorSettings(BaseModel):
 
 
 class NotifierSettings(BaseModel):
-    kind: Literal["webhook", "dingtalk", "wecom"]
+    kind: str = Field(description="a channel of analytics.notifiers (webhook, dingtalk, wecom), checked at start")
     url: SecretStr = Field(description="robot URLs carry access tokens: kept secret, never logged")
     per_minute: float | None = Field(None, gt=0, description="rate limit (default: the channel's own)")
 
 
 class AnalyticsSettings(BaseModel):
+    """The generic keys of analytics.  Each rule's thresholds are a section of their own
+    (``[analytics.leak] nights = 3``, ``METERWATCH_ANALYTICS__LEAK__NIGHTS=3``), kept here as extra data and
+    validated by analytics against the rule's settings model when it starts (``analytics.rules.configure``)."""
+
+    model_config = ConfigDict(extra="allow")
+
     state_file: Path = Path("meterwatch-alerts.json")
     interval_s: float = Field(300.0, gt=0, description="scheduled mode: seconds between evaluations")
+    statistics_interval_s: float = Field(3600.0, ge=0, description="scheduled mode: write the officers' statistics "
+                                                                   "at most this often (0: every evaluation)")
     max_failed_evaluations: int = Field(3, ge=1, description="scheduled mode: exit non-zero (for a supervisor to "
                                                              "restart) after this many failed evaluations in a row")
     update_interval_s: float = Field(3600.0, ge=0, description="an open alert is re-published at most this often")
-    lookback_days: float = Field(14.0, gt=0)
-    silent_factor: float = Field(4.0, gt=1, description="silent after this many usual intervals")
-    silent_min_s: float = Field(6 * 3600.0, gt=0,
-                                description="never silent before this long: NB-IoT meters upload every 1-4 h")
-    silent_default_interval_s: float = Field(900.0, gt=0)
-    leak_nights: int = Field(3, ge=1, description="consecutive nights of flow before a leak alert")
-    leak_floor_m3h: float = Field(0.03, ge=0, description="night flow below this is never a leak")
-    leak_per_person_m3h: float = Field(0.0002, ge=0, description="allowed night flow per occupant")
-    leak_type_factor: dict[str, float] = Field(default_factory=lambda: {"medical": 3.0, "venue": 1.5})
-    burst_factor: float = Field(3.0, gt=1, description="times the device's own 95th-percentile flow")
-    burst_floor_m3h: float = Field(0.5, ge=0, description="a burst is at least this many m3/h")
-    burst_lookback_h: float = Field(6.0, gt=0, description="how far back to find the device's latest full bucket "
-                                                         "(NB-IoT batches arrive late)")
-    burst_sustained_min: int = Field(30, ge=15, description="minutes the high flow must last (a bucket)")
-    burst_min_readings: int = Field(2, ge=1, description="readings in that bucket for a verdict")
-    frozen_days: float = Field(3.0, gt=0, description="register unchanged this long while the building is in use")
-    frozen_baseline_days: float = Field(30.0, gt=0, description="how the meter usually behaves: days before that")
-    frozen_min_readings_per_day: float = Field(12.0, ge=0, description="a frozen meter still reports; "
-                                                                      "a silent one is the silent rule's")
-    backwards_min: int = Field(2, ge=1, description="bad (lower) readings in a day that make a fault")
-    sorting_window_days: float = Field(14.0, gt=0)
-    sorting_target_share: float = Field(0.10, ge=0, le=1, description="recyclable share of the weight (a policy)")
-    sorting_min_kg: float = Field(20.0, ge=0, description="no verdict on less weighed garbage")
-    sorting_min_weighings: int = Field(40, ge=1, description="no verdict on fewer weighings (sampling noise)")
-    sorting_unknown_min: int = Field(1, ge=1, description="weighings with unknown cards that raise an alert")
+    lookback_days: float = Field(14.0, gt=0, description="silent rule's window; burst rule's normal flow")
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
-    overuse_min_elapsed_share: float = Field(0.04, ge=0, le=1, description="no projection before this share of the year")
-    profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile")
+    profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
+                                                         "(overuse rule, statistics, budget)")
 
 
 class SimulatorSettings(BaseModel):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks import cli as bench_cli
 from dashboards import cli as dashboards_cli
+from dashboards.common import AnalyticsFacts
 from meterwatch.log import setup_logging
 from meterwatch.registry import RegistryError, load_registry
 from meterwatch.runtime import load_checked_registry, run_until_signalled
@@ -108,6 +109,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(args, settings)
 
 
+def dashboard_facts(settings: Settings) -> AnalyticsFacts:
+    from scenarios.facts import analytics_facts
+
+    return analytics_facts(settings)
+
+
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.render import run
 
@@ -163,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_budget)
 
-    dashboards_cli.add_parser(sub, render=cmd_render)
+    dashboards_cli.add_parser(sub, render=cmd_render, facts=dashboard_facts)
 
     p = sub.add_parser("registry", help="registry tools")
     rsub = p.add_subparsers(dest="action", required=True)

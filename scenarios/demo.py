@@ -17,6 +17,7 @@ from pathlib import Path
 
 from analytics.alerts import load_book, save_book
 from analytics.notifiers.mqtt import MqttNotifier
+from analytics.rules import configure
 from analytics.runner import evaluate
 from collector.service import Collector
 from meterwatch.registry import load_registry
@@ -69,7 +70,7 @@ async def _demo(settings: Settings, workdir: Path, institutions: int, hours: flo
         evaluation = await evaluate(store, registry, settings.analytics, book, end, [MqttNotifier(settings)])
         save_book(book, settings.analytics.state_file)
         await _summary(store, traffic, collector, stats.published, evaluation.events, time.monotonic() - started,
-                       settings.analytics.silent_min_s, end)
+                       configure(settings.analytics)["silent"].min_s, end)
         await store.close()
     return 0
 

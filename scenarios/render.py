@@ -19,6 +19,7 @@ from typing import Any
 
 from dashboards.boards import all_boards
 from dashboards.grafana import GRID_WIDTH, Dashboard
+from scenarios.facts import analytics_facts
 from scenarios.sample import BOARD_RANGE, PICKS_INSTITUTION, load_sample
 from dashboards.validate import QueryRun, run_board, variable_values
 from meterwatch.settings import Settings
@@ -62,7 +63,7 @@ async def render_all(settings: Settings, out: Path, *, institutions: int = 60, d
     paths = []
     try:
         shown = sample.showcase()
-        for board in all_boards(settings):
+        for board in all_boards(settings, analytics_facts(settings)):
             chosen = {"name": shown.name} if board.uid in PICKS_INSTITUTION else {}
             values = await variable_values(store, board, chosen)
             runs = await run_board(store, board, values, int(time.time()), BOARD_RANGE.get(board.uid))

@@ -90,8 +90,12 @@ def plan_faults(kinds: np.ndarray, start: int, end: int, rng: np.random.Generato
     return faults
 
 
+# What meterwatch should make of each injected fault (a label's ``expect``): the one map of fault kinds to
+# alert rules (analytics' rule names), register flags and rejects.  The accuracy benchmark scores every rule
+# named here.
 EXPECT = {"leak": "leak", "burst": "burst", "silent": "silent", "frozen": "meter_fault",
-          "backwards": "meter_fault", "rollover": "flag:rollover", "replacement": "flag:replacement"}
+          "backwards": "meter_fault", "rollover": "flag:rollover", "replacement": "flag:replacement",
+          "mis_sorted": "sorting", "unknown_card": "sorting"}
 
 
 def write_labels(labels: list[Label], path: Path) -> None:

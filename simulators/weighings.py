@@ -15,7 +15,7 @@ import numpy as np
 
 from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, local_day
 from meterwatch.registry import Device
-from simulators.faults import FaultRates, Label
+from simulators.faults import EXPECT, FaultRates, Label
 from simulators.province import Province
 
 # How often a bin of each category is weighed, and how heavy it is (gamma shape, scale in kg).  With these,
@@ -44,7 +44,8 @@ class WeighingModel:
         institutions = sorted({d.institution for d in self.scales})
         count = int(round(rates.mis_sorted * len(institutions)))
         self.mis_sorted = {institutions[i] for i in rng.choice(len(institutions), size=count, replace=False)}
-        self.labels = [Label("mis_sorted", inst, "", "sorting", start, end, 0.0) for inst in sorted(self.mis_sorted)]
+        self.labels = [Label("mis_sorted", inst, "", EXPECT["mis_sorted"], start, end, 0.0)
+                       for inst in sorted(self.mis_sorted)]
         # A new cleaner whose card was never registered: one scale, from some day on, a share of its weighings.
         count = int(round(rates.unknown_card * len(self.scales)))
         picked = sorted(rng.choice(len(self.scales), size=count, replace=False).tolist()) if count else []
@@ -53,7 +54,8 @@ class WeighingModel:
             scale = self.scales[k]
             since = start + int(rng.uniform(0.0, 0.7) * (end - start))
             self.new_cleaner[scale.id] = (since, f"X{int(rng.integers(0, 10**8)):08d}")
-            self.labels.append(Label("unknown_card", scale.institution, scale.id, "sorting", since, end, 0.3))
+            self.labels.append(Label("unknown_card", scale.institution, scale.id, EXPECT["unknown_card"], since, end,
+                                     0.3))
 
     def events(self, start: int, end: int, rng: np.random.Generator) -> Iterator[Weighing]:
         for scale in self.scales:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,6 +21,21 @@ class Notifier(Protocol):
     key: str
 
     async def send(self, events: list[AlertPoint]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Channel:
+    """An HTTP channel, declared once in its module as ``CHANNEL`` (found by ``analytics.notifiers.channels``).
+
+    ``body`` turns an alert event into the JSON request body; ``accepted`` tells from the HTTP status and
+    the decoded answer whether the receiver took it; ``per_minute`` is the receiver's own rate limit,
+    the default of ``[[analytics.notifiers]] per_minute``.
+    """
+
+    kind: str  # the `kind` of [[analytics.notifiers]]
+    body: Callable[[AlertPoint], dict[str, Any]]
+    accepted: Callable[[int, Any], bool]
+    per_minute: float = 60.0
 
 
 def notifier_key(notifier: Notifier) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from analytics.notifiers.base import Channel
 from analytics.notifiers.robots import accepted, markdown, title
 from meterwatch.store import AlertPoint
-
-PER_MINUTE = 20
-__all__ = ["PER_MINUTE", "accepted", "body"]
 
 
 def body(event: AlertPoint) -> dict[str, Any]:
     return {"msgtype": "markdown", "markdown": {"title": title(event), "text": markdown(event)}}
+
+
+CHANNEL = Channel("dingtalk", body, accepted, per_minute=20)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from analytics.notifiers.base import rfc3339
+from analytics.rules import discover
 from meterwatch.store import AlertPoint
 
-RULE_CN = {"leak": "疑似漏水", "burst": "疑似爆管", "overuse": "超定额预警", "silent": "表计无数据",
-           "meter_fault": "表计故障", "sorting": "垃圾分类"}
 STATE_CN = {"open": "新告警", "update": "告警更新", "resolved": "已恢复", "acknowledged": "已确认"}
 
 
 def title(event: AlertPoint) -> str:
-    return f"[{STATE_CN.get(event.state, event.state)}] {RULE_CN.get(event.rule, event.rule)} {event.institution}"
+    """``[新告警] 漏水 Leak yin-off-00001``: the rule's label from its descriptor (its id if unknown)."""
+    rule = discover().get(event.rule)
+    return f"[{STATE_CN.get(event.state, event.state)}] {rule.label if rule else event.rule} {event.institution}"
 
 
 def markdown(event: AlertPoint) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.notifiers.base import event_json
+from analytics.notifiers.base import Channel, event_json
 from meterwatch.store import AlertPoint
 
 
@@ -14,3 +14,6 @@ def body(event: AlertPoint) -> dict[str, Any]:
 
 def accepted(status: int, answer: Any) -> bool:
     return 200 <= status < 300
+
+
+CHANNEL = Channel("webhook", body, accepted, per_minute=60)

@@ -8,6 +8,17 @@ usual interval and a floor that covers batched uploads.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, Field
+
+from analytics import inputs
+from analytics.rules.base import KIND_CN, Context, Rule, RuleResult
+from meterwatch.localtime import DAY, local_text
+
+
+class SilentSettings(BaseModel):
+    factor: float = Field(4.0, gt=1, description="silent after this many usual intervals")
+    min_s: float = Field(6 * 3600.0, gt=0, description="never silent before this long: NB-IoT meters upload every 1-4 h")
+    default_interval_s: float = Field(900.0, gt=0, description="usual interval of a device with no history")
 
 
 def silent(last_ts: np.ndarray, usual_interval_s: np.ndarray, now: float, *, factor: float,
@@ -23,3 +34,26 @@ def silent(last_ts: np.ndarray, usual_interval_s: np.ndarray, now: float, *, fac
     silence = np.maximum(now - last, 0.0)
     threshold = np.maximum(factor * interval, min_silence_s)
     return silence > threshold, silence
+
+
+async def evaluate(ctx: Context[SilentSettings]) -> RuleResult:
+    cfg, at, registry = ctx.settings, ctx.at, ctx.registry
+    start = int(at - ctx.analytics.lookback_days * DAY)
+    act = await inputs.meter_activity(ctx.store, registry, start, at)
+    mask, silence = silent(act.last_ts, act.usual_interval_s, at, factor=cfg.factor, min_silence_s=cfg.min_s,
+                           default_interval_s=cfg.default_interval_s, window_start=start)
+    findings = []
+    for i in np.flatnonzero(mask):
+        d = act.devices[i]
+        name = registry.institutions[d.institution].name
+        hours = float(silence[i]) / 3600
+        since = int(at - silence[i])
+        findings.append(ctx.finding(
+            d.institution, d.id, since, round(hours, 2), "h",
+            f"{name} 的{KIND_CN.get(d.kind, '')}表 {d.id} 已 {hours:.1f} 小时无数据（最后读数 {local_text(since)}）",
+            f"{d.kind} meter {d.id} of {d.institution} has sent nothing for {hours:.1f} h "
+            f"(last reading {local_text(since)})", severity="critical" if hours > 72 else None))
+    return RuleResult(findings, {d.id for d in act.devices})
+
+
+RULE = Rule("silent", "静默", "Silent", SilentSettings, evaluate)

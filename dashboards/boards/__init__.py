@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dashboards.boards import alerts, collector, garbage, institution, province
+from dashboards.common import AnalyticsFacts
 from dashboards.grafana import Dashboard
 from meterwatch.settings import Settings
 
 
-def all_boards(settings: Settings) -> list[Dashboard]:
+def all_boards(settings: Settings, facts: AnalyticsFacts) -> list[Dashboard]:
     return [
-        province.board(settings.cities),
-        institution.board(settings.cities),
-        alerts.board(),
-        garbage.board(settings.cities, settings.analytics.sorting_target_share),
-        collector.board(),
+        province.board(settings.cities, facts.rule_labels),
+        institution.board(settings.cities, facts.rule_labels),
+        alerts.board(facts.rule_labels),
+        garbage.board(settings.cities, facts.sorting_target_share),
+        collector.board(facts.rule_labels),
     ]

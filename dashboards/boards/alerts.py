@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dashboards.common import DAILY, RULES, SEVERITIES, STATES, labels, open_alerts
+from collections.abc import Mapping
+
+from dashboards.common import DAILY, SEVERITIES, STATES, labels, open_alerts
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
 RULE = '"rule" =~ /^$rule$/'
-RULE_VARIABLE = Variable("rule", "规则 Rule", "", multi=True, include_all=True, options=tuple(RULES.items()))
 LEAK_DEVICE = Variable("leak_device", "漏水表 Leaking meter",
                        'SHOW TAG VALUES FROM "alert" WITH KEY = "device" WHERE "rule" = \'leak\'',
                        multi=True, include_all=True, all_value=None)
-NAMES = labels(RULES, STATES, SEVERITIES)
 
 
-def board() -> Dashboard:
+def rule_variable(rules: Mapping[str, str]) -> Variable:
+    return Variable("rule", "规则 Rule", "", multi=True, include_all=True, options=tuple(rules.items()))
+
+
+def board(rules: Mapping[str, str]) -> Dashboard:
+    names = labels(rules, STATES, SEVERITIES)
     return Dashboard(
         "mw-alerts", "泄漏与告警 Leaks and alerts",
         "未关闭告警、漏水夜间流量与处置时长 Open alerts, night flow of leaking buildings, time to resolve",
@@ -23,23 +28,23 @@ def board() -> Dashboard:
                 thresholds=((None, "green"), (1, "orange"), (20, "red"))),
              Panel("按规则 Open, by rule", "bargauge", (Query(
                  open_alerts('count("state") AS "open"', where=RULE, group=("rule",)), ("open",), tags=("rule",),
-                 legend="$tag_rule"),), width=9, height=5, mappings=NAMES, options={"orientation": "horizontal"}),
+                 legend="$tag_rule"),), width=9, height=5, mappings=names, options={"orientation": "horizontal"}),
              Panel("按严重程度 Open, by severity", "bargauge", (Query(
                  open_alerts('count("state") AS "open"', where=RULE, by=("rule", "device", "severity"),
                              group=("severity",)), ("open",), tags=("severity",), legend="$tag_severity"),),
-                 width=9, height=5, mappings=NAMES, options={"orientation": "horizontal"})),
+                 width=9, height=5, mappings=names, options={"orientation": "horizontal"})),
             (Panel("未关闭告警清单 Open alerts, latest event of each", "table", (Query(
                 open_alerts('"state", "severity", "value", "unit", "since" * 1000 AS "since", "message"', where=RULE,
                             fields=("severity", "value", "unit", "since", "message"),
                             group=("rule", "institution", "device")),
                 ("state", "value", "since", "message"), tags=("rule", "institution", "device"), table=True),),
-                width=24, height=9, mappings=NAMES,
+                width=24, height=9, mappings=names,
                 overrides=({"matcher": {"id": "byName", "options": "since"},
                             "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},)),),
             (Panel("最近告警事件 Recent alert events", "table", (Query(
                 'SELECT "state", "rule", "institution", "device", "severity", "value", "unit", "message" '
                 f'FROM "alert" WHERE {RULE} AND $timeFilter ORDER BY time DESC LIMIT 200',
-                ("state", "rule", "device", "message"), table=True),), width=24, height=9, mappings=NAMES),),
+                ("state", "rule", "device", "message"), table=True),), width=24, height=9, mappings=names),),
             (Panel("漏水单位夜间流量 Night flow of leaking buildings", "timeseries", (Query(
                 'SELECT max("value") FROM "alert" '
                 f"WHERE \"rule\" = 'leak' AND $timeFilter GROUP BY {DAILY}, \"institution\", \"device\" fill(none)",
@@ -53,7 +58,7 @@ def board() -> Dashboard:
             (Panel("平均处置时长 Mean time to resolve, by rule", "bargauge", (Query(
                 'SELECT mean("age_s") / 3600 AS "hours" FROM "alert" '
                 f"WHERE \"state\" = 'resolved' AND {RULE} AND $timeFilter GROUP BY \"rule\"",
-                ("hours",), tags=("rule",), legend="$tag_rule"),), unit="h", decimals=1, mappings=NAMES,
+                ("hours",), tags=("rule",), legend="$tag_rule"),), unit="h", decimals=1, mappings=names,
                 options={"orientation": "horizontal"}),
              Panel("每日新开与恢复 Opened and resolved per day", "timeseries", (
                  Query('SELECT count("age_s") AS "opened" FROM "alert" '
@@ -62,6 +67,6 @@ def board() -> Dashboard:
                        f"WHERE \"state\" = 'resolved' AND {RULE} AND $timeFilter GROUP BY {DAILY} fill(0)",
                        ("resolved",))), options={"drawStyle": "bars"})),
         ),
-        variables=(RULE_VARIABLE, LEAK_DEVICE),
+        variables=(rule_variable(rules), LEAK_DEVICE),
         time_from="now-30d",
     )

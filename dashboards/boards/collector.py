@@ -7,7 +7,9 @@ restart (counters back to zero) is not a negative spike.
 
 from __future__ import annotations
 
-from dashboards.common import RULES, open_alerts
+from collections.abc import Mapping
+
+from dashboards.common import open_alerts
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
 INSTANCE = '"instance" =~ /^$instance$/'
@@ -33,7 +35,7 @@ def _series(title: str, expr: str, column: str, unit: str) -> Panel:
         legend="$tag_instance"),), width=8, unit=unit, min_interval="10s")
 
 
-def board() -> Dashboard:
+def board(rules: Mapping[str, str]) -> Dashboard:
     return Dashboard(
         "mw-collector", "采集健康 Collector health",
         "接收、存储、拒收、缓存、延迟与静默设备 Messages in, stored, rejected, spool, lag and silent devices",
@@ -64,7 +66,7 @@ def board() -> Dashboard:
              Panel("静默设备清单 Silent devices", "table", (Query(
                  open_alerts('"since" * 1000 AS "since", "message"', where="\"rule\" = 'silent'", fields=("since", "message"),
                              group=("rule", "institution", "device")),
-                 ("since", "message"), tags=("institution", "device"), table=True),), height=9, mappings=RULES,
+                 ("since", "message"), tags=("institution", "device"), table=True),), height=9, mappings=rules,
                  overrides=({"matcher": {"id": "byName", "options": "since"},
                              "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},))),
         ),

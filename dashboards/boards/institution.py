@@ -16,7 +16,6 @@ from dashboards.common import (
     INSTITUTION_VARIABLE,
     KINDS,
     NAME_VARIABLE,
-    RULES,
     SEVERITIES,
     STATES,
     THIS_MONTH,
@@ -58,7 +57,7 @@ def _standing(title: str, expr: str, column: str, unit: str, thresholds=()) -> P
         (column,)),), width=6, height=4, unit=unit, decimals=1, thresholds=thresholds)
 
 
-def board(cities: Mapping[str, str]) -> Dashboard:
+def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
     return Dashboard(
         "mw-institution", "单位详情 Institution",
         "一个单位的表计、同比与定额进度 One institution: its meters, this year against last, its quota",
@@ -89,7 +88,7 @@ def board(cities: Mapping[str, str]) -> Dashboard:
                 'SELECT "state", "rule", "device", "severity", "value", "unit", "message" FROM "alert" '
                 f"WHERE {INST} AND $timeFilter ORDER BY time DESC LIMIT 200",
                 ("state", "rule", "device", "value", "message"), table=True),),
-                time_from="30d", mappings=labels(RULES, STATES, SEVERITIES)),
+                time_from="30d", mappings=labels(rules, STATES, SEVERITIES)),
              Panel("本单位垃圾分类 Its garbage, daily by category", "timeseries", (Query(
                  f'SELECT sum("weight_kg") FROM "weighing" WHERE {INST} AND $timeFilter '
                  f'GROUP BY {DAILY}, "category" fill(0)', ("sum",), tags=("category",), legend="$tag_category"),),

@@ -13,7 +13,6 @@ from dashboards.common import (
     CATEGORIES,
     DAILY,
     KINDS,
-    RULES,
     THIS_MONTH,
     THIS_YEAR,
     TODAY,
@@ -45,7 +44,7 @@ def _ranking(title: str, func: str, intensity: str, unit: str) -> Panel:
         transformations=({"id": "organize", "options": {"excludeByName": {"Time": True}}},))
 
 
-def board(cities: Mapping[str, str]) -> Dashboard:
+def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
     places = labels(city_labels(cities), TYPES, KINDS)
     return Dashboard(
         "mw-province", "全省概览 Province overview",
@@ -92,7 +91,7 @@ def board(cities: Mapping[str, str]) -> Dashboard:
              _ranking("单位面积能耗最高 Highest energy per m²", "top", "per_m2", "kgce/m²")),
             (Panel("未关闭告警（按规则）Open alerts by rule", "bargauge", (Query(
                 open_alerts('count("state") AS "open"', group=("rule",)), ("open",), tags=("rule",),
-                legend="$tag_rule"),), mappings=RULES, options={"orientation": "horizontal"}),
+                legend="$tag_rule"),), mappings=rules, options={"orientation": "horizontal"}),
              Panel("本年垃圾分类 Garbage collected this year, by category", "piechart", (Query(
                  'SELECT sum("weight_kg") AS "weight_kg" FROM "weighing_city_1d" '
                  'WHERE "city" =~ /^$city$/ AND $timeFilter GROUP BY "category"', ("weight_kg",),

@@ -1,5 +1,5 @@
 from analytics.alerts import AlertBook, load_book, save_book
-from analytics.findings import Finding
+from analytics.rules.base import Finding
 
 
 def finding(device="d1", value=7.0, since=1000):

@@ -60,9 +60,9 @@ async def test_dingtalk_and_wecom_markdown_with_access_token(receiver):
     await http_notifier("wecom", f"{base}/cgi-bin/webhook/send?key=SECRET", per_minute=6000).send([EVENT])
     ding, wecom = got[0], got[1]
     assert ding["query"] == {"access_token": "SECRET"} and ding["body"]["msgtype"] == "markdown"
-    assert ding["body"]["markdown"]["title"] == "[新告警] 疑似漏水 yin-off-00001"
+    assert ding["body"]["markdown"]["title"] == "[新告警] 漏水 Leak yin-off-00001"
     assert "yin-off-00001-w1" in ding["body"]["markdown"]["text"]
-    assert wecom["body"]["msgtype"] == "markdown" and "疑似漏水" in wecom["body"]["markdown"]["content"]
+    assert wecom["body"]["msgtype"] == "markdown" and "漏水 Leak" in wecom["body"]["markdown"]["content"]
 
 
 async def test_transient_failures_are_retried_and_refusals_are_not(receiver, caplog):

@@ -13,15 +13,17 @@ import re
 
 import pytest
 
+from analytics.rules import discover
 from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
 from dashboards.boards import all_boards
 from meterwatch_cli.main import main
 from benchmarks.servers import ServerUnavailable
 from meterwatch.settings import Settings
+from scenarios.facts import analytics_facts
 from tests.conftest import _unavailable
 
 pytestmark = pytest.mark.servers
-RULES = ("silent", "leak", "burst", "meter_fault", "sorting", "overuse")
+RULES = tuple(discover())  # every rule module
 
 
 def number(text: str) -> float:
@@ -83,7 +85,7 @@ def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
 
 def test_dashboards_smoke_times_every_panel_query_and_finds_the_loaded_data(influxd) -> None:
     results = asyncio.run(dashboards.measure(5, raw_days=1, repeat=1, influx_port=influxd.port))
-    queries = sum(len(p.queries) for b in all_boards(Settings()) for p in b.panels())
+    queries = sum(len(p.queries) for b in all_boards(Settings(), analytics_facts(Settings())) for p in b.panels())
     assert len(results) == queries + 1  # and the raw comparison
     assert all(ms > 0 and rows >= 0 for _, _, ms, rows in results)
     rows = {panel: n for uid, panel, _, n in results if uid == "mw-province"}

@@ -12,6 +12,7 @@ import pytest
 from dashboards.push import push
 from meterwatch_cli.main import main
 from meterwatch.settings import GrafanaSettings, Settings
+from scenarios.facts import analytics_facts
 
 
 class FakeGrafana(ThreadingHTTPServer):
@@ -89,7 +90,7 @@ def _settings(grafana: FakeGrafana) -> Settings:
 
 
 def test_push_creates_folder_and_datasource_once_and_overwrites_dashboards(grafana: FakeGrafana) -> None:
-    first = push(_settings(grafana))
+    first = push(_settings(grafana), analytics_facts(Settings()))
     assert first.folder_created and first.datasource_created
     assert sorted(grafana.dashboards) == ["mw-alerts", "mw-collector", "mw-garbage", "mw-institution", "mw-province"]
     assert all(b["folderUid"] == "meterwatch" and b["overwrite"] for b in grafana.dashboards.values())
@@ -97,7 +98,7 @@ def test_push_creates_folder_and_datasource_once_and_overwrites_dashboards(grafa
     assert all(auth == "Bearer glsa_token" for _, _, auth in grafana.calls)
     calls = len(grafana.calls)
 
-    second = push(_settings(grafana))
+    second = push(_settings(grafana), analytics_facts(Settings()))
     assert not second.folder_created and not second.datasource_created
     assert len(grafana.dashboards) == 5  # same uids: replaced, not duplicated
     posts = [path for method, path, _ in grafana.calls[calls:] if method == "POST"]

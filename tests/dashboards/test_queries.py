@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from dashboards.boards import all_boards
+from scenarios.facts import analytics_facts
 from scenarios.sample import BOARD_RANGE, PICKS_INSTITUTION, Sample, load_sample
 from dashboards.validate import run_board, variable_values
 from meterwatch.localtime import DAY, local_midnight
@@ -49,7 +50,7 @@ async def _pick_institution(store: InfluxStore, sample: Sample) -> str:
 @pytest.mark.parametrize("uid", ["mw-province", "mw-institution", "mw-alerts", "mw-garbage", "mw-collector"])
 def test_every_panel_query_returns_the_columns_it_reads(loaded, uid: str) -> None:
     settings, sample = loaded
-    board = next(b for b in all_boards(settings) if b.uid == uid)
+    board = next(b for b in all_boards(settings, analytics_facts(settings)) if b.uid == uid)
 
     async def check() -> list:
         store = InfluxStore(settings.store)

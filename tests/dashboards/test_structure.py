@@ -14,13 +14,14 @@ from dashboards.provisioning import build, datasource_ref
 from dashboards.validate import expand, parse_time, structural_problems
 from meterwatch_cli.main import main
 from meterwatch.settings import Settings
+from scenarios.facts import analytics_facts
 
 SETTINGS = Settings(store="influxdb://influx.example:8086/meterwatch", store_user="grafana",
                     store_password="s3cret-pw")
 
 
 def test_build_writes_a_mountable_provisioning_directory(tmp_path: Path) -> None:
-    built = build(SETTINGS, tmp_path)
+    built = build(SETTINGS, tmp_path, analytics_facts(SETTINGS))
     boards = sorted(p.name for p in (tmp_path / "dashboards" / "meterwatch").glob("*.json"))
     assert boards == ["mw-alerts.json", "mw-collector.json", "mw-garbage.json", "mw-institution.json",
                       "mw-province.json"]
@@ -40,7 +41,7 @@ def test_build_writes_a_mountable_provisioning_directory(tmp_path: Path) -> None
 
 
 def test_shipped_dashboards_have_no_structural_problem() -> None:
-    boards = all_boards(SETTINGS)
+    boards = all_boards(SETTINGS, analytics_facts(SETTINGS))
     docs = [b.to_json(datasource_ref(SETTINGS)) for b in boards]
     assert structural_problems(boards, {"meterwatch-influxdb"}, docs) == []
     assert len(boards) == 5 and sum(len(b.panels()) for b in boards) >= 50

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
+import time
 
 import paho.mqtt.client as paho
 import pytest
 
+from analytics.alerts import load_book
+from analytics.service import run_scheduled
+from meterwatch.localtime import local_year
+from meterwatch.settings import AnalyticsSettings, Settings
 from meterwatch_cli.main import main
-from meterwatch.store import AlertPoint, Batch, ReadingPoint, open_store
+from meterwatch.store import AlertPoint, Batch, ReadingPoint, StatisticPoint, open_store
+from tests.e2e.conftest import eventually
 from tests.helpers import tiny_registry
 
 pytestmark = pytest.mark.servers
@@ -103,3 +110,47 @@ def test_silent_alert_opened_published_kept_and_resolved(mosquitto, influx_url, 
     out, _ = sub.communicate(timeout=30)
     assert json.loads(out.split(" ", 1)[1])["state"] == "resolved"
     assert sorted(a.state for a in alerts(influx_url)) == ["open", "resolved"]
+
+
+async def test_the_scheduled_process_writes_the_statistics(mosquitto, duck_url, tmp_path, caplog):
+    """Issue 13 item 5: only `--once` wrote `statistic`; the service left the quota and ranking panels empty.
+    The scheduled process writes them after its first evaluation, then every `statistics_interval_s`."""
+    registry = tiny_registry(tmp_path / "registry")
+    settings = Settings(broker=f"mqtt://127.0.0.1:{mosquitto.port}", store=duck_url, registry=tmp_path / "registry",
+                        analytics=AnalyticsSettings(state_file=tmp_path / "alerts.json", interval_s=0.2,
+                                                    statistics_interval_s=3600))
+    now = int(time.time())
+    _, _, jan1 = local_year(now)
+    water = [ReadingPoint("a-w1", "inst-a", "yinchuan", "education", "water", t, 100.0 + 0.25 * k, 0.25, 900)
+             for k, t in enumerate(range(now - 7200, now - 60, 900))]
+    store = open_store(duck_url)
+    await store.open()
+    await store.write(Batch(readings=water))
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="analytics.service")
+    run = asyncio.create_task(run_scheduled(settings, registry, store, load_book(settings.analytics.state_file,
+                                                                                 update_interval_s=0), [], stop))
+    try:
+        async def stored() -> dict[tuple[str, str], float]:
+            return {(s.institution, s.indicator): s.use for s in await store.fetch(StatisticPoint)}
+
+        every = {(i, ind) for i in ("inst-a", "inst-b") for ind in ("water", "electricity", "energy")}
+        assert await eventually(lambda: _keys(stored), every, timeout=30) == every
+        figures = await stored()
+        # inst-a's water this year, by hand: the 0.25 m3 readings since local 1 January; inst-b used none.
+        assert figures[("inst-a", "water")] == pytest.approx(0.25 * sum(1 for r in water if r.ts >= jan1))
+        assert figures[("inst-b", "water")] == 0.0
+        assert await eventually(lambda: len(_logged(caplog, "evaluation done")) >= 3, True, timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 30)
+        await store.close()
+    assert len(_logged(caplog, "statistics written")) == 1  # three evaluations or more, one hour of interval
+
+
+async def _keys(probe) -> set[tuple[str, str]]:
+    return set(await probe())
+
+
+def _logged(caplog, message: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == message]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analytics.alerts import AlertBook
+from analytics.rules import configure
 from analytics.runner import evaluate
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
@@ -41,9 +42,10 @@ async def test_rules_against_ground_truth(store_url, province):
     def expected(fault: str, min_age_s: float = 0) -> set[str]:
         return {lb.device or lb.institution for lb in labels if lb.fault == fault and END - lb.start >= min_age_s}
 
-    leaks = expected("leak", (cfg.leak_nights + 1) * 86400)
-    silent = expected("silent", cfg.silent_min_s)
-    faults = expected("frozen", (cfg.frozen_days + 1) * 86400) | expected("backwards")
+    own = configure(cfg)
+    leaks = expected("leak", (own["leak"].nights + 1) * 86400)
+    silent = expected("silent", own["silent"].min_s)
+    faults = expected("frozen", (own["meter_fault"].frozen_days + 1) * 86400) | expected("backwards")
     unknown = {lb.device for lb in labels if lb.fault == "unknown_card" and END - lb.start >= 2 * 86400}
     mis_sorted = {lb.institution for lb in labels if lb.fault == "mis_sorted"}
     report = {}
