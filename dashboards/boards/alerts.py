@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dashboards.common import DAILY, RULES, SEVERITIES, STATES, labels, open_alerts
+from dashboards.common import DAILY, RULES, SEVERITIES, STATES, labels, matches, open_alerts
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
-RULE = '"rule" =~ /^$rule$/'
+RULE = matches("rule", "rule")
 RULE_VARIABLE = Variable("rule", "规则 Rule", "", multi=True, include_all=True, options=tuple(RULES.items()))
 LEAK_DEVICE = Variable("leak_device", "漏水表 Leaking meter",
                        'SHOW TAG VALUES FROM "alert" WITH KEY = "device" WHERE "rule" = \'leak\'',
@@ -46,7 +46,7 @@ def board() -> Dashboard:
                 ("max",), tags=("institution", "device"), legend="$tag_institution $tag_device"),),
                 unit="m3/h", description="夜间最小流量（告警时测得）Night minimum flow as measured by the leak rule"),
              Panel("漏水表逐时流量 Hourly flow of leaking meters", "timeseries", (Query(
-                 'SELECT sum("consumption") FROM "reading" WHERE "device" =~ /^$leak_device$/ AND $timeFilter '
+                 f'SELECT sum("consumption") FROM "reading" WHERE {matches("device", "leak_device")} AND $timeFilter '
                  'GROUP BY time($__interval), "device" fill(0)', ("sum",), tags=("device",), legend="$tag_device"),),
                  unit="m3", time_from="7d", min_interval="1h",
                  description="夜里也不归零即为漏水 A leak is flow that never returns to zero at night")),

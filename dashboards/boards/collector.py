@@ -7,10 +7,10 @@ restart (counters back to zero) is not a negative spike.
 
 from __future__ import annotations
 
-from dashboards.common import RULES, open_alerts
+from dashboards.common import RULES, matches, open_alerts
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
-INSTANCE = '"instance" =~ /^$instance$/'
+INSTANCE = matches("instance", "instance")
 INSTANCE_VARIABLE = Variable("instance", "采集实例 Collector", 'SHOW TAG VALUES FROM "collector" WITH KEY = "instance"',
                              multi=True, include_all=True)
 
