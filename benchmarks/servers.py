@@ -130,6 +130,7 @@ bind-address = "127.0.0.1:{rpc}"
 [http]
   bind-address = "127.0.0.1:{port}"
   log-enabled = false
+  auth-enabled = {auth}
 [monitor]
   store-enabled = false
 [continuous_queries]
@@ -137,13 +138,14 @@ bind-address = "127.0.0.1:{rpc}"
 """
 
 
-def start_influxd(workdir: Path | None = None) -> Server:
+def start_influxd(workdir: Path | None = None, *, auth: bool = False) -> Server:
+    """An influxd on a free port; ``auth`` turns on ``[http] auth-enabled`` (create an admin user first)."""
     binary = _binary("influxd", "/usr/bin/influxd")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-influxd-"))
     workdir.mkdir(parents=True, exist_ok=True)
     port, rpc = free_port(), free_port()
     conf = workdir / "influxdb.conf"
-    conf.write_text(INFLUXD_CONF.format(rpc=rpc, dir=workdir, port=port))
+    conf.write_text(INFLUXD_CONF.format(rpc=rpc, dir=workdir, port=port, auth=str(auth).lower()))
     server = Server("influxd", [binary, "-config", str(conf)], port, workdir)
     server.start()
     return server

@@ -40,6 +40,18 @@ OPEN_LOOKBACK = f"time > now() - {365 * DAY}s"  # an alert opened months ago and
 TODAY, THIS_MONTH, THIS_YEAR = "now/d", "now/M", "now/y"
 
 
+def matches(tag: str, variable: str) -> str:
+    """The one way a dashboard filters by a variable: the whole tag value, regex-escaped by Grafana.
+
+    ``${var:regex}`` escapes every regex metacharacter and the slash, so a
+    registry name (``x/ ; DROP ...``, ``a.b``, ``'``) matches only itself
+    and can never end the regex literal; a multi-value pick becomes
+    ``(a|b)``, and a custom All (``.*``) is inserted as it is.  Never
+    ``'$var'``: the InfluxDB data source inserts it unescaped.
+    """
+    return f'"{tag}" =~ /^${{{variable}:regex}}$/'
+
+
 def city_labels(cities: Mapping[str, str]) -> dict[str, str]:
     return {k: f"{v} {k.capitalize()}" for k, v in cities.items()}
 
@@ -59,10 +71,10 @@ TYPE_VARIABLE = Variable("type", "类型 Type", "", multi=True, include_all=True
 # The picker lists Chinese names (a tag of the daily statistic); a hidden variable carries the chosen id.
 NAME_VARIABLE = Variable("name", "单位 Institution",
                          'SHOW TAG VALUES FROM "statistic" WITH KEY = "name" '
-                         'WHERE "city" =~ /^$city$/ AND "type" =~ /^$type$/')
+                         f'WHERE {matches("city", "city")} AND {matches("type", "type")}')
 INSTITUTION_VARIABLE = Variable("institution", "单位编号 Institution id",
                                 'SHOW TAG VALUES FROM "statistic" WITH KEY = "institution" '
-                                'WHERE "name" = \'$name\' AND "city" =~ /^$city$/', hide=True)
+                                f'WHERE {matches("name", "name")} AND {matches("city", "city")}', hide=True)
 
 
 def open_alerts(select: str, *, where: str = "", fields: tuple[str, ...] = ("state",),

@@ -5,9 +5,14 @@
     OUT/dashboards/meterwatch/<uid>.json   the five dashboards
     OUT/rollups.influxql                   the continuous queries, for the influx shell
 
-Mount it as is: ``-v OUT:/etc/grafana/provisioning``.  The store password
-is not written: the data source reads ``$METERWATCH_STORE_PASSWORD`` from
-Grafana's environment (Grafana expands variables in provisioning files).
+Mount it as is: ``-v OUT:/etc/grafana/provisioning``.  Grafana reads the
+store as ``grafana.reader_user``, an InfluxDB user granted READ on the
+database only (docs/dashboards.md shows how to create it), never as the
+collector's writing user: a dashboard query that went wrong cannot write or
+drop anything.  Its password is not written: the data source reads
+``$METERWATCH_GRAFANA__READER_PASSWORD`` from Grafana's environment
+(Grafana expands variables in provisioning files).  Queries go over GET,
+which InfluxDB reserves for reading.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dashboards.validate import structural_problems
 from meterwatch.settings import Settings
 
 PROVIDER = "meterwatch"
+READER_PASSWORD_ENV = "METERWATCH_GRAFANA__READER_PASSWORD"
 
 
 @dataclass
@@ -58,11 +64,11 @@ def datasource(settings: Settings) -> dict[str, Any]:
     source: dict[str, Any] = {
         "name": settings.grafana.datasource_name, "uid": settings.grafana.datasource_uid, "type": "influxdb",
         "access": "proxy", "url": url, "isDefault": True,
-        "jsonData": {"dbName": database, "httpMode": "POST", "version": "InfluxQL", "timeInterval": "15m"},
+        "jsonData": {"dbName": database, "httpMode": "GET", "version": "InfluxQL", "timeInterval": "15m"},
     }
-    if settings.store_user:
-        source["user"] = settings.store_user
-        source["secureJsonData"] = {"password": "$METERWATCH_STORE_PASSWORD"}
+    if settings.grafana.reader_user:
+        source["user"] = settings.grafana.reader_user
+        source["secureJsonData"] = {"password": f"${READER_PASSWORD_ENV}"}
     return source
 
 

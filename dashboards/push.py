@@ -17,7 +17,7 @@ from grafana_client.client import GrafanaClientError
 
 from dashboards.common import AnalyticsFacts
 from dashboards.provisioning import render
-from meterwatch.settings import Settings, redact_url
+from meterwatch.settings import GrafanaSettings, Settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,17 @@ def _exists(call: Any, *args: Any) -> bool:
     return True
 
 
+def _with_reader_password(source: dict[str, Any], g: GrafanaSettings) -> dict[str, Any]:
+    """The data source with the reader's password itself: Grafana expands ``$VAR`` only in provisioning files."""
+    if "secureJsonData" not in source:
+        return source
+    if g.reader_password is None:
+        log.warning("data source created without a password: set METERWATCH_GRAFANA__READER_PASSWORD",
+                    extra={"user": g.reader_user, "grafana": redact_url(g.url)})
+        return {k: v for k, v in source.items() if k != "secureJsonData"}
+    return {**source, "secureJsonData": {"password": g.reader_password.get_secret_value()}}
+
+
 def push(settings: Settings, facts: AnalyticsFacts, api: GrafanaApi | None = None) -> Pushed:
     docs, source = render(settings, facts)
     g = settings.grafana
@@ -50,9 +61,7 @@ def push(settings: Settings, facts: AnalyticsFacts, api: GrafanaApi | None = Non
         api.folder.create_folder(g.folder_title, uid=g.folder_uid)
         result.folder_created = True
     if not _exists(api.datasource.get_datasource_by_uid, g.datasource_uid):
-        if "secureJsonData" in source and settings.store_password:
-            source["secureJsonData"] = {"password": settings.store_password.get_secret_value()}
-        api.datasource.create_datasource(source)
+        api.datasource.create_datasource(_with_reader_password(source, g))
         result.datasource_created = True
     for uid, doc in docs.items():
         api.dashboard.update_dashboard({"dashboard": {**doc, "id": None}, "folderUid": g.folder_uid,

@@ -5,13 +5,20 @@ before a query reaches InfluxDB; ``expand`` does the same for a given
 moment, time range and variable values, so every panel's query can be run
 as Grafana would run it (tests, the latency benchmark, the README
 pictures all go through here).
+
+Template variables carry registry text (an institution's name) into
+InfluxQL, so the dashboards use one form only: ``"tag" =~ /^${var:regex}$/``.
+Grafana's ``regex`` format escapes every regex metacharacter and the
+slash that would end the regex literal, so no value can close it and add a
+statement; the structural check refuses any other use of a variable, and
+``expand`` refuses to expand one.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +29,14 @@ from meterwatch.store.errors import PermanentStoreError
 from meterwatch.store.influx import InfluxStore
 
 BUILTIN = {"timeFilter", "__interval", "__interval_ms"}
-_VARIABLE = re.compile(r"\$(\w+)")
+# Grafana's variable syntax, TemplateSrv.regex in public/app/features/templating/template_srv.ts:
+# $var, [[var]] or [[var:fmt]], ${var} or ${var:fmt}.
+_VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+)(?::(\w+))?\]\]|\$\{(\w+)(?::(\w+))?\}")
+# The one form the dashboards use: a whole tag value matched by the variable, regex-escaped.
+_SAFE_USE = re.compile(r"(?:=~|!~) /\^\$\{(\w+):regex\}\$/")
+# escapeRegex in Grafana's packages/grafana-data/src/text/string.ts (the same set as kbn.regexEscape in
+# public/app/core/utils/kbn.ts): backslash, ^ $ * + ? . ( ) | [ ] { } and the slash.
+_REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|\[\]{}/]")
 _RELATIVE = re.compile(r"^(?:now-)?(\d+)([smhdwMy])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "M": 30 * 86400, "y": 365 * 86400}
 NICE_S = (1, 10, 20, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
@@ -59,9 +73,26 @@ def structural_problems(boards: Iterable[Dashboard], datasource_uids: set[str],
         texts = [t["query"] for p in doc["panels"] for t in p["targets"]]
         texts += [v.get("query", "") for v in doc["templating"]["list"] if v["type"] == "query"]
         for text in texts:
-            for name in set(_VARIABLE.findall(text)) - defined - BUILTIN:
+            used = variables_used(text)
+            for name in sorted(set(used) - defined - BUILTIN):
                 problems.append(f"{where}: variable ${name} used but not defined")
+            problems += [f"{where}: variable ${name} used unescaped (only \"tag\" =~ /^${{{name}:regex}}$/ "
+                         f"is safe): {text}" for name in unsafe_uses(text)]
     return problems
+
+
+def variables_used(text: str) -> list[str]:
+    """Every template variable a query names, builtins included, in order."""
+    return [m.group(1) or m.group(2) or m.group(4) for m in _VARIABLE.finditer(text)]
+
+
+def unsafe_uses(text: str) -> list[str]:
+    """Variables a query uses other than as ``=~ /^${var:regex}$/``: values Grafana would insert unescaped."""
+    used = [name for name in variables_used(text) if name not in BUILTIN]
+    safe = _SAFE_USE.findall(text)
+    for name in safe:
+        used.remove(name)
+    return used
 
 
 # -- expansion ------------------------------------------------------------------------------------
@@ -105,16 +136,63 @@ def interval_s(start: int, end: int, floor: str | None) -> int:
     return next((n for n in NICE_S if n >= wanted), NICE_S[-1])
 
 
-def expand(query: Query, values: Mapping[str, str], start: int, end: int, interval: int) -> str:
-    """The query as Grafana sends it: time filter, interval and variables replaced."""
-    text = query.text.replace("$timeFilter", f"time >= {start}s AND time <= {end}s")
-    text = text.replace("$__interval_ms", str(interval * 1000)).replace("$__interval", f"{interval}s")
+@dataclass(frozen=True)
+class CustomAll:
+    """A variable's custom All value (``allValue``), which Grafana inserts as it is, never formatted."""
+
+    text: str
+
+
+# What a variable holds: one value, several (a multi-value pick, or Grafana's own All: every option), or a
+# custom All.  Values are raw registry text; escaping them is expand's job, as it is Grafana's.
+Value = str | Sequence[str] | CustomAll
+
+
+def regex_escape(value: str) -> str:
+    """Grafana's ``escapeRegex`` (packages/grafana-data/src/text/string.ts)."""
+    return _REGEX_SPECIAL.sub(lambda m: "\\" + m.group(0), value)
+
+
+def format_regex(value: str | Sequence[str]) -> str:
+    """Grafana's ``regex`` format: formatRegistry, VariableFormatID.Regex (grafana/scenes
+    packages/scenes/src/variables/interpolation/formatRegistry.ts; formerly
+    public/app/features/templating/formatRegistry.ts): one value escaped, several as ``(a|b)``."""
+    if isinstance(value, str):
+        return regex_escape(value)
+    escaped = [regex_escape(v) for v in value]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def format_value(name: str, value: Value, fmt: str | None) -> str:
+    """One variable as TemplateSrv._evaluateVariableExpression inserts it (template_srv.ts).
+
+    A custom All value is inserted unformatted ("skip formatting of custom
+    all values"); otherwise only the ``regex`` format is accepted: without
+    an explicit format the InfluxDB data source inserts a single-value
+    variable as it is outside a regex (datasource.ts interpolateQueryExpr),
+    which is how a name with a quote broke the queries.
+    """
+    if isinstance(value, CustomAll):
+        return value.text
+    if fmt != "regex":
+        raise ValueError(f"${name} is not expanded with the :regex format (got {fmt!r}): Grafana would insert "
+                         "it unescaped; write \"tag\" =~ /^${" + name + ":regex}$/")
+    return format_regex(value)
+
+
+def expand(query: Query, values: Mapping[str, Value], start: int, end: int, interval: int) -> str:
+    """The query as Grafana sends it: time filter, interval and variables replaced, in one pass."""
+    builtins = {"timeFilter": f"time >= {start}s AND time <= {end}s", "__interval_ms": str(interval * 1000),
+                "__interval": f"{interval}s"}
 
     def value(m: re.Match[str]) -> str:
-        if m.group(1) not in values:
-            raise KeyError(f"no value for ${m.group(1)}")
-        return values[m.group(1)]
-    return _VARIABLE.sub(value, text)
+        name = m.group(1) or m.group(2) or m.group(4)
+        if name in builtins:
+            return builtins[name]
+        if name not in values:
+            raise KeyError(f"no value for ${name}")
+        return format_value(name, values[name], m.group(3) or m.group(5))
+    return _VARIABLE.sub(value, query.text)
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -145,7 +223,7 @@ def check_result(query: Query, series: list[dict[str, Any]]) -> str:
     return "" if full else "every row has an empty column"
 
 
-async def run_board(store: InfluxStore, board: Dashboard, values: Mapping[str, str], now: int,
+async def run_board(store: InfluxStore, board: Dashboard, values: Mapping[str, Value], now: int,
                     board_from: str | None = None) -> list[QueryRun]:
     """Every query of every panel, expanded and run as Grafana would, with what it returned and how fast."""
     runs = []
@@ -165,22 +243,22 @@ async def run_board(store: InfluxStore, board: Dashboard, values: Mapping[str, s
     return runs
 
 
-async def variable_values(store: InfluxStore, board: Dashboard, chosen: Mapping[str, str],
-                          missing: str | None = None) -> dict[str, str]:
-    """Values for a board's variables: ``chosen`` where given, All (".*") where allowed, else the first value.
+async def variable_values(store: InfluxStore, board: Dashboard, chosen: Mapping[str, Value],
+                          missing: str | None = None) -> dict[str, Value]:
+    """Values for a board's variables: ``chosen`` where given, All where allowed, else the first value.
 
     Variable queries are themselves run (in order, each seeing the ones
     before), so a variable whose query returns nothing is an error here
     just as it would be an empty picker in Grafana, unless ``missing``
     gives a value to use instead.
     """
-    values: dict[str, str] = {}
+    values: dict[str, Value] = {}
     for v in board.variables:
         if v.name in chosen:
             values[v.name] = chosen[v.name]
             continue
         if v.include_all and v.all_value is not None:
-            values[v.name] = v.all_value
+            values[v.name] = CustomAll(v.all_value)
             continue
         if v.options:
             values[v.name] = v.options[0][0]
@@ -192,5 +270,5 @@ async def variable_values(store: InfluxStore, board: Dashboard, chosen: Mapping[
             continue
         if not found:
             raise LookupError(f"{board.uid}: variable ${v.name} has no values: {v.query}")
-        values[v.name] = "(" + "|".join(map(re.escape, found)) + ")" if v.include_all else found[0]
+        values[v.name] = tuple(found) if v.include_all else found[0]  # Grafana's All: every option
     return values

@@ -93,6 +93,10 @@ class GrafanaSettings(BaseModel):
     datasource_uid: str = "meterwatch-influxdb"
     datasource_name: str = "meterwatch InfluxDB"
     influx_url: str | None = Field(None, description="InfluxDB as Grafana reaches it; default: the store's host")
+    reader_user: str = Field("grafana", description="the read-only InfluxDB user Grafana queries as (GRANT READ); "
+                                                    "empty: no credentials, for an InfluxDB without auth")
+    reader_password: SecretStr | None = Field(
+        None, description="its password (METERWATCH_GRAFANA__READER_PASSWORD); never written by dashboards build")
     provisioning_path: str = Field("/etc/grafana/provisioning",
                                    description="where Grafana mounts the directory dashboards build writes")
 

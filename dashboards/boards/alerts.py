@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboards.common import DAILY, SEVERITIES, STATES, labels, open_alerts
+from dashboards.common import DAILY, SEVERITIES, STATES, labels, matches, open_alerts
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
-RULE = '"rule" =~ /^$rule$/'
+RULE = matches("rule", "rule")
 LEAK_DEVICE = Variable("leak_device", "漏水表 Leaking meter",
                        'SHOW TAG VALUES FROM "alert" WITH KEY = "device" WHERE "rule" = \'leak\'',
                        multi=True, include_all=True, all_value=None)
@@ -51,7 +51,7 @@ def board(rules: Mapping[str, str]) -> Dashboard:
                 ("max",), tags=("institution", "device"), legend="$tag_institution $tag_device"),),
                 unit="m3/h", description="夜间最小流量（告警时测得）Night minimum flow as measured by the leak rule"),
              Panel("漏水表逐时流量 Hourly flow of leaking meters", "timeseries", (Query(
-                 'SELECT sum("consumption") FROM "reading" WHERE "device" =~ /^$leak_device$/ AND $timeFilter '
+                 f'SELECT sum("consumption") FROM "reading" WHERE {matches("device", "leak_device")} AND $timeFilter '
                  'GROUP BY time($__interval), "device" fill(0)', ("sum",), tags=("device",), legend="$tag_device"),),
                  unit="m3", time_from="7d", min_interval="1h",
                  description="夜里也不归零即为漏水 A leak is flow that never returns to zero at night")),

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboards.common import open_alerts
+from dashboards.common import matches, open_alerts
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
-INSTANCE = '"instance" =~ /^$instance$/'
+INSTANCE = matches("instance", "instance")
 INSTANCE_VARIABLE = Variable("instance", "采集实例 Collector", 'SHOW TAG VALUES FROM "collector" WITH KEY = "instance"',
                              multi=True, include_all=True)
 

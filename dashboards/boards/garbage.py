@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dashboards.common import CATEGORIES, DAILY, city_variable
+from dashboards.common import CATEGORIES, DAILY, INSTITUTION_VARIABLE, city_variable, matches
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 from meterwatch.const import UNKNOWN
 
-CITY = '"city" =~ /^$city$/ AND $timeFilter'
-INST = "\"institution\" = '$institution' AND $timeFilter"
+CITY = f'{matches("city", "city")} AND $timeFilter'
+INST = f'{matches("institution", "institution")} AND $timeFilter'
 # City totals read the daily rollup (a province has ~30,000 card series: a regex over them is slow); the
 # breakdowns by zone, owner unit and cleaner are one institution's, read from its raw weighings.
-NAME = Variable("name", "单位 Institution", 'SHOW TAG VALUES FROM "statistic" WITH KEY = "name" WHERE "city" =~ /^$city$/')
-INSTITUTION = Variable("institution", "单位编号 Institution id",
-                       'SHOW TAG VALUES FROM "statistic" WITH KEY = "institution" '
-                       'WHERE "name" = \'$name\' AND "city" =~ /^$city$/', hide=True)
+NAME = Variable("name", "单位 Institution",
+                f'SHOW TAG VALUES FROM "statistic" WITH KEY = "name" WHERE {matches("city", "city")}')
 
 
 def _by(tag: str, title: str) -> Panel:
@@ -63,6 +61,6 @@ def board(cities: Mapping[str, str], target_share: float) -> Dashboard:
                 ("card", "weight_kg", "institution", "scale"), table=True),), width=24, height=8,
                 description="卡号不在登记表中：新保洁员或丢失的卡 Cards not in cards.csv: a new cleaner, a lost card"),),
         ),
-        variables=(city_variable(cities), NAME, INSTITUTION),
+        variables=(city_variable(cities), NAME, INSTITUTION_VARIABLE),
         time_from="now-30d",
     )

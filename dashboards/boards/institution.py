@@ -23,11 +23,12 @@ from dashboards.common import (
     TYPE_VARIABLE,
     city_variable,
     labels,
+    matches,
 )
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 
-INST = "\"institution\" = '$institution'"
-INDICATOR = "\"indicator\" = '$indicator'"
+INST = matches("institution", "institution")
+INDICATOR = matches("indicator", "indicator")
 INDICATOR_VARIABLE = Variable("indicator", "指标 Indicator", "", options=tuple(INDICATORS.items()))
 LATEST = "time > now() - 2d"
 UNITS = {"electricity": "kwatth", "water": "m3", "heat": "suffix:GJ"}

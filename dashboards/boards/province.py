@@ -21,11 +21,12 @@ from dashboards.common import (
     city_labels,
     city_variable,
     labels,
+    matches,
     open_alerts,
 )
 from dashboards.grafana import Dashboard, Panel, Query
 
-FILTER = '"city" =~ /^$city$/ AND "type" =~ /^$type$/'
+FILTER = f'{matches("city", "city")} AND {matches("type", "type")}'
 LATEST_STATISTIC = "time > now() - 2d"  # the statistic is one point per institution and day
 
 
@@ -94,7 +95,7 @@ def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
                 legend="$tag_rule"),), mappings=rules, options={"orientation": "horizontal"}),
              Panel("本年垃圾分类 Garbage collected this year, by category", "piechart", (Query(
                  'SELECT sum("weight_kg") AS "weight_kg" FROM "weighing_city_1d" '
-                 'WHERE "city" =~ /^$city$/ AND $timeFilter GROUP BY "category"', ("weight_kg",),
+                 f'WHERE {matches("city", "city")} AND $timeFilter GROUP BY "category"', ("weight_kg",),
                  tags=("category",), legend="$tag_category"),), unit="masskg", time_from=THIS_YEAR,
                  mappings=CATEGORIES, options={"reduceOptions": {"calcs": ["sum"]}, "legend": {"displayMode": "table",
                                                                                                "values": ["percent"]}})),

@@ -63,7 +63,14 @@ class InfluxStore:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        await self.query(f"CREATE DATABASE {quote_ident(self.database)}", method="POST", database=False)
+        """Create the database if missing.  A writer that is not an admin (``GRANT ALL`` on the database, as
+        docs/dashboards.md creates it) may not create databases: it checks that it reaches the admin's."""
+        try:
+            await self.query(f"CREATE DATABASE {quote_ident(self.database)}", method="POST", database=False)
+        except PermanentStoreError as exc:
+            if "not authorized" not in str(exc):
+                raise
+            await self.query("SHOW MEASUREMENTS LIMIT 1")  # raises if the database is missing or out of reach
 
     async def close(self) -> None:
         if self._session is not None:

@@ -85,8 +85,9 @@ def grafana() -> Iterator[FakeGrafana]:
 
 
 def _settings(grafana: FakeGrafana) -> Settings:
-    return Settings(store="influxdb://127.0.0.1:8086/meterwatch", store_user="grafana", store_password="db-pw",
-                    grafana=GrafanaSettings(url=f"http://127.0.0.1:{grafana.server_port}", token="glsa_token"))
+    return Settings(store="influxdb://127.0.0.1:8086/meterwatch", store_user="meterwatch", store_password="writer-pw",
+                    grafana=GrafanaSettings(url=f"http://127.0.0.1:{grafana.server_port}", token="glsa_token",
+                                            reader_password="reader-pw"))
 
 
 def test_push_creates_folder_and_datasource_once_and_overwrites_dashboards(grafana: FakeGrafana) -> None:
@@ -94,7 +95,11 @@ def test_push_creates_folder_and_datasource_once_and_overwrites_dashboards(grafa
     assert first.folder_created and first.datasource_created
     assert sorted(grafana.dashboards) == ["mw-alerts", "mw-collector", "mw-garbage", "mw-institution", "mw-province"]
     assert all(b["folderUid"] == "meterwatch" and b["overwrite"] for b in grafana.dashboards.values())
-    assert grafana.datasources["meterwatch-influxdb"]["secureJsonData"] == {"password": "db-pw"}
+    source = grafana.datasources["meterwatch-influxdb"]
+    # The read-only user, over GET, with its password itself (the API does not expand $VARIABLES).
+    assert (source["user"], source["jsonData"]["httpMode"]) == ("grafana", "GET")
+    assert source["secureJsonData"] == {"password": "reader-pw"}
+    assert "writer-pw" not in json.dumps([grafana.datasources, grafana.dashboards])
     assert all(auth == "Bearer glsa_token" for _, _, auth in grafana.calls)
     calls = len(grafana.calls)
 
@@ -114,3 +119,12 @@ def test_push_command_and_its_log_keep_the_token_secret(grafana: FakeGrafana, mo
     assert "pushed 5 dashboards" in out.out
     assert "glsa_secret" not in out.out + out.err + caplog.text
     assert len(grafana.dashboards) == 5
+
+
+def test_push_without_a_reader_password_sends_none_and_says_so(grafana: FakeGrafana, caplog) -> None:
+    settings = _settings(grafana)
+    settings.grafana.reader_password = None
+    push(settings)
+    source = grafana.datasources["meterwatch-influxdb"]
+    assert source["user"] == "grafana" and "secureJsonData" not in source  # never the literal placeholder
+    assert "METERWATCH_GRAFANA__READER_PASSWORD" in caplog.text

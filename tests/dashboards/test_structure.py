@@ -6,18 +6,19 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dashboards.boards import all_boards
 from dashboards.grafana import Dashboard, Panel, Query, Variable
 from dashboards.provisioning import build, datasource_ref
-from dashboards.validate import expand, parse_time, structural_problems
+from dashboards.validate import CustomAll, expand, parse_time, regex_escape, structural_problems
 from meterwatch_cli.main import main
-from meterwatch.settings import Settings
+from meterwatch.settings import GrafanaSettings, Settings
 from scenarios.facts import analytics_facts
 
-SETTINGS = Settings(store="influxdb://influx.example:8086/meterwatch", store_user="grafana",
-                    store_password="s3cret-pw")
+SETTINGS = Settings(store="influxdb://influx.example:8086/meterwatch", store_user="mw_writer",
+                    store_password="s3cret-pw", grafana=GrafanaSettings(reader_password="r3ader-pw"))
 
 
 def test_build_writes_a_mountable_provisioning_directory(tmp_path: Path) -> None:
@@ -29,12 +30,15 @@ def test_build_writes_a_mountable_provisioning_directory(tmp_path: Path) -> None
     ds = source["datasources"][0]
     assert (ds["type"], ds["uid"], ds["url"], ds["jsonData"]["dbName"]) == (
         "influxdb", "meterwatch-influxdb", "http://influx.example:8086", "meterwatch")
-    assert ds["secureJsonData"]["password"] == "$METERWATCH_STORE_PASSWORD"  # Grafana expands it
+    # Grafana reads as the read-only user, over GET; its password is expanded by Grafana, never written here.
+    assert (ds["user"], ds["jsonData"]["httpMode"]) == ("grafana", "GET")
+    assert ds["secureJsonData"] == {"password": "$METERWATCH_GRAFANA__READER_PASSWORD"}
     provider = yaml.safe_load((tmp_path / "dashboards" / "meterwatch.yaml").read_text(encoding="utf-8"))["providers"][0]
     assert provider["options"]["path"] == "/etc/grafana/provisioning/dashboards/meterwatch"
     assert provider["folderUid"] == "meterwatch"
     for path in built.files:
-        assert "s3cret-pw" not in path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        assert "s3cret-pw" not in text and "r3ader-pw" not in text and "mw_writer" not in text
     doc = json.loads((tmp_path / "dashboards" / "meterwatch" / "mw-province.json").read_text(encoding="utf-8"))
     assert doc["title"].startswith("全省概览") and doc["timezone"] == "Asia/Shanghai"
     assert "CREATE CONTINUOUS QUERY" in (tmp_path / "rollups.influxql").read_text(encoding="utf-8")
@@ -65,6 +69,34 @@ def test_structural_check_catches_overlap_unknown_variable_and_datasource() -> N
     assert "'乙 B' overlaps '甲 A'" in text
     assert "datasource 'elsewhere'" in text
     assert "$nowhere used but not defined" in text
+    assert "$nowhere used unescaped" in text
+
+
+def test_no_query_puts_a_variable_anywhere_but_in_an_escaped_regex() -> None:
+    """No '$var' between quotes (a name with a quote breaks it, a crafted one adds a statement): ${var:regex}."""
+    texts = [q.text for b in all_boards(SETTINGS) for p in b.panels() for q in p.queries]
+    texts += [v.query for b in all_boards(SETTINGS) for v in b.variables if v.query]
+    variable_uses = [t for t in texts if "${" in t]
+    assert len(variable_uses) >= 40
+    quoted = [t for t in texts if "'$" in t or "\"$" in t or "[[" in t]
+    assert not quoted, quoted
+    unsafe = Query("SELECT 1 FROM \"x\" WHERE \"name\" = '${name:regex}' AND \"city\" =~ /^$city$/", ())
+    board = Dashboard("u", "测试 T", "", rows=((Panel("甲 A", "stat", (unsafe,)),),),
+                      variables=(Variable("name", "n", "SHOW TAG VALUES"), Variable("city", "c", "SHOW TAG VALUES")))
+    problems = structural_problems([board], {"ds"}, [board.to_json({"type": "influxdb", "uid": "ds"})])
+    assert [p.split(" (")[0] for p in problems] == ["u: variable $name used unescaped", "u: variable $city used unescaped"]
+
+
+def test_expansion_escapes_as_grafanas_regex_format() -> None:
+    """escapeRegex of @grafana/data: \\ ^ $ * + ? . ( ) | [ ] { } / get a backslash, nothing else does."""
+    assert regex_escape("a\\b^c$d*e+f?g.h(i)j|k[l]m{n}o/p'q\"r;s-t 中") == (
+        "a\\\\b\\^c\\$d\\*e\\+f\\?g\\.h\\(i\\)j\\|k\\[l\\]m\\{n\\}o\\/p'q\"r;s-t 中")
+    q = Query('SELECT 1 FROM "r" WHERE "name" =~ /^${name:regex}$/ AND "city" =~ /^${city:regex}$/', ())
+    assert expand(q, {"name": "x/ ; DROP", "city": ("a.b", "c")}, 0, 0, 1) == (
+        'SELECT 1 FROM "r" WHERE "name" =~ /^x\\/ ; DROP$/ AND "city" =~ /^(a\\.b|c)$/')
+    assert expand(q, {"name": "n", "city": CustomAll(".*")}, 0, 0, 1).endswith('"city" =~ /^.*$/')
+    with pytest.raises(ValueError, match="not expanded with the :regex format"):
+        expand(Query("SELECT 1 FROM \"r\" WHERE \"name\" = '$name'", ()), {"name": "O'Brien"}, 0, 0, 1)
 
 
 def test_layout_flows_panels_without_overlap() -> None:
@@ -81,8 +113,8 @@ def test_time_expressions_follow_the_province_calendar() -> None:
     assert parse_time("now/M", now) == 1_793_462_400  # 2026-11-01 00:00 +08:00
     assert parse_time("now/y", now) == 1_767_196_800  # 2026-01-01 00:00 +08:00
     assert parse_time("now-7d", now) == now - 7 * 86400
-    text = expand(Query('SELECT 1 FROM "r" WHERE "city" =~ /^$city$/ AND $timeFilter GROUP BY time($__interval)',
-                        ()), {"city": "yinchuan"}, 10, 20, 3600)
+    text = expand(Query('SELECT 1 FROM "r" WHERE "city" =~ /^${city:regex}$/ AND $timeFilter '
+                        'GROUP BY time($__interval)', ()), {"city": "yinchuan"}, 10, 20, 3600)
     assert text == 'SELECT 1 FROM "r" WHERE "city" =~ /^yinchuan$/ AND time >= 10s AND time <= 20s GROUP BY time(3600s)'
 
 
