@@ -21,6 +21,7 @@ from meterwatch.settings import Settings
 from meterwatch.store import StatisticPoint, WeighingPoint
 from meterwatch.store.influx import InfluxStore
 from meterwatch.store.records import Batch
+from scenarios.facts import analytics_facts
 
 pytestmark = pytest.mark.servers
 
@@ -59,7 +60,7 @@ def _run(runs: list[QueryRun], panel: str) -> QueryRun:
 
 
 async def _pick(store: InfluxStore, settings: Settings, name: str, now: int) -> dict[str, object]:
-    boards = {b.uid: b for b in all_boards(settings)}
+    boards = {b.uid: b for b in all_boards(settings, analytics_facts(settings))}
     found: dict[str, object] = {}
     for uid, panel in (("mw-institution", "本年用量 Use this year"), ("mw-garbage", "本单位按区域 The institution, by zone")):
         values = await variable_values(store, boards[uid], {"name": name})

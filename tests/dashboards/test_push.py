@@ -124,7 +124,7 @@ def test_push_command_and_its_log_keep_the_token_secret(grafana: FakeGrafana, mo
 def test_push_without_a_reader_password_sends_none_and_says_so(grafana: FakeGrafana, caplog) -> None:
     settings = _settings(grafana)
     settings.grafana.reader_password = None
-    push(settings)
+    push(settings, analytics_facts(settings))
     source = grafana.datasources["meterwatch-influxdb"]
     assert source["user"] == "grafana" and "secureJsonData" not in source  # never the literal placeholder
     assert "METERWATCH_GRAFANA__READER_PASSWORD" in caplog.text

@@ -15,6 +15,7 @@ from benchmarks.servers import Server, ServerUnavailable, start_influxd
 from dashboards.boards import all_boards
 from dashboards.provisioning import datasource
 from dashboards.validate import run_board, variable_values
+from scenarios.facts import analytics_facts
 from meterwatch.settings import GrafanaSettings, Settings
 from meterwatch.store import AlertPoint, Batch, ReadingPoint, StatisticPoint, WeighingPoint
 from meterwatch.store.errors import PermanentStoreError
@@ -88,7 +89,7 @@ def test_reader_runs_the_dashboards_but_cannot_write_or_drop(secured: Server) ->
             await writer.open()  # as the collector starts: the database is the admin's, the writer finds it
             await writer.write(_batch(now))
             runs = []
-            for board in all_boards(settings):
+            for board in all_boards(settings, analytics_facts(settings)):
                 chosen = {"name": "一中"} if board.uid in ("mw-institution", "mw-garbage") else {}
                 values = await variable_values(reader, board, chosen, missing="(none)")
                 runs += await run_board(reader, board, values, now)

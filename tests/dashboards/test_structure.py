@@ -74,8 +74,8 @@ def test_structural_check_catches_overlap_unknown_variable_and_datasource() -> N
 
 def test_no_query_puts_a_variable_anywhere_but_in_an_escaped_regex() -> None:
     """No '$var' between quotes (a name with a quote breaks it, a crafted one adds a statement): ${var:regex}."""
-    texts = [q.text for b in all_boards(SETTINGS) for p in b.panels() for q in p.queries]
-    texts += [v.query for b in all_boards(SETTINGS) for v in b.variables if v.query]
+    texts = [q.text for b in all_boards(SETTINGS, analytics_facts(SETTINGS)) for p in b.panels() for q in p.queries]
+    texts += [v.query for b in all_boards(SETTINGS, analytics_facts(SETTINGS)) for v in b.variables if v.query]
     variable_uses = [t for t in texts if "${" in t]
     assert len(variable_uses) >= 40
     quoted = [t for t in texts if "'$" in t or "\"$" in t or "[[" in t]
