@@ -3,7 +3,9 @@
 Shared by the MQTT traffic (messages) and the backfill (points).  Cleaners
 weigh 2-6 bins a working day between 08:00 and 18:00; an institution that
 mis-sorts puts everything under its 'other' cards; a share of weighings
-carry a card that is not in the registry.
+carry a card that is not in the registry.  A scale weighs one bin at a
+time, so two weighings of one scale are at least ``WEIGHING_S`` apart:
+never two with one key (scale, second, card) that a store would merge.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from simulators.province import Province
 CATEGORY_ODDS = {"recyclable": 0.32, "kitchen": 0.30, "other": 0.30, "hazardous": 0.08}
 CATEGORY_WEIGHT = {"recyclable": (2.0, 4.5), "kitchen": (3.0, 6.5), "other": (2.0, 4.5), "hazardous": (1.5, 0.6)}
 OPEN_S, CLOSE_S = 8 * 60 * 60, 18 * 60 * 60  # bins are weighed between 08:00 and 18:00 local time
+# A scale weighs one bin at a time: tap the card, put the bin on, wait for a steady reading, take it off.
+WEIGHING_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +66,12 @@ class WeighingModel:
             by_category = self.cards.get(scale.institution, {})
             for day in range(int(local_day(start)), int(local_day(end)) + 1):
                 day_start = day * DAY - LOCAL_UTC_OFFSET_S
+                taken: list[int] = []
                 for _ in range(int(rng.integers(2, 7))):
-                    ts = day_start + int(rng.integers(OPEN_S, CLOSE_S))
+                    ts = next_free(day_start + int(rng.integers(OPEN_S, CLOSE_S)), taken)
                     if not start <= ts < end:
                         continue
+                    taken.append(ts)
                     category = self._category(rng, by_category)
                     if scale.institution in self.mis_sorted and by_category.get("other"):
                         card = str(rng.choice(by_category["other"]))  # everything goes in as 'other'
@@ -86,3 +92,11 @@ class WeighingModel:
             return None
         odds = np.array([CATEGORY_ODDS[c] for c in present])
         return present[int(rng.choice(len(present), p=odds / odds.sum()))]
+
+
+def next_free(ts: int, taken: list[int]) -> int:
+    """The first second from ``ts`` on that is ``WEIGHING_S`` away from every weighing the scale already made."""
+    for t in sorted(taken):
+        if t - WEIGHING_S < ts < t + WEIGHING_S:
+            ts = t + WEIGHING_S
+    return ts
