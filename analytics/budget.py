@@ -183,7 +183,7 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
     has = np.isfinite(budget["total"]) & (budget["total"] > 0)
     guide_total = _total(std.guide)
     status = np.where(~has, "", np.where(projected["total"] > budget["total"], "over",
-                                         np.where(projected["total"] > guide_total, "between", "guide")))
+                                         np.where(projected["total"] <= guide_total, "guide", "between")))
     crossing = np.full(len(ids), -1, dtype=np.int64)
     for k in np.flatnonzero(has):
         path = sum(np.nan_to_num(budget[kind][k]) * _normalised(profiles.get((institutions[k].type, kind), FLAT))

@@ -26,6 +26,8 @@ STATUS_CN = {"guide": "优于引导值", "between": "引导值与预算之间", 
 
 def _as_of(year: int, at_text: str | None) -> int:
     start, end = year_bounds(year)
+    if start > time.time():
+        raise ValueError(f"{year} has not begun: there is nothing to execute yet, and it is in the future")
     at = parse_timestamp(at_text) if at_text else min(int(time.time()), end)
     if not start < at <= end:
         raise ValueError(f"--at {local_text(at)} is not in {year} (local time)")

@@ -61,3 +61,72 @@ async def test_execution_projects_the_year_and_dates_the_overrun(store_url):
     b = 1
     assert ex.status[b] == "" and np.isnan(ex.budget["total"][b]) and ex.cost["total"][b] == 0.0
     assert any("no electricity quota" in n for n in ex.notes), ex.notes
+
+
+def _registry_dir(path, tariffs: bool = True):
+    path.mkdir()
+    (path / "institutions.csv").write_text("id,name,city,type,subclass,floor_area_m2,occupants\n"
+                                           "inst-a,甲单位,yinchuan,office,,1000,50\n", encoding="utf-8")
+    (path / "devices.csv").write_text("id,institution,kind,unit,multiplier,address\n"
+                                      "e1,inst-a,electricity,kWh,1,\n", encoding="utf-8")
+    (path / "budgets.csv").write_text("institution,year,kind,yuan\ninst-a,2026,total,500\n", encoding="utf-8")
+    if tariffs:
+        (path / "tariffs.toml").write_text(TARIFFS, encoding="utf-8")
+    return path
+
+
+def test_budget_command_prints_the_contract_json(tmp_path, monkeypatch, capsys):
+    """`meterwatch budget --json`: cost from 1 January to --at, the budget, the projection and the status."""
+    import asyncio
+    import json
+
+    from meterwatch.store import ReadingPoint
+    from meterwatch_cli.main import main
+
+    store_url = f"duckdb://{tmp_path / 'mw.duckdb'}"
+    day0 = midnight_of(date(2026, 3, 2))
+    readings = [ReadingPoint("e1", "inst-a", "yinchuan", "office", "electricity", day0 + 3600 * k, 0.0, 10.0, 3600)
+                for k in range(1, 25)]  # 240 kWh on 2 March: sharp 20, peak 70, flat 70, valley 80
+
+    async def load() -> None:
+        store = open_store(store_url)
+        await store.open()
+        await store.write(Batch(readings=readings))
+        await store.close()
+
+    asyncio.run(load())
+    monkeypatch.setenv("METERWATCH_STORE", store_url)
+    monkeypatch.setenv("METERWATCH_REGISTRY", str(_registry_dir(tmp_path / "registry")))
+    assert main(["budget", "--year", "2026", "--at", "2026-03-10T00:00:00+08:00", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (a,) = out["institutions"]
+    expected = 20 * 1.10 + 70 * 0.95 + 70 * 0.62 + 80 * 0.30
+    assert (out["year"], out["at"], a["institution"]) == (2026, "2026-03-09T16:00:00Z", "inst-a")
+    assert a["cost_yuan"] == {"electricity": pytest.approx(expected), "water": 0.0, "heat": 0.0,
+                              "total": pytest.approx(expected)}
+    assert a["budget_yuan"] == 500.0 and a["budget_source"] == "finance"
+    assert a["projected_yuan"] == pytest.approx(expected * 365 / 68, rel=1e-4)  # 68 days behind on 10 March
+    assert a["status"] == "over" and a["crossing"] is not None
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--year", "2026", "--at", "2030-01-01T00:00:00+08:00"], "is not in 2026"),
+    (["--year", "2099"], "in the future"),
+    (["--year", "2026", "--institution", "nobody"], "unknown institution 'nobody'"),
+])
+def test_budget_command_refuses_bad_input_with_a_message(tmp_path, monkeypatch, capsys, argv, message):
+    from meterwatch_cli.main import main
+
+    monkeypatch.setenv("METERWATCH_STORE", f"duckdb://{tmp_path / 'mw.duckdb'}")
+    monkeypatch.setenv("METERWATCH_REGISTRY", str(_registry_dir(tmp_path / "registry")))
+    assert main(["budget", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_budget_without_tariffs_says_so(tmp_path, monkeypatch, capsys):
+    from meterwatch_cli.main import main
+
+    monkeypatch.setenv("METERWATCH_STORE", f"duckdb://{tmp_path / 'mw.duckdb'}")
+    monkeypatch.setenv("METERWATCH_REGISTRY", str(_registry_dir(tmp_path / "registry", tariffs=False)))
+    assert main(["budget", "--year", "2026"]) == 1
+    assert "tariffs.toml is missing" in capsys.readouterr().err

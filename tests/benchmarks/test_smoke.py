@@ -117,6 +117,21 @@ def test_store_smoke_writes_the_same_readings_to_both_backends(influxd) -> None:
                                                 abs=0.005)
 
 
+def test_budget_smoke_prices_the_same_days_on_both_stores(influxd) -> None:
+    from benchmarks import budget
+
+    results = asyncio.run(budget.measure(6, 1, influx_port=influxd.port))
+    duck, influx = results["duckdb"], results["influxdb"]
+    assert duck["readings"] == influx["readings"] > 0
+    assert duck["points"] == influx["points"] > 0  # the same cost points from the same readings
+    assert duck["cost_points"] == influx["cost_points"] == 6 * 3 * 365
+    assert duck["over"] == influx["over"]  # the same budget verdicts on the same year
+    for backend in (duck, influx):
+        assert backend["year_s"] == pytest.approx(backend["pricing_day_s"] * 365) and backend["execution_s"] > 0
+    rows = table(budget.report(results, 6))
+    assert number(rows["pricing, s per province-day"][0]) >= 0 and rows["cost points written by pricing"][1] != "0"
+
+
 def test_analytics_speed_smoke_numpy_and_pandas_find_the_same() -> None:
     pytest.importorskip("pandas", reason="pandas is the benchmark's competitor: pip install 'meterwatch[bench]'")
     results = analytics_speed.measure(300)
