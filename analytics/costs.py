@@ -28,7 +28,7 @@ from datetime import date
 import numpy as np
 
 from analytics.quota import QuotaTable
-from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, day_to_date, local_day, midnight_of
+from meterwatch.localtime import DAY, day_start, day_to_date, local_day, midnight_of
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
 from meterwatch.store import Batch, CostPoint, MeterValuePoint, PricedDay, ReadingPoint, Store
@@ -97,7 +97,7 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
         return []
     institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
     index = {inst.id: k for k, inst in enumerate(institutions)}
-    start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    start, end = day_start(first_day), day_start(last_day + 1)
     emission = Emission.from_quotas(registry.quotas)
     tag = tariffs.fingerprint
     points: list[CostPoint] = []
@@ -107,7 +107,7 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
         for j in range(len(days)):
             inst = institutions[int(inst_idx[j])]
             split = {f"{b}_kwh": round(float(bands[j, n]), 6) for n, b in enumerate(BANDS)} if bands is not None else {}
-            points.append(CostPoint(inst.id, inst.city, inst.type, kind, int(days[j]) * DAY - LOCAL_UTC_OFFSET_S,
+            points.append(CostPoint(inst.id, inst.city, inst.type, kind, day_start(int(days[j])),
                                     round(float(qty[j]), 6), None if not np.isfinite(yuan[j]) else round(float(yuan[j]), 4),
                                     None if carbon is None else round(float(carbon[j]), 4),
                                     **split, method=method if isinstance(method, str) else str(method[j]),
@@ -186,7 +186,7 @@ async def register_bands(store: Store, registry: Registry, institutions: list[In
     tariffs = registry.tariffs
     if tariffs is None or not any(s.registers for s in tariffs.schedules.get("electricity", ())):
         return {}
-    start, end = (first_day - 1) * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    start, end = day_start(first_day - 1), day_start(last_day + 1)
     width = max(len(s.registers) for s in tariffs.schedules["electricity"])
     last: dict[tuple[str, int, int], float] = {}  # (device, register, day) -> the day's last (largest) value
     for k in range(1, width + 1):
@@ -243,15 +243,15 @@ async def ensure_priced(store: Store, registry: Registry, first_day: int, last_d
     and the last ``recent_days`` again (late readings); returns the number of cost points written."""
     if not registry.tariffs:
         return 0
-    start, end = first_day * DAY - LOCAL_UTC_OFFSET_S, (last_day + 1) * DAY - LOCAL_UTC_OFFSET_S
+    start, end = day_start(first_day), day_start(last_day + 1)
     ledger = await store.fetch(PricedDay, start=start, end=end - 1)
     priced = {int(local_day(p.ts)) for p in ledger if p.tariff == registry.tariffs.fingerprint}
     todo = [d for d in range(first_day, last_day + 1) if d not in priced or d > last_day - recent_days]
     written, last_log = 0, time.monotonic()
     for run in _runs(todo, chunk_days):
         points = await price_days(store, registry, run[0], run[-1])
-        done = [PricedDay(d * DAY - LOCAL_UTC_OFFSET_S, registry.tariffs.fingerprint,
-                          sum(1 for p in points if p.ts == d * DAY - LOCAL_UTC_OFFSET_S)) for d in run]
+        done = [PricedDay(day_start(d), registry.tariffs.fingerprint, sum(1 for p in points if p.ts == day_start(d)))
+                for d in run]
         await store.write(Batch(costs=points, ledger=done))  # the ledger in the same write as the costs
         written += len(points)
         if time.monotonic() - last_log > 5:

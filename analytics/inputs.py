@@ -54,19 +54,21 @@ async def meter_activity(store: Store, registry: Registry, start: int, end: int)
     return MeterActivity(devices, last, interval)
 
 
-async def flow(store: Store, devices: list[Device], start: int, end: int, func: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per device: (``func`` of the flow in m3/h over [start, end), readings counted)."""
+async def flow(store: Store, devices: list[Device], start: int, end: int, func: str,
+               default_interval_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per device: (``func`` of the flow in m3/h over [start, end), readings counted); a reading without an
+    interval counts ``default_interval_s``."""
     ids = [d.id for d in devices]
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": (func, "consumption"), "iv": ("max", "interval_s"),
                                                          "n": ("count", "consumption")},
                                           start, end, by=("device",), where={"kind": "water"}))
     interval = align(ids, res, "device", "iv")
-    interval = np.where(np.isfinite(interval) & (interval > 0), interval, 900.0)
+    interval = np.where(np.isfinite(interval) & (interval > 0), interval, default_interval_s)
     return align(ids, res, "device", "c") / interval * 3600, align(ids, res, "device", "n", 0.0)
 
 
-async def bucketed_flows(store: Store, devices: list[Device], start: int, end: int, bucket_s: int
-                         ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+async def bucketed_flows(store: Store, devices: list[Device], start: int, end: int, bucket_s: int,
+                         default_interval_s: float) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Devices x buckets in [start, end): minimum flow (m3/h) and readings per bucket; bucket start times."""
     hours = list(range(start, end, bucket_s))
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("min", "consumption"), "iv": ("max", "interval_s"),
@@ -78,16 +80,17 @@ async def bucketed_flows(store: Store, devices: list[Device], start: int, end: i
     for device, bucket, c, iv, n in zip(res["device"], res["bucket"], res["c"], res["iv"], res["n"], strict=True):
         i, k = row.get(device), int((bucket - start) // bucket_s)
         if i is not None and 0 <= k < len(hours):
-            interval = iv if np.isfinite(iv) and iv > 0 else 900.0
+            interval = iv if np.isfinite(iv) and iv > 0 else default_interval_s
             flows[i, k], counts[i, k] = c / interval * 3600, n
     return flows, counts, hours
 
 
-async def night_flows(store: Store, devices: list[Device], at: int, nights: int) -> tuple[np.ndarray, list[int]]:
+async def night_flows(store: Store, devices: list[Device], at: int, nights: int,
+                      default_interval_s: float) -> tuple[np.ndarray, list[int]]:
     """Devices x nights (oldest first): the smallest flow between 02:00 and 04:00 local; night start times."""
     last = local_midnight(at - 4 * 3600)  # the latest night that is over
     starts = [last - DAY * k + 2 * 3600 for k in range(nights - 1, -1, -1)]
-    columns = [(await flow(store, devices, s, s + 2 * 3600, "min"))[0] for s in starts]
+    columns = [(await flow(store, devices, s, s + 2 * 3600, "min", default_interval_s))[0] for s in starts]
     return (np.stack(columns, axis=1) if columns else np.zeros((len(devices), 0))), starts
 
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Final
 
-# Local time lives in meterwatch.localtime.  This re-export stays only for analytics/inputs.py and
-# analytics/evaluators.py until they import it from there; nothing else may use it.
-from meterwatch.localtime import LOCAL_UTC_OFFSET_S  # noqa: F401
-
 INSTITUTION_TYPES: Final[dict[str, str]] = {
     "office": "党政机关",
     "education": "教育",

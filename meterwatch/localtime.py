@@ -23,6 +23,11 @@ def local_day(ts: int | float | np.ndarray) -> int | np.ndarray:
     return (int(ts) + LOCAL_UTC_OFFSET_S) // DAY
 
 
+def day_start(day: int) -> int:
+    """Unix time of local midnight at the start of local day number ``day`` (see ``local_day``)."""
+    return int(day) * DAY - LOCAL_UTC_OFFSET_S
+
+
 def local_midnight(ts: int | float) -> int:
     """Unix time of the local midnight that starts the day holding ``ts``."""
     return int(local_day(ts)) * DAY - LOCAL_UTC_OFFSET_S

@@ -70,6 +70,8 @@ class AnalyticsSettings(BaseModel):
                                                              "restart) after this many failed evaluations in a row")
     update_interval_s: float = Field(3600.0, ge=0, description="an open alert is re-published at most this often")
     lookback_days: float = Field(14.0, gt=0, description="silent rule's window; burst rule's normal flow")
+    default_interval_s: float = Field(900.0, gt=0, description="a meter's reading interval where the store does not "
+                                                               "say (silent rule, flows)")
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")

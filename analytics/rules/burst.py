@@ -50,9 +50,11 @@ async def evaluate(ctx: Context[BurstSettings]) -> RuleResult:
     devices = inputs.meters(ctx.registry, frozenset({"water"}))
     bucket = cfg.sustained_min * 60
     window_start = int(at - cfg.lookback_h * 3600) // bucket * bucket
-    flows, counts, hours = await inputs.bucketed_flows(store, devices, window_start, at, bucket)
+    flows, counts, hours = await inputs.bucketed_flows(store, devices, window_start, at, bucket,
+                                                       ctx.analytics.default_interval_s)
     recent, hour = latest_hour(flows, counts, min_readings=cfg.min_readings)
-    normal, _ = await inputs.flow(store, devices, int(at - ctx.analytics.lookback_days * DAY), window_start, "p95")
+    normal, _ = await inputs.flow(store, devices, int(at - ctx.analytics.lookback_days * DAY), window_start, "p95",
+                                  ctx.analytics.default_interval_s)
     hit, ratio = burst(recent, normal, factor=cfg.factor, floor_m3h=cfg.floor_m3h)
     findings = []
     for i in np.flatnonzero(hit):

@@ -48,7 +48,7 @@ def leak(night_flow: np.ndarray, threshold: np.ndarray, nights: int) -> tuple[np
 async def evaluate(ctx: Context[LeakSettings]) -> RuleResult:
     cfg, registry = ctx.settings, ctx.registry
     devices = inputs.meters(registry, frozenset({"water"}))
-    flows, starts = await inputs.night_flows(ctx.store, devices, ctx.at, cfg.nights)
+    flows, starts = await inputs.night_flows(ctx.store, devices, ctx.at, cfg.nights, ctx.analytics.default_interval_s)
     insts = [registry.institutions[d.institution] for d in devices]
     threshold = leak_threshold(np.array([i.occupants for i in insts], dtype=float), floor_m3h=cfg.floor_m3h,
                                per_person_m3h=cfg.per_person_m3h,

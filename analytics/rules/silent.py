@@ -18,7 +18,6 @@ from meterwatch.localtime import DAY, local_text
 class SilentSettings(BaseModel):
     factor: float = Field(4.0, gt=1, description="silent after this many usual intervals")
     min_s: float = Field(6 * 3600.0, gt=0, description="never silent before this long: NB-IoT meters upload every 1-4 h")
-    default_interval_s: float = Field(900.0, gt=0, description="usual interval of a device with no history")
 
 
 def silent(last_ts: np.ndarray, usual_interval_s: np.ndarray, now: float, *, factor: float,
@@ -41,7 +40,7 @@ async def evaluate(ctx: Context[SilentSettings]) -> RuleResult:
     start = int(at - ctx.analytics.lookback_days * DAY)
     act = await inputs.meter_activity(ctx.store, registry, start, at)
     mask, silence = silent(act.last_ts, act.usual_interval_s, at, factor=cfg.factor, min_silence_s=cfg.min_s,
-                           default_interval_s=cfg.default_interval_s, window_start=start)
+                           default_interval_s=ctx.analytics.default_interval_s, window_start=start)
     findings = []
     for i in np.flatnonzero(mask):
         d = act.devices[i]

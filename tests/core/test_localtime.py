@@ -11,7 +11,7 @@ import numpy as np
 from meterwatch.localtime import CHINA, DAY, local_day, local_midnight, midnight_of
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("meterwatch", "meterwatch_cli", "collector", "dashboards", "simulators", "scenarios", "benchmarks")
+PACKAGES = ("meterwatch", "meterwatch_cli", "collector", "analytics", "dashboards", "simulators", "scenarios", "benchmarks")
 # The day length, the UTC+8 offset, or the offset borrowed from elsewhere than meterwatch.localtime.
 RESTATED = re.compile(r"\b86400\b|8 \* 3600|\b28800\b|hours=8\b|^DAY = |^LOCAL_UTC_OFFSET_S\b"
                       r"|from meterwatch\.const import .*LOCAL_UTC_OFFSET_S")
