@@ -58,7 +58,7 @@ class Execution:
     at: int
     institutions: list[Institution]
     cost: dict[str, np.ndarray]  # yuan from 1 January to at, per kind and "total"
-    kgco2e: np.ndarray
+    kgco2e: dict[str, np.ndarray]  # per kind and "total"
     budget: dict[str, np.ndarray]  # yuan for the year, per kind and "total"
     budget_source: list[str]  # "finance" (budgets.csv) or "standard"
     standard: Standard
@@ -133,17 +133,18 @@ def _annual(table: QuotaTable, inst: Institution, indicator: str) -> tuple[float
     return quota if isinstance(quota, str) else quota.annual(inst)
 
 
-async def yearly_costs(store: Store, ids: list[str], start: int, end: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Yuan per kind and kgCO2e per institution over [start, end), from the cost measurement."""
+async def yearly_costs(store: Store, ids: list[str], start: int, end: int
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Yuan and kgCO2e per kind and institution over [start, end), from the cost measurement."""
     res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "c": ("sum", "kgco2e")}, start, end,
                                           by=("institution", "kind")))
     index = {i: k for k, i in enumerate(ids)}
     cost = {kind: np.zeros(len(ids)) for kind in KINDS}
-    carbon = np.zeros(len(ids))
+    carbon = {kind: np.zeros(len(ids)) for kind in KINDS}
     for inst, kind, yuan, co2 in zip(res["institution"], res["kind"], res["y"], res["c"], strict=True):
         if inst in index and kind in cost:
             cost[kind][index[inst]] += np.nan_to_num(yuan)
-            carbon[index[inst]] += np.nan_to_num(co2)
+            carbon[kind][index[inst]] += np.nan_to_num(co2)
     return cost, carbon
 
 
@@ -157,19 +158,20 @@ async def own_electricity_price(store: Store, ids: list[str], at: int) -> np.nda
                         "institution", "p")
 
 
-async def execution(store: Store, registry: Registry, at: int, *, profile_min_days: int) -> Execution:
+async def execution(store: Store, registry: Registry, at: int, *, profile_min_days: int,
+                    monthly: bool = True) -> Execution:
     """Budget execution of every institution for the local year holding ``at``, from priced costs."""
     institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
     ids = [i.id for i in institutions]
     year, day_of_year, jan1 = local_year(at)
     cost, carbon = await yearly_costs(store, ids, jan1, at)
-    monthly = np.zeros((len(ids), 12, len(KINDS)))
-    for m in range(12):
+    by_month = np.zeros((len(ids), 12, len(KINDS)))
+    for m in range(12 if monthly else 0):
         start, end = month_bounds(year, m + 1)
         if start >= at:
             break
         month, _ = await yearly_costs(store, ids, start, min(end, at))
-        monthly[:, m, :] = np.column_stack([month[k] for k in KINDS])
+        by_month[:, m, :] = np.column_stack([month[k] for k in KINDS])
     std = standard(registry, institutions, year, await own_electricity_price(store, ids, jan1))
     profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     budget, source = _budgets(registry, institutions, year, std)
@@ -178,8 +180,9 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
     with np.errstate(all="ignore"):
         projected = {k: np.where(share[k] > 0, cost[k] / share[k], np.nan) for k in KINDS}
     cost["total"] = cost["electricity"] + cost["water"] + cost["heat"]
+    carbon["total"] = carbon["electricity"] + carbon["water"] + carbon["heat"]
     projected["total"] = _total(projected)
-    prorated = np.nansum(np.vstack([np.nan_to_num(budget[k]) * share[k] for k in KINDS]), axis=0)
+    prorated = _prorated(budget, share)
     has = np.isfinite(budget["total"]) & (budget["total"] > 0)
     guide_total = _total(std.guide)
     status = np.where(~has, "", np.where(projected["total"] > budget["total"], "over",
@@ -198,7 +201,20 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
         notes.insert(0, f"priced use starts on {local_text(first)[:10]}: the year before counts as zero, so "
                         "projections are low (import last bills or readings: meterwatch import)")
     return Execution(year, at, institutions, cost, carbon, budget, source, std, prorated, projected, status,
-                     crossing, monthly, notes)
+                     crossing, by_month, notes)
+
+
+def _prorated(budget: dict[str, np.ndarray], share: dict[str, np.ndarray]) -> np.ndarray:
+    """The budget's share of the year so far: each kind's budget along its own profile; a total given
+    beyond the kinds' budgets along their average (or, without any, the kinds' mean share)."""
+    kinds = np.vstack([np.nan_to_num(budget[k]) for k in KINDS])
+    shares = np.vstack([share[k] for k in KINDS])
+    covered = np.sum(kinds * shares, axis=0)
+    given = kinds.sum(axis=0)
+    with np.errstate(all="ignore"):
+        average = np.where(given > 0, covered / given, shares.mean(axis=0))
+    rest = np.maximum(np.nan_to_num(budget["total"]) - given, 0.0)
+    return covered + rest * average
 
 
 def _normalised(profile: np.ndarray) -> np.ndarray:

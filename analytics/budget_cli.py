@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from analytics.budget import KINDS, Execution, execution
-from analytics.costs import ensure_priced
-from meterwatch.localtime import local_day, local_text, local_year, utc_text, year_bounds
+from analytics.costs import price_through
+from meterwatch.localtime import local_text, utc_text, year_bounds
 from meterwatch.registry import Registry
 from meterwatch.runtime import load_checked_registry
 from meterwatch.settings import Settings
@@ -63,9 +63,7 @@ async def _execution(settings: Settings, registry: Registry, at: int) -> Executi
     store = store_for(settings)
     try:
         await store.open()
-        _, _, jan1 = local_year(at)
-        # last year's too: the electricity standard is priced at each institution's own average price
-        await ensure_priced(store, registry, int(local_day(jan1)) - 365, int(local_day(at - 1)))
+        await price_through(store, registry, at - 1)  # last year's too: the standard's own electricity price
         return await execution(store, registry, at, profile_min_days=settings.analytics.profile_min_days)
     finally:
         await store.close()
@@ -83,7 +81,7 @@ def as_json(ex: Execution, rows: list[int]) -> dict[str, Any]:
         institutions.append({
             "institution": inst.id, "name": inst.name, "city": inst.city, "type": inst.type,
             "cost_yuan": {kind: _num(ex.cost[kind][k]) for kind in (*KINDS, "total")},
-            "kgco2e": _num(ex.kgco2e[k]),
+            "kgco2e": _num(ex.kgco2e["total"][k]),
             "budget_yuan": _num(ex.budget["total"][k]), "budget_source": ex.budget_source[k],
             "budget_by_kind_yuan": {kind: _num(ex.budget[kind][k]) for kind in KINDS},
             "prorated_yuan": _num(ex.prorated[k]),

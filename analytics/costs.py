@@ -28,7 +28,7 @@ from datetime import date
 import numpy as np
 
 from analytics.quota import QuotaTable
-from meterwatch.localtime import DAY, day_start, day_to_date, local_day, midnight_of
+from meterwatch.localtime import DAY, day_start, day_to_date, local_date, local_day, local_year, midnight_of
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
 from meterwatch.store import Batch, CostPoint, MeterValuePoint, PricedDay, ReadingPoint, Store
@@ -270,3 +270,26 @@ def _runs(days: list[int], size: int) -> list[list[int]]:
         else:
             runs.append([d])
     return runs
+
+
+def water_loss_per_day(registry: Registry, institution: str, m3h: float, at: int) -> float | None:
+    """What a flow of ``m3h`` running all day costs at the water price in force (None without a tariff)."""
+    inst = registry.institutions.get(institution)
+    schedule = registry.tariffs.schedule_for("water", inst, local_date(at)) if registry.tariffs and inst else None
+    return None if schedule is None or not np.isfinite(m3h) else float(m3h) * 24 * schedule.price
+
+
+def loss_phrase(yuan_per_day: float | None) -> tuple[str, str]:
+    """(Chinese, English) clauses saying what a leak or burst costs, or nothing without a price."""
+    if yuan_per_day is None:
+        return "", ""
+    return f"，按现行水价每天约损失 ¥{yuan_per_day:,.0f}", f"; at the current price it costs about ¥{yuan_per_day:,.0f} a day"
+
+
+async def price_through(store: Store, registry: Registry, at: int) -> int:
+    """Price every day from 1 January of last year to the day holding ``at`` (only what the ledger lacks, and
+    the last few days again): last year is the electricity standard's own price and the year-on-year cost."""
+    if not registry.tariffs:
+        return 0
+    _, _, jan1 = local_year(at)
+    return await ensure_priced(store, registry, int(local_day(jan1)) - 365, int(local_day(at)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics import inputs
+from analytics.budget import KINDS, Execution, execution
 from analytics.quota import GBT2589, QuotaTable, Standing, day_to_date, energy_kgce, standing
 from analytics.statistics import intensities
 from meterwatch.localtime import DAY, local_midnight, local_year
@@ -34,6 +35,9 @@ async def statistics(store: Store, registry: Registry, at: int, profile_min_days
     cities = np.array([i.city for i in institutions])
     points, lines = [], []
     day = local_midnight(at)
+    ex = await execution(store, registry, at, profile_min_days=profile_min_days, monthly=False) \
+        if registry.tariffs else None
+    money = _money(ex)
     for indicator in ("water", "electricity", "energy"):
         use = energy_kgce(this["electricity"], this["heat"], conversion) if indicator == "energy" else this[indicator]
         before = energy_kgce(last["electricity"], last["heat"], conversion) if indicator == "energy" else last[indicator]
@@ -44,7 +48,8 @@ async def statistics(store: Store, registry: Registry, at: int, profile_min_days
                 inst.id, inst.city, inst.type, indicator, day, float(use[k]), _num(stats.per_capita[k]),
                 _num(stats.per_m2[k]), _int(stats.rank_type[k]), _int(stats.rank_type_city[k]),
                 _int(stats.rank_type_capita[k]), _int(stats.rank_type_city_capita[k]), _num(stats.yoy[k]),
-                stats.flag[k] or None, *_standing(st, k, year), name=inst.name))
+                stats.flag[k] or None, *_standing(st, k, year), name=inst.name,
+                cost_yuan=money[indicator][0][k] if money else None, kgco2e=money[indicator][1][k] if money else None))
         flagged = int((stats.flag != "").sum())
         lines.append(f"{indicator}: {flagged} implausible figure(s) to check" if flagged else f"{indicator}: all plausible")
         if indicator == "electricity":
@@ -55,8 +60,40 @@ async def statistics(store: Store, registry: Registry, at: int, profile_min_days
                     best, worst = institutions[order[0]], institutions[order[-1]]
                     lines.append(f"  electricity per m2, {t}: lowest {best.name} {stats.per_m2[order[0]]:.1f}, "
                                  f"highest {worst.name} {stats.per_m2[order[-1]]:.1f} kWh/m2 (of {idx.size})")
+    if ex is not None:
+        points += _budget_rows(ex, day)
+        over = int(np.sum(ex.status == "over"))
+        lines.append(f"budget: {over} institution(s) heading over their budget" if over else "budget: none over")
     await store.write(Batch(statistics=points))
     return points, lines
+
+
+def _money(ex: Execution | None) -> dict[str, tuple[list[float | None], list[float | None]]]:
+    """Per indicator: (yuan so far, kgCO2e) per institution; energy is electricity and heat."""
+    if ex is None:
+        return {}
+    def pair(kinds: tuple[str, ...]) -> tuple[list[float | None], list[float | None]]:
+        return ([_num(v) for v in sum(ex.cost[k] for k in kinds)], [_num(v) for v in sum(ex.kgco2e[k] for k in kinds)])
+    return {"water": pair(("water",)), "electricity": pair(("electricity",)), "energy": pair(("electricity", "heat"))}
+
+
+def _budget_rows(ex: Execution, day: int) -> list[StatisticPoint]:
+    """The ``cost`` indicator: yuan so far against the budget, in the quota standing's columns (constraint =
+    budget, guide = the standard's guide, pro-rated budget, projection, status, expected crossing date)."""
+    guide = ex.standard.guide
+    guide_total = np.where(np.isfinite(np.vstack([guide[k] for k in KINDS])).any(axis=0),
+                           np.nansum(np.vstack([guide[k] for k in KINDS]), axis=0), np.nan)
+    rows = []
+    for k, inst in enumerate(ex.institutions):
+        has = bool(ex.status[k])
+        crossing = ex.crossing_date(k)
+        rows.append(StatisticPoint(
+            inst.id, inst.city, inst.type, "cost", day, float(ex.cost["total"][k]), None, None, None, None, None,
+            None, None, None, _num(ex.budget["total"][k]) if has else None, _num(guide_total[k]) if has else None,
+            _num(ex.prorated[k]) if has else None, _num(ex.projected["total"][k]) if has else None,
+            str(ex.status[k]) or None, crossing.isoformat() if crossing else None, name=inst.name,
+            cost_yuan=_num(ex.cost["total"][k]), kgco2e=_num(ex.kgco2e["total"][k])))
+    return rows
 
 
 def _standing(st: Standing, k: int, year: int) -> tuple:

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from analytics.alerts import STORE, AlertBook
+from analytics.costs import price_through
 from analytics.notifiers.base import Notifier, notifier_key
 from analytics.rules import configure, discover
 from analytics.rules.base import Context
@@ -42,6 +43,11 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
     catalogue = discover()
     own = configure(cfg, catalogue)  # checked at start by the command line; a bad section raises here
     result = Evaluation(at, ran=rules or list(catalogue))
+    try:
+        await price_through(store, registry, at)  # costs first: the budget rule and the statistics read them
+    except Exception as exc:  # noqa: BLE001 - reported; the rules still run on what was priced before
+        log.error("pricing failed", extra={"error": repr(exc)[:300]}, exc_info=True)
+        result.failed["pricing"] = repr(exc)[:300]
     for rule in result.ran:
         try:
             outcome = await catalogue[rule].evaluate(Context(catalogue[rule], store, registry, cfg, own[rule], at))

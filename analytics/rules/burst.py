@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from analytics import inputs
+from analytics.costs import loss_phrase, water_loss_per_day
 from analytics.rules.base import Context, Rule, RuleResult
 from meterwatch.localtime import DAY, local_text
 
@@ -61,12 +62,13 @@ async def evaluate(ctx: Context[BurstSettings]) -> RuleResult:
         d = devices[i]
         name = ctx.registry.institutions[d.institution].name
         since = hours[int(hour[i])]
+        cost_cn, cost_en = loss_phrase(water_loss_per_day(ctx.registry, d.institution, float(recent[i]), at))
         findings.append(ctx.finding(
             d.institution, d.id, since, round(float(recent[i]), 3), "m3/h",
             f"{name} 水表 {d.id} 自 {local_text(since)} 起 {cfg.sustained_min} 分钟内流量不低于 "
-            f"{recent[i]:.2f} m³/h，为平时高峰的 {ratio[i]:.1f} 倍，疑似爆管或长流水",
+            f"{recent[i]:.2f} m³/h，为平时高峰的 {ratio[i]:.1f} 倍，疑似爆管或长流水{cost_cn}",
             f"water meter {d.id} of {d.institution}: at least {recent[i]:.2f} m3/h for {cfg.sustained_min} min "
-            f"from {local_text(since)}, {ratio[i]:.1f}x its usual peak: burst or tap left open",
+            f"from {local_text(since)}, {ratio[i]:.1f}x its usual peak: burst or tap left open{cost_en}",
             severity="critical" if ratio[i] > 2 * cfg.factor else None))
     return RuleResult(findings, {d.id for d in devices})
 

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from analytics import inputs
+from analytics.costs import loss_phrase, water_loss_per_day
 from analytics.rules.base import Context, Rule, RuleResult
 
 
@@ -58,12 +59,13 @@ async def evaluate(ctx: Context[LeakSettings]) -> RuleResult:
     for i in np.flatnonzero(hit):
         d, inst = devices[i], insts[i]
         since = starts[max(0, len(starts) - int(streak[i]))]
+        cost_cn, cost_en = loss_phrase(water_loss_per_day(registry, d.institution, float(value[i]), ctx.at))
         findings.append(ctx.finding(
             d.institution, d.id, since, round(float(value[i]), 3), "m3/h",
             f"{inst.name} 水表 {d.id} 连续 {int(streak[i])} 夜最小夜间流量 {value[i]:.3f} m³/h"
-            f"（阈值 {threshold[i]:.3f}），疑似漏水",
+            f"（阈值 {threshold[i]:.3f}），疑似漏水{cost_cn}",
             f"water meter {d.id} of {d.institution}: minimum night flow {value[i]:.3f} m3/h for "
-            f"{int(streak[i])} nights (threshold {threshold[i]:.3f}): probable leak"))
+            f"{int(streak[i])} nights (threshold {threshold[i]:.3f}): probable leak{cost_en}"))
     return RuleResult(findings, {d.id for d in devices})
 
 

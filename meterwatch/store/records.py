@@ -167,13 +167,16 @@ class StatisticPoint:
     quota_status: str | None = None  # guide / between / over
     crossing: str | None = None  # date the constraint is expected to be passed
     name: str = ""  # the institution's Chinese name: a tag, so dashboards can list and rank by name
+    cost_yuan: float | None = None  # priced use so far this year (water; electricity; energy = electricity + heat)
+    kgco2e: float | None = None  # the same use's emissions
 
     schema: ClassVar[Schema] = Schema(
         "statistic", ("institution", "city", "type", "indicator", "name"),
         (("use", "float"), ("per_capita", "float"), ("per_m2", "float"), ("rank_type", "int"),
          ("rank_type_city", "int"), ("rank_type_capita", "int"), ("rank_type_city_capita", "int"),
          ("yoy", "float"), ("flag", "str"), ("quota_constraint", "float"), ("quota_guide", "float"),
-         ("quota_prorated", "float"), ("projected", "float"), ("quota_status", "str"), ("crossing", "str")),
+         ("quota_prorated", "float"), ("projected", "float"), ("quota_status", "str"), ("crossing", "str"),
+         ("cost_yuan", "float"), ("kgco2e", "float")),
         key=("institution", "indicator", "ts"), count_field="use",
     )
 

@@ -42,7 +42,7 @@ async def test_execution_projects_the_year_and_dates_the_overrun(store_url):
     a = 0
     assert [i.id for i in ex.institutions] == ["inst-a", "inst-b"]
     assert (ex.cost["electricity"][a], ex.cost["water"][a], ex.cost["total"][a]) == (20000.0, 11000.0, 31000.0)
-    assert ex.kgco2e[a] == 6.0
+    assert ex.kgco2e["total"][a] == 6.0 and ex.kgco2e["electricity"][a] == 4.0
     assert ex.monthly[a, 0, 0] == 12000.0 and ex.monthly[a, 2, 0] == 8000.0 and ex.monthly[a, 1, 1] == 11000.0
     assert ex.budget["total"][a] == 100000.0 and ex.budget_source[a] == "finance"
     assert ex.projected["total"][a] == pytest.approx(31000.0 * 365 / 90)  # 125,722.22
