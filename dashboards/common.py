@@ -22,7 +22,8 @@ CATEGORIES = {**{k: f"{v} {k.capitalize()}" for k, v in GARBAGE_CATEGORIES.items
 STATES = {"open": "新告警 Open", "update": "更新 Update", "resolved": "已恢复 Resolved",
           "acknowledged": "已确认 Acknowledged"}
 SEVERITIES = {"info": "提示 Info", "warning": "警告 Warning", "critical": "严重 Critical"}
-INDICATORS = {"energy": "综合能耗 Energy (kgce)", "electricity": "电 Electricity (kWh)", "water": "水 Water (m³)"}
+INDICATORS = {"energy": "综合能耗 Energy (kgce)", "electricity": "电 Electricity (kWh)", "water": "水 Water (m³)",
+              "cost": "能源费用 Cost (yuan, against the budget)"}
 
 
 

@@ -74,6 +74,7 @@ async def load_sample(settings: Settings, workdir: Path, *, institutions: int, d
     province = generate_province(institutions, seed, settings.cities)
     write_registry(province, workdir / "registry")
     shutil.copy(SAMPLE_QUOTAS, workdir / "registry" / "quotas.toml")
+    shutil.copy(SAMPLE_QUOTAS.with_name("tariffs.toml"), workdir / "registry" / "tariffs.toml")
     registry, _ = load_registry(workdir / "registry", settings.cities)
     end = int(time.time())
     live_start = end - live_s

@@ -58,6 +58,15 @@ def _standing(title: str, expr: str, column: str, unit: str, thresholds=()) -> P
         (column,)),), width=6, height=4, unit=unit, decimals=1, thresholds=thresholds)
 
 
+COST = "\"indicator\" = 'cost'"  # the statistic's budget row: use = yuan so far, quota_constraint = budget
+
+
+def _budget(title: str, expr: str, column: str, unit: str, thresholds=()) -> Panel:
+    return Panel(title, "stat", (Query(
+        f'SELECT {expr} AS "{column}" FROM "statistic" WHERE {INST} AND {COST} AND {LATEST}', (column,)),),
+        width=6, height=4, unit=unit, decimals=0, thresholds=thresholds)
+
+
 def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
     return Dashboard(
         "mw-institution", "单位详情 Institution",
@@ -69,6 +78,13 @@ def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
              _standing("年末预测 / 约束值 Projected / constraint", 'last("projected") / last("quota_constraint") * 100',
                        "projected_percent", "percent", thresholds=((None, "green"), (90, "orange"), (100, "red"))),
              _standing("同比 Year on year", 'last("yoy") * 100', "yoy_percent", "percent")),
+            (_budget("本年能源费用 Energy cost this year", 'last("use")', "cost_yuan", "currencyCNY"),
+             _budget("已用预算 / 时间进度 Budget used / time elapsed", 'last("use") / last("quota_prorated") * 100',
+                     "budget_pace", "percent", thresholds=((None, "green"), (90, "orange"), (100, "red"))),
+             _budget("预计全年 / 预算 Projected / budget", 'last("projected") / last("quota_constraint") * 100',
+                     "budget_projected", "percent", thresholds=((None, "green"), (90, "orange"), (100, "red"))),
+             _budget("预计超支(+)/节约(-) Projected overrun", 'last("projected") - last("quota_constraint")',
+                     "overrun_yuan", "currencyCNY", thresholds=((None, "green"), (0, "red")))),
             (_hourly("electricity"), _hourly("water"), _hourly("heat")),
             (_daily("本年逐日用量 Daily use this year", None),
              _daily("去年同期逐日用量 The same days last year", "1y")),

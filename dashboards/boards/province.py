@@ -45,6 +45,40 @@ def _ranking(title: str, func: str, intensity: str, unit: str) -> Panel:
         transformations=({"id": "organize", "options": {"excludeByName": {"Time": True}}},))
 
 
+PERCENT_COLOURS = ({"id": "unit", "value": "percent"},
+                   {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                   {"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                       {"value": None, "color": "green"}, {"value": 90, "color": "orange"}, {"value": 100, "color": "red"}]}})
+# The budget standing is the statistic's `cost` row: use = yuan so far, quota_constraint = budget,
+# quota_prorated = the budget's share of the year so far, projected = year-end cost.
+BUDGET_BY_INSTITUTION = (
+    'SELECT last("use") AS "cost", last("quota_constraint") AS "budget", last("quota_prorated") AS "prorated", '
+    'last("projected") AS "projected" FROM "statistic" '
+    f"WHERE \"indicator\" = 'cost' AND {FILTER} AND {LATEST_STATISTIC} GROUP BY \"institution\", \"name\", \"city\"")
+
+
+def _budget_row(places: Mapping[str, str]) -> tuple[Panel, ...]:
+    return (
+        Panel("预算执行（按市）Budget used against time elapsed, by city", "table", (Query(
+            'SELECT sum("cost") AS "cost_yuan", sum("budget") AS "budget_yuan", '
+            'sum("cost") / sum("budget") * 100 AS "used", sum("prorated") / sum("budget") * 100 AS "elapsed", '
+            f'sum("projected") AS "projected_yuan" FROM ({BUDGET_BY_INSTITUTION}) GROUP BY "city"',
+            ("cost_yuan", "budget_yuan", "used", "elapsed", "projected_yuan"), tags=("city",), table=True),),
+            mappings=places, decimals=0, width=12, height=8,
+            description="已用预算 used = 本年已支出 / 预算；进度 elapsed = 按季节曲线应已支出的份额。"
+                        "used above elapsed means spending ahead of the budget",
+            overrides=({"matcher": {"id": "byName", "options": "used"}, "properties": list(PERCENT_COLOURS)},
+                       {"matcher": {"id": "byName", "options": "elapsed"},
+                        "properties": [{"id": "unit", "value": "percent"}]})),
+        Panel("预计超支最多 Largest projected overruns", "table", (Query(
+            f'SELECT top("overrun", "name", 10) AS "overrun_yuan" FROM (SELECT "projected" - "budget" AS "overrun" '
+            f'FROM ({BUDGET_BY_INSTITUTION}) GROUP BY "name")', ("overrun_yuan", "name"), table=True),),
+            width=12, height=8, unit="currencyCNY", decimals=0,
+            description="预计全年费用减预算 Projected year-end cost minus budget (yuan)",
+            transformations=({"id": "organize", "options": {"excludeByName": {"Time": True}}},)),
+    )
+
+
 def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
     places = labels(city_labels(cities), TYPES, KINDS)
     return Dashboard(
@@ -86,6 +120,7 @@ def board(cities: Mapping[str, str], rules: Mapping[str, str]) -> Dashboard:
                  'SELECT sum("consumption") FROM "consumption_city_1d" '
                  f"WHERE \"kind\" = 'water' AND {FILTER} AND $timeFilter GROUP BY {DAILY}, \"city\" fill(none)",
                  ("sum",), tags=("city",), legend="$tag_city"),), unit="m3", mappings=places)),
+            _budget_row(places),
             (_ranking("人均能耗最低 Lowest energy per capita", "bottom", "per_capita", "kgce/人"),
              _ranking("人均能耗最高 Highest energy per capita", "top", "per_capita", "kgce/人"),
              _ranking("单位面积能耗最低 Lowest energy per m²", "bottom", "per_m2", "kgce/m²"),
