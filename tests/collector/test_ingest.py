@@ -8,7 +8,7 @@ from collector.ingest import Ingestor
 from collector.message import Message
 from collector.topics import subscriptions
 from meterwatch.settings import CollectorSettings
-from tests.helpers import tiny_registry
+from tests.helpers import dlt645_energy_frame, tiny_registry
 
 NOW = 1_764_000_000
 
@@ -167,3 +167,32 @@ def test_a_flood_of_rejects_logs_a_bounded_summary_with_counts_per_reason(ingest
     assert cards.total == 1000 and cards.counts == {"inst-a": 1000} and cards.examples["inst-a"] == "a-s1 card X0"
     caplog.clear()
     assert ingestor.log_summary.emit() == 0 and caplog.records == []  # nothing new: nothing said
+
+
+def test_a_frame_received_again_soon_with_the_same_register_is_a_duplicate_also_after_a_restart(tmp_path):
+    """Frames carry no time: a redelivery (crash before the ack) would be a second reading seconds later."""
+    now = [float(NOW)]
+    ingestor = Ingestor(tiny_registry(tmp_path), CollectorSettings(frame_repeat_s=300), clock=lambda: now[0])
+    topic = "meterwatch/up/inst-a/a-e1/frame/dlt645"
+    first = one(ingestor, topic, dlt645_energy_frame("000000000002", 1234.56))
+    now[0] += 3  # the broker redelivers it
+    again = one(ingestor, topic, dlt645_energy_frame("000000000002", 1234.56))
+    assert [p.register for p in first.out.readings] == [pytest.approx(1234.56 * 40)]
+    assert (again.out.readings, again.out.values, again.duplicates, again.verdict) == ([], [], 1, "duplicate")
+    now[0] += 10  # the meter moved: a new reading, however soon
+    moved = one(ingestor, topic, dlt645_energy_frame("000000000002", 1234.60))
+    assert [(p.ts, p.consumption) for p in moved.out.readings] == [(NOW + 13, pytest.approx(0.04 * 40))]
+    now[0] += 300  # the same register, but frame_repeat_s later: a meter that did not move, read again
+    still = one(ingestor, topic, dlt645_energy_frame("000000000002", 1234.60))
+    assert [(p.ts, p.consumption) for p in still.out.readings] == [(NOW + 313, 0.0)]
+    restarted = Ingestor(tiny_registry(tmp_path / "r2"), CollectorSettings(), clock=lambda: now[0] + 2)
+    restarted.seed({"a-e1": (NOW + 313, 1234.60 * 40)})  # what the store holds at start
+    redelivered = one(restarted, topic, dlt645_energy_frame("000000000002", 1234.60))
+    assert (redelivered.out.readings, redelivered.duplicates) == ([], 1)
+
+
+def test_json_readings_keep_their_own_times_and_are_never_frame_repeats(ingestor):
+    topic = "meterwatch/up/inst-a/a-w1/reading"
+    one(ingestor, topic, reading(NOW - 60, 5.0))
+    same_value = one(ingestor, topic, reading(NOW - 30, 5.0))
+    assert [(p.ts, p.consumption) for p in same_value.out.readings] == [(NOW - 30, 0.0)]
