@@ -186,6 +186,8 @@ class Ingestor:
     def _readings(self, m: Message, device: Device, samples: list[Sample], stamped: bool) -> bool:
         """Add the samples to the device's history; True when they were all a redelivered frame."""
         history = self.history(device)
+        inst = self.registry.institutions[device.institution]
+        tags = (device.id, device.institution, inst.city, inst.type, device.kind)
         repeats = 0
         for sample in sorted(samples, key=lambda s: s.ts):
             register = sample.value * device.multiplier
@@ -194,23 +196,21 @@ class Ingestor:
                 repeats += 1
                 continue
             result = history.add(sample.ts, register)
-            if result.status == "duplicate":
+            if result.status == "new":
+                for p in result.points:
+                    if p.flag:
+                        m.flags[p.flag] += 1
+                        self.log_summary.note("register anomalies", p.flag, f"{device.id} at {p.ts}")
+                    m.out.readings.append(ReadingPoint(*tags, p.ts, p.register, p.consumption, p.interval_s, p.flag))
+            elif result.status == "duplicate":
                 m.duplicates += 1
             elif result.status == "conflict":
                 self.reject(m, reasons.CONFLICTING_READING,
                             f"reading at {sample.ts} differs from the one already received for that second",
                             f'{{"ts": {sample.ts}, "value": {sample.value!r}}}'.encode())
-            elif result.status == "late":
+            else:  # late: older than the history, placed from the store (collector.late)
                 m.late.append(self.point(device, result.points[0]))
-            else:
-                m.out.readings += [self._flagged(m, device, p) for p in result.points]
         return repeats == len(samples)
-
-    def _flagged(self, m: Message, device: Device, p: Interval) -> ReadingPoint:
-        if p.flag:
-            m.flags[p.flag] += 1
-            self.log_summary.note("register anomalies", p.flag, f"{device.id} at {p.ts}")
-        return self.point(device, p)
 
     # -- derive: weighings --------------------------------------------------------------------------
 
