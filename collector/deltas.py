@@ -49,6 +49,24 @@ def interval(prev_ts: int, prev_reg: float, ts: int, reg: float, multiplier: flo
     return Interval(ts, reg, max(reg - prev_reg, 0.0), ts - prev_ts)
 
 
+def placed(before: tuple[int, float] | None, ts: int, register: float, after: tuple[int, float] | None,
+           multiplier: float = 1.0) -> tuple[Interval, ...]:
+    """A reading placed between its neighbours (each ``(ts, register)`` or None): what must be (re)written.
+
+    The reading gets its interval from the one before; the one after gets the
+    rest of what used to be one interval.  The one home of this arithmetic,
+    whether the neighbours are in memory (``DeviceHistory``) or in the store
+    (``collector.late``).
+    """
+    first = Interval(ts, register, None, None) if before is None else interval(*before, ts, register, multiplier)
+    return (first,) if after is None else (first, interval(ts, register, *after, multiplier))
+
+
+def same_register(a: float, b: float) -> bool:
+    """Two register values that are one reading (a retry), not a conflict."""
+    return abs(a - b) <= REGISTER_TOLERANCE * max(1.0, abs(b))
+
+
 @dataclass
 class DeviceHistory:
     """Recent good readings of one device; every reading at or after ``known_from`` is in it."""
@@ -67,18 +85,24 @@ class DeviceHistory:
         i = bisect.bisect_left(self.ts, ts)
         if (i < len(self.ts) and self.ts[i] == ts) or ts in self._bad:
             known = self.register[i] if i < len(self.ts) and self.ts[i] == ts else None
-            same = known is None or abs(known - register) <= REGISTER_TOLERANCE * max(1.0, abs(register))
-            return AddResult("duplicate" if same else "conflict")
+            return AddResult("duplicate" if known is None or same_register(known, register) else "conflict")
         if ts < self.known_from:
             # Older than the contiguous window: its neighbours are in the store, not here.
             return AddResult("late", (Interval(ts, register, None, None),))
         if i == len(self.ts):
             return AddResult("new", self._append(ts, register))
-        points = [interval(self.ts[i - 1], self.register[i - 1], ts, register, self.multiplier) if i > 0
-                  else Interval(ts, register, None, None)]
-        points.append(interval(ts, register, self.ts[i], self.register[i], self.multiplier))
+        before = (self.ts[i - 1], self.register[i - 1]) if i > 0 else None
+        points = placed(before, ts, register, (self.ts[i], self.register[i]), self.multiplier)
         self._insert(i, ts, register)
-        return AddResult("new", tuple(points))
+        return AddResult("new", points)
+
+    def repeats_latest(self, ts: int, register: float, within_s: float) -> bool:
+        """True when ``register`` at ``ts`` is the newest reading again, less than ``within_s`` later.
+
+        Binary frames carry no time and are stamped on receipt: a redelivered
+        frame looks like a new reading a few seconds after the first.
+        """
+        return bool(self.ts) and 0 <= ts - self.ts[-1] < within_s and same_register(self.register[-1], register)
 
     def _append(self, ts: int, register: float) -> tuple[Interval, ...]:
         if not self.ts:

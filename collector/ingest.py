@@ -1,14 +1,24 @@
-"""One message in, points and reject records out: the collector's logic without its I/O.
+"""The pure stages of the collector: messages in, points and reject records out, no I/O.
 
-This is where a gateway is distrusted: the topic must parse, the device
-must exist, belong to the institution named in the topic and be of a kind
-the payload format fits, and every reading must pass its decoder.
+Each stage takes a list of ``Message`` and fills in its part (see
+``collector.message``); the service runs them in this order:
 
-``process`` is total: whatever goes wrong while handling one message
-becomes a reject of that message (``internal_error``, the exception's class
-in the detail), never an exception that would stop the collector, and a
-message always comes out as data, duplicates or rejects.  What would be a
-warning per message is counted in ``log_summary`` and logged per interval.
+- ``route``: size, topic (parsed once), decoder of its suffix, and the
+  registry: the device must exist, belong to the institution named in the
+  topic and be of a kind the payload format fits.  This is where a gateway
+  is distrusted.
+- ``decode``: the decoder turns the payload into samples, weighings and
+  values; every item is checked on its own (a bad one is rejected alone).
+- ``derive``: consumption and register flags from the device's history,
+  duplicates (a reading, a weighing or a redelivered frame already
+  received) and conflicts; readings older than the history are left in
+  ``late`` for ``collector.late`` to place between their stored neighbours.
+
+The stages are total: whatever goes wrong with one message becomes a reject
+of that message (``internal_error``, the exception's class in the detail),
+never an exception that would stop the collector, and a message always
+comes out as data, duplicates or rejects.  What would be a warning per
+message is counted in ``log_summary`` and logged per interval.
 """
 
 from __future__ import annotations
@@ -16,15 +26,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from collector import reasons
-from collector.decoders import DECODERS, DecodeContext, Decoder, ItemReject
-from collector.decoders.base import RawWeighing
-from collector.deltas import DeviceHistory, seed
+from collector.decoders import DECODERS, DecodeContext, Decoder, RawWeighing, Sample
+from collector.deltas import DeviceHistory, Interval, seed
 from collector.logsummary import LogSummary
+from collector.message import Message
 from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UNKNOWN
 from meterwatch.registry import Device, Registry
@@ -35,28 +43,9 @@ log = logging.getLogger(__name__)
 RECENT_WEIGHINGS = 100_000  # identities remembered to spot a repeat (two days of the province's scales)
 
 
-@dataclass
-class Outcome:
-    readings: list[ReadingPoint] = field(default_factory=list)
-    weighings: list[WeighingPoint] = field(default_factory=list)
-    values: list[MeterValuePoint] = field(default_factory=list)
-    late: list[ReadingPoint] = field(default_factory=list)  # older than the window: neighbours from the store
-    rejects: list[RejectRecord] = field(default_factory=list)
-    duplicates: int = 0
-    flags: Counter[str] = field(default_factory=Counter)
-    unknown_cards: int = 0
-
-    @property
-    def verdict(self) -> str:
-        """What became of the message: ``stored`` (some data kept), ``duplicate``, ``rejected``, or ``""``."""
-        if self.readings or self.weighings or self.values or self.late:
-            return "stored"
-        return "duplicate" if self.duplicates else "rejected" if self.rejects else ""
-
-
 class Ingestor:
     def __init__(self, registry: Registry, settings: CollectorSettings,
-                 clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
                  decoders: dict[str, Decoder] | None = None) -> None:
         self.registry = registry
         self.settings = settings
@@ -65,7 +54,7 @@ class Ingestor:
         self.histories: dict[str, DeviceHistory] = {}
         self._last_reject_ns = 0
         self._weighed: dict[tuple[str, int, str], float] = {}  # (scale, ts, card) -> kg, oldest first
-        self.log_summary = LogSummary(log)
+        self.log_summary = LogSummary(log, monotonic)
 
     def _seeded(self, device: str, ts: int, register: float) -> None:
         known = self.registry.devices.get(device)
@@ -89,121 +78,143 @@ class Ingestor:
 
     def next_reject_ns(self) -> int:
         """A reject's time: unique and increasing, because InfluxDB keys a reject by its tags and time."""
-        self._last_reject_ns = max(time.time_ns(), self._last_reject_ns + 1)
+        self._last_reject_ns = max(int(self.clock() * 1e9), self._last_reject_ns + 1)
         return self._last_reject_ns
 
-    def _reject(self, out: Outcome, topic: str, payload: bytes, reason: str, detail: str,
-                institution: str = "", device: str = "") -> None:
-        out.rejects.append(RejectRecord(self.next_reject_ns(), reason, topic, payload, detail, institution, device))
-        self.log_summary.note("rejects", reason, topic)
+    def reject(self, m: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
+        """Keep a reject of ``m`` (its whole payload unless ``payload`` names the refused part)."""
+        up = m.up
+        m.out.rejects.append(RejectRecord(self.next_reject_ns(), reason, m.topic,
+                                          m.payload if payload is None else payload, detail,
+                                          up.institution if up else "", up.device if up else ""))
+        self.log_summary.note("rejects", reason, m.topic)
 
-    def _route(self, topic: str, payload: bytes, out: Outcome) -> tuple[Device, Decoder] | None:
-        if len(payload) > self.settings.max_payload_bytes:
-            self._reject(out, topic, payload[:1024], reasons.OVERSIZED,
-                         f"{len(payload)} bytes, limit {self.settings.max_payload_bytes} (first 1 KiB kept)")
-            return None
+    def _refuse(self, m: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
+        self.reject(m, reason, detail, payload)
+        m.settled = True
+
+    # -- the stages ---------------------------------------------------------------------------------
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """``route``, ``decode`` and ``derive``: everything but placing late readings, which needs the store."""
+        self.route(messages)
+        self.decode(messages)
+        self.derive(messages)
+        return messages
+
+    def route(self, messages: list[Message]) -> None:
+        self._each(self._route, messages)
+
+    def decode(self, messages: list[Message]) -> None:
+        self._each(self._decode, messages)
+
+    def derive(self, messages: list[Message]) -> None:
+        """Points from the history; then a message that came out as nothing is a broken contract."""
+        self._each(self._derive, messages)
+        for m in messages:
+            if not m.verdict:
+                self._internal_error(m, "nothing came out of the message: a decoder broke its contract")
+
+    def _each(self, stage: Callable[[Message], None], messages: list[Message]) -> None:
+        for m in messages:
+            if m.settled:
+                continue
+            try:
+                stage(m)
+            except Exception as exc:  # noqa: BLE001  (one message must never stop the collector)
+                self.log_summary.error("internal errors while handling messages", exc, m.topic)
+                self._internal_error(m, f"{type(exc).__name__} while handling the message: {_describe(exc)}")
+
+    def _internal_error(self, m: Message, detail: str) -> None:
+        """The message rejected whole, whatever the stages had made of it."""
+        m.start_over()
+        self._refuse(m, reasons.INTERNAL_ERROR, detail[:500], m.payload[:self.settings.max_payload_bytes])
+
+    def _route(self, m: Message) -> None:
+        if len(m.payload) > self.settings.max_payload_bytes:
+            return self._refuse(m, reasons.OVERSIZED, f"{len(m.payload)} bytes, limit "
+                                f"{self.settings.max_payload_bytes} (first 1 KiB kept)", m.payload[:1024])
         try:
-            up = parse_up_topic(topic)
+            up = m.up = parse_up_topic(m.topic)
         except TopicError as exc:
-            self._reject(out, topic, payload, reasons.BAD_TOPIC, str(exc))
-            return None
+            return self._refuse(m, reasons.BAD_TOPIC, str(exc))
         decoder = self.decoders.get(up.suffix)
         if decoder is None:
-            self._reject(out, topic, payload, reasons.UNKNOWN_TOPIC, f"no decoder for {up.suffix!r}",
-                         up.institution, up.device)
-            return None
+            return self._refuse(m, reasons.UNKNOWN_TOPIC, f"no decoder for {up.suffix!r}")
         device = self.registry.devices.get(up.device)
         if device is None:
-            self._reject(out, topic, payload, reasons.UNKNOWN_DEVICE, f"device {up.device!r} is not in the registry",
-                         up.institution, up.device)
-            return None
+            return self._refuse(m, reasons.UNKNOWN_DEVICE, f"device {up.device!r} is not in the registry")
         if device.institution != up.institution:
-            self._reject(out, topic, payload, reasons.INSTITUTION_MISMATCH,
-                         f"device {device.id} belongs to {device.institution}, not {up.institution}",
-                         up.institution, up.device)
-            return None
+            return self._refuse(m, reasons.INSTITUTION_MISMATCH,
+                                f"device {device.id} belongs to {device.institution}, not {up.institution}")
         if device.kind not in decoder.kinds:
-            self._reject(out, topic, payload, reasons.KIND_MISMATCH,
-                         f"{up.suffix} payload for a {device.kind} device", up.institution, up.device)
-            return None
-        return device, decoder
+            return self._refuse(m, reasons.KIND_MISMATCH, f"{up.suffix} payload for a {device.kind} device")
+        m.device, m.decoder = device, decoder
+        return None
 
-    def process(self, topic: str, payload: bytes) -> Outcome:
-        """The message's points and rejects; never raises (see the module's docstring)."""
-        try:
-            out = self._process(topic, payload)
-        except Exception as exc:  # noqa: BLE001  (one message must never stop the collector)
-            self.log_summary.error("internal errors while handling messages", exc, topic)
-            return self._whole_reject(topic, payload, f"{type(exc).__name__} while handling the message: "
-                                                      f"{_describe(exc)}")
-        if not out.verdict:
-            return self._whole_reject(topic, payload, "nothing came out of the message: a decoder broke its "
-                                                      "contract")
-        return out
+    def _decode(self, m: Message) -> None:
+        assert m.device is not None and m.decoder is not None  # routed
+        ctx = DecodeContext(m.device, self.clock(), self.settings.future_tolerance_s, self.settings.max_batch_readings)
+        m.decoded = m.decoder.decode(m.payload, ctx)
+        for bad in m.decoded.rejects:
+            self.reject(m, bad.reason, bad.detail, bad.payload)
 
-    def _whole_reject(self, topic: str, payload: bytes, detail: str) -> Outcome:
-        out = Outcome()
-        try:
-            up = parse_up_topic(topic)
-            institution, device = up.institution, up.device
-        except TopicError:
-            institution = device = ""
-        self._reject(out, topic, payload[:self.settings.max_payload_bytes], reasons.INTERNAL_ERROR, detail[:500],
-                     institution, device)
-        return out
-
-    def _process(self, topic: str, payload: bytes) -> Outcome:
-        out = Outcome()
-        routed = self._route(topic, payload, out)
-        if routed is None:
-            return out
-        device, decoder = routed
-        ctx = DecodeContext(device, self.clock(), self.settings.future_tolerance_s, self.settings.max_batch_readings)
-        decoded = decoder.decode(payload, ctx)
-        for bad in decoded.rejects:
-            self._item_reject(out, topic, payload, device, bad)
-        if decoded.samples:
-            self._readings(out, topic, device, decoded.samples)
+    def _derive(self, m: Message) -> None:
+        assert m.device is not None and m.decoded is not None  # decoded
+        device, decoded = m.device, m.decoded
+        if decoded.samples and self._readings(m, device, decoded.samples, decoded.stamped):
+            return  # a frame received again: its values are the first one's too
         if decoded.weighings:
-            self._weighings(out, topic, device, decoded.weighings)
-        out.values += [MeterValuePoint(device.id, device.institution, v.name, v.ts, v.value) for v in decoded.values]
-        return out
+            self._weighings(m, device, decoded.weighings)
+        m.out.values += [MeterValuePoint(device.id, device.institution, v.name, v.ts, v.value) for v in decoded.values]
 
-    def _item_reject(self, out: Outcome, topic: str, payload: bytes, device: Device, bad: ItemReject) -> None:
-        self._reject(out, topic, payload if bad.payload is None else bad.payload, bad.reason, bad.detail,
-                     device.institution, device.id)
+    # -- derive: readings ---------------------------------------------------------------------------
 
-    def _readings(self, out: Outcome, topic: str, device: Device, samples: list) -> None:
-        inst = self.registry.institutions[device.institution]
+    def history(self, device: Device) -> DeviceHistory:
         history = self.histories.get(device.id)
         if history is None:
             history = self.histories[device.id] = DeviceHistory(self.settings.history_window,
                                                                 multiplier=device.multiplier)
+        return history
+
+    def point(self, device: Device, p: Interval) -> ReadingPoint:
+        """A reading as stored: the device's registry tags, and its interval."""
+        inst = self.registry.institutions[device.institution]
+        return ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
+                            p.ts, p.register, p.consumption, p.interval_s, p.flag)
+
+    def _readings(self, m: Message, device: Device, samples: list[Sample], stamped: bool) -> bool:
+        """Add the samples to the device's history; True when they were all a redelivered frame."""
+        history = self.history(device)
+        inst = self.registry.institutions[device.institution]
+        tags = (device.id, device.institution, inst.city, inst.type, device.kind)
+        repeats = 0
         for sample in sorted(samples, key=lambda s: s.ts):
             register = sample.value * device.multiplier
+            if stamped and history.repeats_latest(sample.ts, register, self.settings.frame_repeat_s):
+                m.duplicates += 1
+                repeats += 1
+                continue
             result = history.add(sample.ts, register)
-            if result.status == "duplicate":
-                out.duplicates += 1
-                continue
-            if result.status == "conflict":
-                self._item_reject(out, topic, b"", device, ItemReject(
-                    reasons.CONFLICTING_READING,
-                    f"reading at {sample.ts} differs from the one already received for that second",
-                    f'{{"ts": {sample.ts}, "value": {sample.value!r}}}'.encode()))
-                continue
-            if result.status == "late":
-                p = result.points[0]
-                out.late.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
-                                             p.ts, p.register))
-                continue
-            for p in result.points:
-                if p.flag:
-                    out.flags[p.flag] += 1
-                    self.log_summary.note("register anomalies", p.flag, f"{device.id} at {p.ts}")
-                out.readings.append(ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
-                                                 p.ts, p.register, p.consumption, p.interval_s, p.flag))
+            if result.status == "new":
+                for p in result.points:
+                    if p.flag:
+                        m.flags[p.flag] += 1
+                        self.log_summary.note("register anomalies", p.flag, f"{device.id} at {p.ts}")
+                    m.out.readings.append(ReadingPoint(*tags, p.ts, p.register, p.consumption, p.interval_s, p.flag))
+            elif result.status == "duplicate":
+                m.duplicates += 1
+            elif result.status == "conflict":
+                self.reject(m, reasons.CONFLICTING_READING,
+                            f"reading at {sample.ts} differs from the one already received for that second",
+                            f'{{"ts": {sample.ts}, "value": {sample.value!r}}}'.encode())
+            else:  # late: older than the history, placed from the store (collector.late)
+                m.late.append(self.point(device, result.points[0]))
+        return repeats == len(samples)
 
-    def _repeated(self, out: Outcome, topic: str, device: Device, w: RawWeighing) -> bool:
+    # -- derive: weighings --------------------------------------------------------------------------
+
+    def _repeated(self, m: Message, device: Device, w: RawWeighing) -> bool:
         """A weighing already received (scale, second and card, its identity in the store) is not stored twice.
 
         The same weight is a duplicate; another weight is refused, as a
@@ -217,28 +228,27 @@ class Ingestor:
                 del self._weighed[next(iter(self._weighed))]
             return False
         if seen == w.weight_kg:
-            out.duplicates += 1
+            m.duplicates += 1
         else:
-            self._item_reject(out, topic, b"", device, ItemReject(
-                reasons.CONFLICTING_READING,
-                f"weighing at {w.ts} of card {w.card} differs from the one already received ({seen} kg)",
-                json.dumps({"ts": w.ts, "card": w.card, "weight_kg": w.weight_kg}).encode()))
+            self.reject(m, reasons.CONFLICTING_READING,
+                        f"weighing at {w.ts} of card {w.card} differs from the one already received ({seen} kg)",
+                        json.dumps({"ts": w.ts, "card": w.card, "weight_kg": w.weight_kg}).encode())
         return True
 
-    def _weighings(self, out: Outcome, topic: str, device: Device, weighings: list[RawWeighing]) -> None:
+    def _weighings(self, m: Message, device: Device, weighings: list[RawWeighing]) -> None:
         inst = self.registry.institutions[device.institution]
         for w in weighings:
-            if self._repeated(out, topic, device, w):
+            if self._repeated(m, device, w):
                 continue
             card = self.registry.cards.get(w.card)
             if card is None or card.institution != device.institution:
-                out.unknown_cards += 1
+                m.unknown_cards += 1
                 self.log_summary.note("weighings with unknown cards", device.institution, f"{device.id} card {w.card}")
                 zone = category = cleaner = owner = UNKNOWN
             else:
                 zone, category, cleaner, owner = card.zone, card.category, card.cleaner, card.owner_unit
-            out.weighings.append(WeighingPoint(device.id, device.institution, inst.city, zone, category,
-                                               w.ts, w.weight_kg, w.card, cleaner, owner))
+            m.out.weighings.append(WeighingPoint(device.id, device.institution, inst.city, zone, category,
+                                                 w.ts, w.weight_kg, w.card, cleaner, owner))
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meterwatch.text import printable
@@ -29,10 +30,11 @@ class _Tally:
 
 
 class LogSummary:
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._log = logger
+        self._monotonic = monotonic
         self._tallies: dict[str, _Tally] = {}
-        self._since = time.monotonic()
+        self._since = monotonic()
 
     def note(self, kind: str, key: str, example: str) -> None:
         """Count one event of ``kind`` (the log message) under ``key``; keep the first ``example``."""
@@ -49,7 +51,8 @@ class LogSummary:
     def emit(self) -> int:
         """Log one line per kind seen since the last call; return how many lines."""
         tallies, self._tallies = self._tallies, {}
-        interval_s, self._since = round(time.monotonic() - self._since, 1), time.monotonic()
+        now = self._monotonic()
+        interval_s, self._since = round(now - self._since, 1), now
         for kind, tally in tallies.items():
             top = dict(tally.counts.most_common(TOP_KEYS))
             extra = {"total": tally.counts.total(), "counts": top, "more": len(tally.counts) - len(top),

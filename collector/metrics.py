@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meterwatch.store import CollectorSample
@@ -12,6 +13,7 @@ from meterwatch.store import CollectorSample
 @dataclass
 class CollectorMetrics:
     instance: str
+    clock: Callable[[], float] = field(default=time.time, repr=False)  # the collector's clock
     received: int = 0
     acknowledged: int = 0  # messages acknowledged to the broker (after their batch was durable)
     stored: int = 0  # readings and weighings durable in the store
@@ -28,8 +30,11 @@ class CollectorMetrics:
     # message lands in exactly one: received == acknowledged == sum(messages_by_outcome) when idle.
     messages_by_outcome: Counter[str] = field(default_factory=Counter)
     register_flags: Counter[str] = field(default_factory=Counter)  # rollover, replacement, bad_reading, jump
-    last_message_at: float = field(default_factory=time.time)
+    last_message_at: float = 0.0  # the clock's time at start, then at each message
     connected: bool = False
+
+    def __post_init__(self) -> None:
+        self.last_message_at = self.clock()
 
     def idle_s(self, now: float) -> float:
         return max(0.0, now - self.last_message_at)
@@ -46,5 +51,5 @@ class CollectorMetrics:
                 "quarantined": self.quarantined,
                 "register_flags": dict(self.register_flags), "unknown_cards": self.unknown_cards,
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
-                "idle_s": round(self.idle_s(time.time()), 1), "connected": self.connected,
+                "idle_s": round(self.idle_s(self.clock()), 1), "connected": self.connected,
                 "rejected_by_reason": dict(self.rejected_by_reason)}

@@ -1,14 +1,28 @@
-"""The collector process: MQTT session, batching, durable writes, then acknowledgements.
+"""The collector process: one record per MQTT message, through named stages, acknowledged when durable.
 
-Flow: messages are decoded as they arrive into a pending batch; the batch
-is handed to a single writer (so writes stay in order) when it is full or
-old enough; the writer writes it with retry and only then acknowledges its
-messages.  A message that is not acknowledged is redelivered by the broker
-(persistent session), so a crash loses nothing that was acknowledged.
-Rejects are written like data and then acknowledged, so bad input can
-never fill the broker's in-flight window.  "Written" means durable: in the
-store, or, while the store is down or slow, in the disk spool that is
-replayed in order when it returns (``meterwatch.store.durable``).
+Every message becomes a ``Message`` (``collector.message``) on arrival and
+waits, with its ack, until the pending list is full (``batch_size``) or old
+enough (``batch_interval_s``).  ``flush`` then runs the stages on the list:
+
+1. ``route`` (``collector.ingest``): size, topic parsed once, decoder,
+   registry checks (device, institution, kind);
+2. with a shared subscription, each device's baseline refreshed from the store;
+3. ``decode``: the decoder, each item checked on its own;
+4. ``derive``: consumption, flags, duplicates, conflicts, from each device's
+   history; ``place_late`` (``collector.late``): readings older than it,
+   between their stored neighbours;
+5. ``batch`` (``collector.message``): every message's points and rejects as
+   one store ``Batch``, and the messages' outcomes counted in the metrics.
+
+The batch goes to a single writer (so writes stay in order), which makes it
+durable (6. ``write``, ``meterwatch.store.durable``: in the store, or while
+the store is down or slow in the disk spool replayed in order when it
+returns) and only then acknowledges its messages (7. ``acknowledge``).  A
+message that is not acknowledged is redelivered by the broker (persistent
+session), so a crash loses nothing that was acknowledged.  Rejects are
+written like data and then acknowledged, so bad input can never fill the
+broker's in-flight window.  The collector reads time only from its
+``clock`` and ``monotonic`` arguments.
 """
 
 from __future__ import annotations
@@ -18,13 +32,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import aiomqtt
 
 from collector import reasons
-from collector.deltas import interval
 from collector.ingest import Ingestor
+from collector.late import place_late
+from collector.message import Message, batch
 from collector.metrics import CollectorMetrics
 from collector.topics import subscriptions
 from meterwatch.const import STATUS_TOPIC
@@ -32,7 +47,7 @@ from meterwatch.localtime import DAY
 from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
-from meterwatch.store import Batch, PermanentStoreError, ReadingPoint, RejectRecord, Store, TransientStoreError
+from meterwatch.store import Batch, PermanentStoreError, RejectRecord, Store, TransientStoreError
 from meterwatch.store.codec import encode_batch
 from meterwatch.store.durable import DurableWriter, Written
 from meterwatch.store.spool import DiskSpool, Quarantine
@@ -46,70 +61,60 @@ class CollectorDied(RuntimeError):
     """A component died or shutdown overran: the process must exit non-zero so a supervisor restarts it."""
 
 
-@dataclass
-class Pending:
-    batch: Batch = field(default_factory=Batch)
-    acks: list[Ack] = field(default_factory=list)
-    raw: list[tuple[str, bytes]] = field(default_factory=list)  # to dead-letter if the store refuses
-    late: list[ReadingPoint] = field(default_factory=list)  # readings older than the in-memory window
-    opened: float = field(default_factory=time.monotonic)
+Outgoing = tuple[Batch, list[Message]]  # one write, and the messages it acknowledges
 
 
 class Collector:
     def __init__(self, settings: Settings, registry: Registry, store: Store,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.cfg = settings.collector
         self.store = store
         self.clock = clock
-        self.ingestor = Ingestor(registry, self.cfg, clock)
-        self.metrics = CollectorMetrics(self.cfg.instance)
+        self.monotonic = monotonic
+        self.ingestor = Ingestor(registry, self.cfg, clock, monotonic)
+        self.metrics = CollectorMetrics(self.cfg.instance, clock)
         self.spool = DiskSpool(self.cfg.spool_dir / self.cfg.instance, self.cfg.spool_max_bytes)
         self.quarantine = Quarantine(self.cfg.spool_dir / f"{self.cfg.instance}-quarantine")
         self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters,
                                     max_probe_interval_s=self.cfg.write_retry_max_s)
-        self._pending = Pending()
-        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue(maxsize=2)
+        self._pending: list[Message] = []
+        self._opened = monotonic()  # when the oldest pending message arrived (or the last flush)
+        self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
         self.connected = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
 
-    # -- message handling (pure work, no awaits) ------------------------------------------------
+    # -- the stages ---------------------------------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes, ack: Ack) -> None:
-        """Arrival: only bookkeeping; decoding happens per batch in ``flush``."""
+        """Arrival: only bookkeeping; the stages run per batch in ``flush``."""
+        now = self.clock()
         self.metrics.received += 1
-        self.metrics.last_message_at = time.time()
-        self._pending.acks.append(self._counted(ack))
-        self._pending.raw.append((topic, payload))
+        self.metrics.last_message_at = now
+        self._pending.append(Message(topic, payload, ack, now))
 
-    def _counted(self, ack: Ack) -> Ack:
-        def acknowledge() -> None:
-            ack()
-            self.metrics.acknowledged += 1
-        return acknowledge
-
-    def _ingest(self, p: Pending, topic: str, payload: bytes) -> None:
-        outcome = self.ingestor.process(topic, payload)  # total: never raises, never returns nothing
-        m = self.metrics
-        m.messages_by_outcome[outcome.verdict] += 1
-        m.duplicates += outcome.duplicates
-        m.register_flags.update(outcome.flags)
-        m.unknown_cards += outcome.unknown_cards
-        p.late += outcome.late
-        p.batch.readings += outcome.readings
-        p.batch.weighings += outcome.weighings
-        p.batch.values += outcome.values
-        p.batch.rejects += outcome.rejects
-
-    def _take(self) -> Pending | None:
-        if not self._pending.acks:
-            return None
-        taken, self._pending = self._pending, Pending()
+    def _take(self) -> list[Message]:
+        taken, self._pending = self._pending, []
+        self._opened = self.monotonic()
         return taken
 
-    async def _refresh_baselines(self, raw: list[tuple[str, bytes]]) -> None:
-        devices = sorted({parts[3] for topic, _ in raw if len(parts := topic.split("/")) > 4})
+    async def flush(self) -> None:
+        """Run the pending messages through the stages and hand the batch to the writer (waits when it is behind)."""
+        async with self._flush_lock:
+            messages = self._take()
+            if not messages:
+                return
+            self.ingestor.route(messages)
+            if self.cfg.shared_group:
+                await self._refresh_baselines(messages)
+            self.ingestor.decode(messages)
+            self.ingestor.derive(messages)
+            await place_late(self.ingestor, self.store, messages)
+            await self._queue.put((self._batch(messages), messages))
+
+    async def _refresh_baselines(self, messages: list[Message]) -> None:
+        devices = sorted({m.device.id for m in messages if m.device is not None})
         try:
             self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * DAY,
                                                                    devices))
@@ -119,55 +124,20 @@ class Collector:
             self.ingestor.log_summary.error("baseline refresh from the store failed; continuing from this "
                                             "process's history", exc, f"{len(devices)} devices")
 
-    async def flush(self) -> None:
-        """Decode the pending messages and hand the batch to the writer (waits when it is behind)."""
-        async with self._flush_lock:
-            taken = self._take()
-            if taken is None:
-                return
-            if self.cfg.shared_group:
-                await self._refresh_baselines(taken.raw)
-            for topic, payload in taken.raw:
-                self._ingest(taken, topic, payload)
-            for late in taken.late:
-                taken.batch.readings += await self._placed(late)
-            await self._queue.put(taken)
+    def _batch(self, messages: list[Message]) -> Batch:
+        """The batch stage, and each message's outcome counted: the one place duplicates and flags are summed."""
+        m = self.metrics
+        for msg in messages:
+            m.messages_by_outcome[msg.verdict] += 1
+            m.duplicates += msg.duplicates
+            m.register_flags.update(msg.flags)
+            m.unknown_cards += msg.unknown_cards
+        return batch(messages)
 
-    async def _placed(self, late: ReadingPoint) -> list[ReadingPoint]:
-        try:
-            return await self._place_late(late)
-        except Exception as exc:  # noqa: BLE001  (one reading must not stop ingestion)
-            self.ingestor.log_summary.error("late readings kept without consumption: placing them failed",
-                                            exc, late.device)
-            return [late]
-
-    async def _place_late(self, late: ReadingPoint) -> list[ReadingPoint]:
-        """A reading older than what this process holds: consumption from its stored neighbours.
-
-        It gets its interval from the stored reading before it, and the stored
-        reading after it gets the rest of what used to be one interval.
-        """
-        try:
-            before, after = await self.store.neighbours(late.device, late.ts)
-        except TransientStoreError:
-            return [late]  # store down: kept without consumption rather than guessed
-        if before is not None and before[0] == late.ts:  # already stored: a retry older than our window
-            if abs(before[1] - late.register) <= 1e-9 * max(1.0, abs(late.register)):
-                self.metrics.duplicates += 1
-                return []
-            self.ingestor.log_summary.note("late readings differing from the stored one; last write wins",
-                                           late.device, f"{late.device} at {late.ts}: {before[1]} -> {late.register}")
-            before, _ = await self.store.neighbours(late.device, late.ts - 1)
-        multiplier = self.ingestor.registry.devices[late.device].multiplier
-        points = [late]
-        if before is not None:
-            p = interval(before[0], before[1], late.ts, late.register, multiplier)
-            points = [replace(late, consumption=p.consumption, interval_s=p.interval_s, flag=p.flag)]
-        if after is not None:
-            n = interval(late.ts, late.register, after[0], after[1], multiplier)
-            points.append(replace(late, ts=after[0], register=after[1], consumption=n.consumption,
-                                  interval_s=n.interval_s, flag=n.flag))
-        return points
+    def _acknowledge(self, messages: list[Message]) -> None:
+        for msg in messages:
+            msg.ack()
+            self.metrics.acknowledged += 1
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -187,15 +157,15 @@ class Collector:
                         detail=f"{r.detail} (payload {len(r.payload)} bytes, first {limit} kept)")
                 for r in rejects]
 
-    async def _write(self, pending: Pending, give_up: asyncio.Event | None) -> None:
-        batch = pending.batch
+    async def _write(self, outgoing: Outgoing, give_up: asyncio.Event | None) -> None:
+        """The write stage, then the acknowledge stage: nothing is acknowledged before it is durable."""
+        batch, messages = outgoing
         batch.rejects = self._bounded(batch.rejects)
-        started = time.monotonic()
+        started = self.monotonic()
         written = await self.writer.write(batch, give_up)
         self._count(batch, written)
-        self.metrics.write_ms = (time.monotonic() - started) * 1000
-        for ack in pending.acks:
-            ack()
+        self.metrics.write_ms = (self.monotonic() - started) * 1000
+        self._acknowledge(messages)
 
     def _count(self, batch: Batch, written: Written) -> None:
         m = self.metrics
@@ -212,12 +182,12 @@ class Collector:
             m.lag = max(0.0, self.clock() - max(r.ts for r in batch.readings))
 
     async def _writer(self, give_up: asyncio.Event) -> None:
-        while (pending := await self._queue.get()) is not None:
+        while (outgoing := await self._queue.get()) is not None:
             try:
-                await self._write(pending, give_up)
+                await self._write(outgoing, give_up)
             except TransientStoreError:
                 log.error("shutting down with the spool full: messages stay unacknowledged "
-                          "and the broker will redeliver them", extra={"messages": len(pending.acks)})
+                          "and the broker will redeliver them", extra={"messages": len(outgoing[1])})
             finally:
                 self._queue.task_done()
         self._queue.task_done()
@@ -228,10 +198,10 @@ class Collector:
         The broker redelivers these messages to the next process.
         """
         while True:
-            pending = await self._queue.get()
-            if pending is not None:
+            outgoing = await self._queue.get()
+            if outgoing is not None:
                 log.error("writer is dead: batch left unacknowledged for redelivery",
-                          extra={"messages": len(pending.acks)})
+                          extra={"messages": len(outgoing[1])})
             self._queue.task_done()
 
     async def _queue_written(self, writer: asyncio.Task | None) -> None:
@@ -246,18 +216,18 @@ class Collector:
     # -- periodic work --------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        next_metrics = time.monotonic() + self.cfg.metrics_interval_s
+        next_metrics = self.monotonic() + self.cfg.metrics_interval_s
         while True:
             await asyncio.sleep(min(self.cfg.batch_interval_s, 0.25))
-            if time.monotonic() - self._pending.opened >= self.cfg.batch_interval_s:
+            if self.monotonic() - self._opened >= self.cfg.batch_interval_s:
                 await self.flush()
-            if time.monotonic() >= next_metrics:
-                next_metrics = time.monotonic() + self.cfg.metrics_interval_s
+            if self.monotonic() >= next_metrics:
+                next_metrics = self.monotonic() + self.cfg.metrics_interval_s
                 await self._write_metrics()
 
     async def _write_metrics(self) -> None:
         self.metrics.spool_bytes = self.spool.bytes
-        idle = self.metrics.idle_s(time.time())
+        idle = self.metrics.idle_s(self.clock())
         if self.metrics.connected and idle > self.cfg.silence_warn_s:
             log.warning("connected but no message for an unusual time: are the gateways or the broker's "
                         "routing broken?", extra={"idle_s": round(idle), "threshold_s": self.cfg.silence_warn_s})
@@ -266,7 +236,7 @@ class Collector:
         if not self.writer.healthy:
             return  # the spool is draining: self-metrics wait for the next tick rather than jump the queue
         try:
-            await self.store.write(Batch(metrics=[self.metrics.sample(time.time())]))
+            await self.store.write(Batch(metrics=[self.metrics.sample(self.clock())]))
         except (TransientStoreError, PermanentStoreError) as exc:
             log.warning("could not write self-metrics", extra={"error": str(exc)[:200]})
 
@@ -295,7 +265,7 @@ class Collector:
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
                     self.handle(message.topic.value, payload, ack_for(client, message))
-                    if len(self._pending.acks) >= self.cfg.batch_size:
+                    if len(self._pending) >= self.cfg.batch_size:
                         await self.flush()
             finally:
                 self.connected.clear()

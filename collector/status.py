@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from meterwatch.store import CollectorSample, RejectRecord, Store
@@ -11,9 +12,10 @@ FIELDS = ("received", "stored", "rejected", "duplicates", "spooled", "spool_byte
           "connected")
 
 
-async def status_report(store: Store, *, hours: float = 24.0, now: float | None = None) -> tuple[str, bool]:
-    """The report text, and whether any collector reported within the window."""
-    now = now or time.time()
+async def status_report(store: Store, *, hours: float = 24.0, now: float | None = None,
+                        clock: Callable[[], float] = time.time) -> tuple[str, bool]:
+    """The report text, and whether any collector reported within the window (ending ``now``, or the clock's)."""
+    now = now or clock()
     since = int(now - hours * 3600)
     samples = await store.fetch(CollectorSample, start=since)
     latest: dict[str, CollectorSample] = {}

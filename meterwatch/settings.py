@@ -47,6 +47,9 @@ class CollectorSettings(BaseModel):
     reject_payload_max_bytes: int = Field(64 * 1024, ge=64, description="a reject keeps at most this much of its "
                                           "payload; the detail says the original length")
     silence_warn_s: float = Field(900.0, gt=0, description="connected but nothing received this long: say so")
+    frame_repeat_s: float = Field(300.0, ge=0, description="a binary frame (stamped on receipt) whose register "
+                                  "equals the device's latest reading, received less than this before, is a "
+                                  "redelivery: a duplicate, not a second reading (0: never)")
 
 
 class NotifierSettings(BaseModel):

@@ -3,7 +3,9 @@
 Contract: ``decode`` is pure (no I/O, no clock other than ``ctx.now``) and
 total: any byte string yields samples, weighings or rejects with a reason.
 A bad item inside a batch rejects that item only; the valid ones are kept.
-Values are in the device's registry unit, before the multiplier.
+Values are in the device's registry unit, before the multiplier.  A
+payload without a time (a binary frame) stamps its samples with ``ctx.now``
+and says so (``Decoded.stamped``), so that a redelivery can be recognised.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Decoded:
     weighings: list[RawWeighing] = field(default_factory=list)
     values: list[MeterValue] = field(default_factory=list)
     rejects: list[ItemReject] = field(default_factory=list)
+    stamped: bool = False  # the payload carries no time: samples are stamped with ``ctx.now`` (binary frames)
 
     def add_reject(self, reason: str, detail: str) -> None:
         self.rejects.append(ItemReject(reason, detail))

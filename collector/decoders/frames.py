@@ -101,7 +101,7 @@ def check_address(wire: bytes, expected: str) -> None:
 def guarded(parse: Callable[[bytes, DecodeContext, Decoded], None], payload: bytes, ctx: DecodeContext) -> Decoded:
     """Run a frame parser so that nothing escapes: a ``FrameError`` is a reject with its reason, and any
     other slip on malformed bytes (an index past the end, a bad value) is a ``bad_frame`` reject."""
-    out = Decoded()
+    out = Decoded(stamped=True)  # frames carry no time: their samples are stamped on receipt
     try:
         parse(payload, ctx, out)
     except FrameError as exc:

@@ -111,3 +111,15 @@ def test_any_arrival_order_of_a_monotone_register_sums_to_the_total(order):
             latest[p.ts] = p.consumption
     total = sum(c for c in latest.values() if c is not None)
     assert abs(total - 1.5 * 19) < 1e-9
+
+
+def test_a_reading_between_neighbours_is_split_the_same_in_memory_and_from_the_store():
+    from collector.deltas import placed
+
+    h = DeviceHistory()
+    h.add(900, 10.0)
+    h.add(2700, 16.0)
+    in_memory = h.add(1800, 13.0).points
+    assert placed((900, 10.0), 1800, 13.0, (2700, 16.0)) == in_memory
+    assert [(p.consumption, p.interval_s) for p in in_memory] == [(3.0, 900), (3.0, 900)]
+    assert placed(None, 1800, 13.0, None)[0].consumption is None  # nothing before it: no consumption, not a guess

@@ -4,12 +4,16 @@ retries, a rollover, and binary frames with their addresses."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from meterwatch.store import MeterValuePoint, ReadingPoint, open_store
-from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.e2e.conftest import eventually, log_says, make_settings, running_collector, until
 from tests.helpers import cjt188_water_frame, dlt645_energy_frame, tiny_registry
 
 pytestmark = pytest.mark.servers
@@ -64,3 +68,61 @@ async def test_late_retry_rollover_and_frames(mosquitto, influx_url, mosquitto_p
 
 async def _received(collector) -> int:
     return collector.metrics.received
+
+
+DIES_BEFORE_ACK = """
+import os, signal, sys
+from meterwatch.store.influx import InfluxStore
+
+written = InfluxStore.write
+
+async def write(self, batch):
+    await written(self, batch)
+    if batch.readings:  # durable, not yet acknowledged: the worst moment to die
+        os.kill(os.getpid(), signal.SIGKILL)
+
+InfluxStore.write = write
+from meterwatch_cli.main import main
+sys.exit(main(["collect"]))
+"""
+
+
+async def _frame_readings(url: str) -> list[ReadingPoint]:
+    store = open_store(url)
+    await store.open()
+    try:
+        return await store.fetch(ReadingPoint, device="a-e1")
+    finally:
+        await store.close()
+
+
+async def test_a_frame_redelivered_after_a_crash_before_its_ack_is_stored_once(mosquitto, influx_url,
+                                                                             mosquitto_pub, tmp_path):
+    """Frames are stamped on receipt: the redelivery must not become a second reading seconds later."""
+    registry = tiny_registry(tmp_path / "registry")
+    env = {**os.environ, "METERWATCH_BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "METERWATCH_STORE": influx_url,
+           "METERWATCH_REGISTRY": str(tmp_path / "registry"), "METERWATCH_COLLECTOR__CLIENT_ID": "test-redelivery",
+           "METERWATCH_COLLECTOR__SPOOL_DIR": str(tmp_path / "spool")}
+    log = tmp_path / "collect.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-c", DIES_BEFORE_ACK], env=env, stderr=fh, cwd=tmp_path)
+    try:
+        await log_says(log, "connected and subscribed", proc)
+        mosquitto_pub("meterwatch/up/inst-a/a-e1/frame/dlt645", dlt645_energy_frame("000000000002", 1234.56))
+        await until(lambda: proc.poll() is not None, "the collector to die after its write")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL, log.read_text()
+    (first,) = await _frame_readings(influx_url)  # written, never acknowledged
+    await until(lambda: time.time() >= first.ts + 2, "the clock to pass the first reading's second")
+    settings = make_settings(mosquitto.port, influx_url, tmp_path / "registry", client_id="test-redelivery")
+    async with running_collector(settings, registry) as restarted:  # the supervisor's restart
+        await until(lambda: restarted.metrics.acknowledged == 1, "the redelivered frame to be acknowledged")
+    readings = await _frame_readings(influx_url)
+    print(f"\nframe redelivered after SIGKILL before its ack: published 1, stored {len(readings)}, "
+          f"duplicates {restarted.metrics.duplicates}")
+    assert [(r.ts, r.register) for r in readings] == [(first.ts, pytest.approx(1234.56 * 40))]
+    assert (restarted.metrics.received, restarted.metrics.duplicates, restarted.metrics.stored) == (1, 1, 0)
+    assert dict(restarted.metrics.messages_by_outcome) == {"duplicate": 1}

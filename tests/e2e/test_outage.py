@@ -73,7 +73,7 @@ async def test_influxd_stopped_30s_mid_stream_everything_stored_once(mosquitto, 
 
 
 async def _drained(collector) -> bool:
-    return collector.metrics.received == 2400 and not collector._pending.acks and len(collector.spool) == 0  # noqa: SLF001
+    return collector.metrics.received == 2400 and not collector._pending and len(collector.spool) == 0  # noqa: SLF001
 
 
 async def _some_stored(url: str) -> bool:
