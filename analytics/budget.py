@@ -163,7 +163,8 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
     """Budget execution of every institution for the local year holding ``at``, from priced costs."""
     institutions = sorted(registry.institutions.values(), key=lambda i: i.id)
     ids = [i.id for i in institutions]
-    year, day_of_year, jan1 = local_year(at)
+    year, _, jan1 = local_year(at - 1)  # ``at`` ends the period: midnight of 1 January closes the year before
+    day_of_year = (at - jan1) // DAY
     cost, carbon = await yearly_costs(store, ids, jan1, at)
     by_month = np.zeros((len(ids), 12, len(KINDS)))
     for m in range(12 if monthly else 0):
