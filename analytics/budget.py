@@ -30,7 +30,7 @@ import numpy as np
 
 from analytics import inputs
 from analytics.quota import FLAT, QuotaTable, crossing_day, elapsed_share
-from meterwatch.localtime import DAY, local_day, local_text, local_year, midnight_of, month_bounds
+from meterwatch.localtime import DAY, local_date, local_day, local_text, local_year, midnight_of, month_bounds
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import Tariffs, price_heat
 from meterwatch.store import CostPoint, PricedDay, Store
@@ -194,7 +194,8 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
                    for kind in KINDS)
         crossing[k] = crossing_day(cost["total"][k:k + 1], projected["total"][k:k + 1], budget["total"][k:k + 1],
                                    path if np.sum(path) > 0 else FLAT, day_of_year)[0]
-    notes = [f"{sum(1 for _, w in std.why if w == n)} institutions: {n}" for n in sorted({w for _, w in std.why})]
+    notes = _unpriced(registry, institutions, at - 1)
+    notes += [f"{sum(1 for _, w in std.why if w == n)} institutions: {n}" for n in sorted({w for _, w in std.why})]
     first = min((p.ts for p in await store.fetch(PricedDay, start=jan1, end=at) if p.points > 0), default=None)
     if first is None:
         notes.insert(0, "no priced use this year: is the store empty, or are there no tariffs?")
@@ -203,6 +204,23 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
                         "projections are low (import last bills or readings: meterwatch import)")
     return Execution(year, at, institutions, cost, carbon, budget, source, std, prorated, projected, status,
                      crossing, by_month, notes)
+
+
+def _unpriced(registry: Registry, institutions: list[Institution], at: int) -> list[str]:
+    """Notes naming how many institutions have meters of a kind but no tariff of that kind in force."""
+    tariffs = registry.tariffs or Tariffs()
+    kinds: dict[str, set[str]] = {}
+    for d in registry.devices.values():
+        kinds.setdefault(d.institution, set()).add(d.kind)
+    day = local_date(at)
+    notes = []
+    for kind in KINDS:
+        missing = [i.id for i in institutions
+                   if kind in kinds.get(i.id, ()) and tariffs.schedule_for(kind, i, day) is None]
+        if missing:
+            notes.append(f"{len(missing)} institutions: no {kind} tariff in force, their {kind} is not priced "
+                         f"(e.g. {', '.join(missing[:3])})")
+    return notes
 
 
 def _prorated(budget: dict[str, np.ndarray], share: dict[str, np.ndarray]) -> np.ndarray:

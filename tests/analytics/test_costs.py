@@ -138,3 +138,33 @@ async def test_a_meter_priced_from_its_profile_and_from_its_tariff_registers_giv
     assert [r.sharp_kwh, r.peak_kwh, r.flat_kwh, r.valley_kwh] == pytest.approx(
         [p.sharp_kwh, p.peak_kwh, p.flat_kwh, p.valley_kwh])
     assert len(BANDS) == 4 and p.yuan > 0
+
+
+async def test_an_institution_without_a_tariff_is_listed_and_the_others_still_priced(store_url):
+    """Tariffs only for Guyuan: the Yinchuan institution's day is kept with no yuan, and the budget says why."""
+    from analytics.budget import execution
+
+    tariffs, problems = load_tariffs('[[electricity]]\nfrom = 2026-01-01\ncities = ["guyuan"]\nprice = { flat = 0.5 }\n',
+                                     DEFAULT_CITIES, INSTITUTION_TYPES)
+    assert not problems
+    other = Institution("inst-b", "乙单位", "guyuan", "office", "", 500.0, 20)
+    devices = {**DEVICES, "b-e1": Device("b-e1", "inst-b", "electricity", "kWh", 1.0, "")}
+    reg = Registry({"inst-a": INST, "inst-b": other}, devices, {}, {}, tariffs)
+    day0 = midnight_of(date(2026, 10, 1))
+    readings = [point("e1", "electricity", day0 + 3600 * k, 1.0, 3600) for k in range(1, 25)]
+    readings += [ReadingPoint("b-e1", "inst-b", "guyuan", "office", "electricity", day0 + 3600 * k, 0.0, 2.0, 3600)
+                 for k in range(1, 25)]
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=readings))
+        day = int(local_day(day0))
+        costs = {c.institution: c for c in await price_days(store, reg, day, day)}
+        await store.write(Batch(costs=list(costs.values())))
+        ex = await execution(store, reg, day0 + DAY, profile_min_days=300)
+    finally:
+        await store.close()
+    assert costs["inst-a"].yuan is None and costs["inst-a"].quantity == 24.0
+    assert costs["inst-b"].yuan == pytest.approx(48 * 0.5)
+    assert ex.cost["electricity"].tolist() == [0.0, pytest.approx(24.0)]
+    assert any("1 institutions: no electricity tariff in force" in n and "inst-a" in n for n in ex.notes), ex.notes
