@@ -35,6 +35,7 @@ class Evaluation:
     events: list[AlertPoint] = field(default_factory=list)
     open_by_rule: Counter[str] = field(default_factory=Counter)
     failed: dict[str, str] = field(default_factory=dict)  # rule -> reason
+    skipped: list[str] = field(default_factory=list)  # rules that had nothing to judge
     notes: dict[str, list[str]] = field(default_factory=dict)  # rule -> what it could not judge, and why
 
 
@@ -55,6 +56,8 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
             log.error("rule failed", extra={"rule": rule, "error": repr(exc)[:300]}, exc_info=True)
             result.failed[rule] = repr(exc)[:300]
             continue
+        if outcome.skipped:
+            result.skipped.append(rule)
         result.events += book.apply(rule, outcome.findings, outcome.scope, at)
         if outcome.notes:
             result.notes[rule] = outcome.notes

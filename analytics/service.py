@@ -103,7 +103,8 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
                                                "failed": sorted(result.failed)})
             if time.monotonic() >= statistics_due and await write_statistics(store, registry, cfg, result.at):
                 statistics_due = time.monotonic() + cfg.statistics_interval_s
-            failed = sorted(result.failed) if result.failed and len(result.failed) == len(result.ran) else []
+            active = [r for r in result.ran if r not in result.skipped]
+            failed = sorted(result.failed) if active and all(r in result.failed for r in active) else []
         except Exception as exc:  # noqa: BLE001 - counted; retried at the next schedule
             failed = [repr(exc)[:300]]
         failures = failures + 1 if failed else 0

@@ -68,6 +68,7 @@ class RuleResult:
     findings: list[Finding]
     scope: set[str]  # every device (or institution key) the rule looked at
     notes: list[str] = field(default_factory=list)  # what could not be judged, and why
+    skipped: bool = False  # nothing to judge at all (e.g. no tariffs): neither a success nor a failure
 
 
 @dataclass(frozen=True)

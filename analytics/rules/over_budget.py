@@ -25,7 +25,7 @@ class OverBudgetSettings(BaseModel):
 
 async def evaluate(ctx: Context[OverBudgetSettings]) -> RuleResult:
     if not ctx.registry.tariffs:
-        return RuleResult([], set(), ["no tariffs.toml: nothing is priced, no budget is followed"])
+        return RuleResult([], set(), ["no tariffs.toml: nothing is priced, no budget is followed"], skipped=True)
     ex = await execution(ctx.store, ctx.registry, ctx.at, profile_min_days=ctx.analytics.profile_min_days,
                          monthly=False)
     _, day_of_year, jan1 = local_year(ctx.at)
