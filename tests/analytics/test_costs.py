@@ -12,23 +12,9 @@ from meterwatch.localtime import DAY, local_day, midnight_of
 from meterwatch.registry.model import Device, Institution, Registry
 from meterwatch.registry.tariffs import load_tariffs
 from meterwatch.store import Batch, ReadingPoint, open_store
+from tests.core.test_tariffs import SAMPLE
 
-TARIFFS = """\
-[[electricity]]
-from = 2026-01-01
-price = { sharp = 1.10, peak = 0.95, flat = 0.62, valley = 0.30 }
-bands = { sharp = ["19:00-21:00"], peak = ["08:00-11:00", "17:00-19:00", "21:00-23:00"], valley = ["23:00-07:00"] }
-
-[[water]]
-from = 2026-01-01
-price = 4.40
-surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]
-
-[[heat]]
-from = 2026-01-01
-basis = "gj"
-price = 45.0
-"""
+TARIFFS = SAMPLE  # the issue's own example tariffs
 INST = Institution("inst-a", "甲单位", "yinchuan", "office", "", 1000.0, 50)
 DEVICES = {d.id: d for d in (Device("e1", "inst-a", "electricity", "kWh", 1.0, ""),
                              Device("w1", "inst-a", "water", "m3", 1.0, ""),

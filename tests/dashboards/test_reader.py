@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import Server, ServerUnavailable, start_influxd
+from benchmarks.servers import Server, start_influxd
 from dashboards.boards import all_boards
 from dashboards.provisioning import datasource
 from dashboards.validate import run_board, variable_values
@@ -20,7 +19,7 @@ from meterwatch.settings import GrafanaSettings, Settings
 from meterwatch.store import AlertPoint, Batch, ReadingPoint, StatisticPoint, WeighingPoint
 from meterwatch.store.errors import PermanentStoreError
 from meterwatch.store.influx import InfluxStore
-from tests.conftest import _unavailable
+from tests.conftest import _serve
 
 pytestmark = pytest.mark.servers
 
@@ -41,16 +40,7 @@ def documented_statements() -> list[str]:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    try:
-        server = start_influxd(tmp_path_factory.mktemp("influxd-auth"), auth=True)
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+    yield from _serve(lambda d: start_influxd(d, auth=True), tmp_path_factory, "influxd-auth")
 
 
 def _batch(now: int) -> Batch:
