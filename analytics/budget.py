@@ -5,7 +5,7 @@ For each institution and year:
 - **expenditure standard** (能源消耗支出标准): the quota priced with the
   year's tariffs, per kind, for the constraint (约束值) and the guide
   (引导值).  Electricity: the quota's kWh at the institution's own average
-  price of the last 365 priced days, or, without them, at the average of a
+  price over the 365 days before 1 January, or, without them, at the average of a
   flat day of the schedule in force on 1 July.  Water: the quota's m3 at the
   price in force on 1 July (within the quota: no surcharge).  Heat: by floor
   area, the year's days of heating season at the area price; by GJ, the
@@ -149,7 +149,7 @@ async def yearly_costs(store: Store, ids: list[str], start: int, end: int
 
 
 async def own_electricity_price(store: Store, ids: list[str], at: int) -> np.ndarray:
-    """Each institution's average yuan per kWh over the last 365 priced days (NaN without any)."""
+    """Each institution's average yuan per kWh over the 365 days before ``at`` (NaN without priced use)."""
     res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "q": ("sum", "quantity")},
                                           at - 365 * DAY, at, by=("institution",), where={"kind": "electricity"}))
     with np.errstate(all="ignore"):
@@ -201,7 +201,7 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
         notes.insert(0, "no priced use this year: is the store empty, or are there no tariffs?")
     elif first > jan1 + 7 * DAY:
         notes.insert(0, f"priced use starts on {local_text(first)[:10]}: the year before counts as zero, so "
-                        "projections are low (import last bills or readings: meterwatch import)")
+                        "projections are low until last year's readings or bills are loaded")
     return Execution(year, at, institutions, cost, carbon, budget, source, std, prorated, projected, status,
                      crossing, by_month, notes)
 

@@ -30,7 +30,7 @@ import numpy as np
 from analytics.quota import QuotaTable
 from meterwatch.localtime import DAY, day_start, day_to_date, local_date, local_day, local_year, midnight_of
 from meterwatch.registry import Institution, Registry
-from meterwatch.registry.tariffs import BANDS, Tariffs, price_electricity, price_heat, price_water
+from meterwatch.registry.tariffs import BANDS, Tariffs, emission_problem, price_electricity, price_heat, price_water
 from meterwatch.store import Batch, CostPoint, MeterValuePoint, PricedDay, ReadingPoint, Store
 from meterwatch.store.aggregate import Aggregate
 
@@ -51,8 +51,8 @@ class Emission:
     @classmethod
     def from_quotas(cls, quotas: dict) -> Emission:
         rows = quotas.get("conversion", {}).get("emission", [])
-        steps = sorted((r["from"], float(r["grid_kgco2_per_kwh"]), float(r["heat_kgco2_per_gj"])) for r in rows
-                       if isinstance(r, dict) and isinstance(r.get("from"), date))
+        steps = sorted((r["from"], float(r["grid_kgco2_per_kwh"]), float(r["heat_kgco2_per_gj"]))
+                       for r in rows if not emission_problem(r))  # registry check names the bad rows
         return cls(tuple(steps)) if steps else cls()
 
     def factors(self, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

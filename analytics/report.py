@@ -74,7 +74,9 @@ def _money(ex: Execution | None) -> dict[str, tuple[list[float | None], list[flo
         return {}
     def pair(kinds: tuple[str, ...]) -> tuple[list[float | None], list[float | None]]:
         return ([_num(v) for v in sum(ex.cost[k] for k in kinds)], [_num(v) for v in sum(ex.kgco2e[k] for k in kinds)])
-    return {"water": pair(("water",)), "electricity": pair(("electricity",)), "energy": pair(("electricity", "heat"))}
+    water_cost, _ = pair(("water",))
+    return {"water": (water_cost, [None] * len(water_cost)), "electricity": pair(("electricity",)),
+            "energy": pair(("electricity", "heat"))}
 
 
 def _budget_rows(ex: Execution, day: int) -> list[StatisticPoint]:

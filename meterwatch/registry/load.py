@@ -18,7 +18,7 @@ from typing import Any
 from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES, KIND_UNITS
 from meterwatch.ids import is_valid_id
 from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
-from meterwatch.registry.tariffs import load_tariffs
+from meterwatch.registry.tariffs import emission_problem, load_tariffs
 
 BUDGET_COLUMNS = ("institution", "year", "kind", "yuan")
 BUDGET_KINDS = ("electricity", "water", "heat", "total")
@@ -170,6 +170,12 @@ def _load_quotas(path: Path, problems: list[Problem]) -> dict[str, Any]:
     for type_name in data.get("type", {}):
         if type_name not in INSTITUTION_TYPES:
             problems.append(Problem(path.name, 0, f"[type.{type_name}]: unknown institution type"))
+    headers = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+               if line.strip().replace(" ", "").startswith("[[conversion.emission]]")]
+    for k, row in enumerate(data.get("conversion", {}).get("emission", [])):
+        why = emission_problem(row)
+        if why:
+            problems.append(Problem(path.name, headers[k] if k < len(headers) else 0, why))
     return data
 
 

@@ -423,6 +423,17 @@ def _season(r: _Reader, raw: Any) -> tuple[tuple[int, int], tuple[int, int]]:
         return DEFAULT_SEASON
 
 
+def emission_problem(row: Any) -> str | None:
+    """What is wrong with one ``[[conversion.emission]]`` row of quotas.toml, or None."""
+    if not isinstance(row, dict) or not isinstance(row.get("from"), date):
+        return "[[conversion.emission]] needs from = YYYY-MM-DD"
+    for key in ("grid_kgco2_per_kwh", "heat_kgco2_per_gj"):
+        value = row.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            return f"[[conversion.emission]] {key} must be a number >= 0, not {value!r}"
+    return None
+
+
 def load_tariffs(text: str, cities: dict[str, str], types: dict[str, str]) -> tuple[Tariffs, list[Problem]]:
     """Parse ``tariffs.toml``; every problem as ``tariffs.toml:line: ...``, bad schedules left out."""
     problems: list[Problem] = []

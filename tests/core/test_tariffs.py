@@ -202,3 +202,22 @@ def test_budget_rows_are_checked_line_by_line(tmp_path):
                                                      ("budgets.csv", 6)]
     assert "unknown institution" in problems[0].message and "a second budget" in problems[3].message
     assert registry.budgets == {("inst-a", 2026, "electricity"): 120000.0}
+
+
+def test_emission_factor_rows_are_checked_and_bad_ones_never_break_pricing(tmp_path):
+    from analytics.costs import Emission
+    from meterwatch.registry import load_registry
+
+    (tmp_path / "institutions.csv").write_text("id,name,city,type,subclass,floor_area_m2,occupants\n"
+                                               "inst-a,甲单位,yinchuan,office,,1000,50\n", encoding="utf-8")
+    (tmp_path / "devices.csv").write_text("id,institution,kind,unit,multiplier,address\n"
+                                          "a-w1,inst-a,water,m3,1,\n", encoding="utf-8")
+    (tmp_path / "quotas.toml").write_text("[[conversion.emission]]\nfrom = 2022-01-01\ngrid_kgco2_per_kwh = 0.6423\n"
+                                          "heat_kgco2_per_gj = 110.0\n\n"
+                                          "[[conversion.emission]]\nfrom = 2025-01-01\ngrid_kgco2_per_kwh = \"x\"\n"
+                                          "heat_kgco2_per_gj = 110.0\n", encoding="utf-8")
+    registry, problems = load_registry(tmp_path)
+    assert [str(p) for p in problems] == ["quotas.toml:6: [[conversion.emission]] grid_kgco2_per_kwh must be a "
+                                          "number >= 0, not 'x'"]
+    steps = Emission.from_quotas(registry.quotas).steps
+    assert steps == ((date(2022, 1, 1), 0.6423, 110.0),)  # the good row; the bad one left out, no crash
