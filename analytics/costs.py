@@ -115,9 +115,9 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
 
     # electricity: hourly profile, each hour spread evenly over its bands
     res = await _sums(store, "electricity", start, end, 3600)
-    known = np.array([i in index for i in res["institution"]], dtype=bool)
+    known = np.array([i in index for i in res["institution"]], dtype=bool) & np.isfinite(res["c"])
     rows = np.array([index[i] for i, ok in zip(res["institution"], known, strict=True) if ok], dtype=np.int64)
-    hours, kwh = res["bucket"][known], np.nan_to_num(res["c"][known])
+    hours, kwh = res["bucket"][known], res["c"][known]
     split, cost = np.zeros((len(rows), len(BANDS))), np.full(len(rows), np.nan)
     for timeline, idx in _by_timeline(tariffs, "electricity", institutions, rows):
         split[idx], cost[idx] = price_electricity(timeline, hours[idx], hours[idx] + 3600, kwh[idx])
@@ -137,9 +137,9 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
 
     # water: daily, the month's earlier days too, so that the surcharge accrues where the quota is passed
     res = await _sums(store, "water", midnight_of(_first_of_month(first_day)), end, DAY)
-    known = np.array([i in index for i in res["institution"]], dtype=bool)
+    known = np.array([i in index for i in res["institution"]], dtype=bool) & np.isfinite(res["c"])
     rows = np.array([index[i] for i, ok in zip(res["institution"], known, strict=True) if ok], dtype=np.int64)
-    wdays, m3 = local_day(res["bucket"][known]), np.nan_to_num(res["c"][known])
+    wdays, m3 = local_day(res["bucket"][known]), res["c"][known]
     monthly = monthly_water_quota(registry, institutions)
     yuan = np.full(len(rows), np.nan)
     for timeline, idx in _by_timeline(tariffs, "water", institutions, rows):
@@ -150,7 +150,7 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     # heat: per meter (a kWh heat meter is converted to GJ), then per institution and day
     res = await _sums(store, "heat", start, end, DAY, by="device")
     devices = [registry.devices.get(d) for d in res["device"]]
-    known = np.array([d is not None and d.institution in index for d in devices], dtype=bool)
+    known = np.array([d is not None and d.institution in index for d in devices], dtype=bool) & np.isfinite(res["c"])
     per_gj = np.array([1 / KWH_PER_GJ if d is not None and d.unit == "kWh" else 1.0 for d in devices])
     rows = np.array([index[d.institution] for d, ok in zip(devices, known, strict=True) if ok], dtype=np.int64)
     inst_idx, day_idx, sums = _daily_totals(rows, local_day(res["bucket"][known]),
@@ -238,15 +238,23 @@ def _first_of_month(day: int) -> date:
 
 
 async def ensure_priced(store: Store, registry: Registry, first_day: int, last_day: int, *,
-                        recent_days: int = 3, chunk_days: int = 7) -> int:
+                        recent_days: int = 3, chunk_days: int = 7, max_days: int | None = None) -> int:
     """Price the days in [first_day, last_day] that the ledger does not show priced with the current tariffs,
-    and the last ``recent_days`` again (late readings); returns the number of cost points written."""
+    and the last ``recent_days`` again (late readings); returns the number of cost points written.
+
+    ``max_days`` bounds the work of one call (an evaluation must not spend many minutes re-pricing a year
+    after a tariff change): the recent days come first, then the oldest missing ones; the rest wait for the
+    next call."""
     if not registry.tariffs:
         return 0
     start, end = day_start(first_day), day_start(last_day + 1)
     ledger = await store.fetch(PricedDay, start=start, end=end - 1)
     priced = {int(local_day(p.ts)) for p in ledger if p.tariff == registry.tariffs.fingerprint}
-    todo = [d for d in range(first_day, last_day + 1) if d not in priced or d > last_day - recent_days]
+    recent = [d for d in range(max(first_day, last_day - recent_days + 1), last_day + 1)]
+    missing = [d for d in range(first_day, last_day + 1) if d not in priced and d not in recent]
+    todo = sorted(recent + missing[:None if max_days is None else max(0, max_days - len(recent))])
+    if max_days is not None and len(missing) > max_days - len(recent):
+        log.info("pricing history a part at a time", extra={"days_left": len(missing) - len(todo) + len(recent)})
     written, last_log = 0, time.monotonic()
     for run in _runs(todo, chunk_days):
         points = await price_days(store, registry, run[0], run[-1])
@@ -286,10 +294,10 @@ def loss_phrase(yuan_per_day: float | None) -> tuple[str, str]:
     return f"，按现行水价每天约损失 ¥{yuan_per_day:,.0f}", f"; at the current price it costs about ¥{yuan_per_day:,.0f} a day"
 
 
-async def price_through(store: Store, registry: Registry, at: int) -> int:
+async def price_through(store: Store, registry: Registry, at: int, max_days: int | None = None) -> int:
     """Price every day from 1 January of last year to the day holding ``at`` (only what the ledger lacks, and
     the last few days again): last year is the electricity standard's own price and the year-on-year cost."""
     if not registry.tariffs:
         return 0
     _, _, jan1 = local_year(at)
-    return await ensure_priced(store, registry, int(local_day(jan1)) - 365, int(local_day(at)))
+    return await ensure_priced(store, registry, int(local_day(jan1)) - 365, int(local_day(at)), max_days=max_days)

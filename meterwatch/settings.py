@@ -76,6 +76,8 @@ class AnalyticsSettings(BaseModel):
     default_interval_s: float = Field(900.0, gt=0, description="a meter's reading interval where the store does not "
                                                                "say (silent rule, flows)")
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
+    pricing_days_per_evaluation: int = Field(31, ge=4, description="at most this many days priced per evaluation "
+                                                                   "(history after a tariff change: a part at a time)")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")
 

@@ -154,3 +154,24 @@ async def test_an_institution_without_a_tariff_is_listed_and_the_others_still_pr
     assert costs["inst-b"].yuan == pytest.approx(48 * 0.5)
     assert ex.cost["electricity"].tolist() == [0.0, pytest.approx(24.0)]
     assert any("1 institutions: no electricity tariff in force" in n and "inst-a" in n for n in ex.notes), ex.notes
+
+
+async def test_history_is_priced_a_part_at_a_time_recent_days_first(store_url):
+    """max_days = 4 over 10 days of history, 2 recent: the recent two and the two oldest first, then onwards."""
+    from analytics.costs import ensure_priced
+    from meterwatch.store import PricedDay
+
+    day0 = midnight_of(date(2026, 10, 1))
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=[point("e1", "electricity", day0 + 3600 * k, 1.0, 3600)
+                                          for k in range(1, 24 * 10 + 1)]))
+        first, reg = int(local_day(day0)), registry()
+        rounds = []
+        for _ in range(4):
+            await ensure_priced(store, reg, first, first + 9, recent_days=2, max_days=4)
+            rounds.append(sorted(int(local_day(p.ts)) - first for p in await store.fetch(PricedDay)))
+    finally:
+        await store.close()
+    assert rounds == [[0, 1, 8, 9], [0, 1, 2, 3, 8, 9], [0, 1, 2, 3, 4, 5, 8, 9], list(range(10))]
