@@ -30,7 +30,16 @@ import numpy as np
 
 from analytics import inputs
 from analytics.quota import FLAT, QuotaTable, crossing_day, elapsed_share
-from meterwatch.localtime import DAY, local_date, local_day, local_text, local_year, midnight_of, month_bounds
+from meterwatch.localtime import (
+    DAY,
+    local_date,
+    local_day,
+    local_midnight,
+    local_text,
+    local_year,
+    midnight_of,
+    month_bounds,
+)
 from meterwatch.registry import Institution, Registry
 from meterwatch.registry.tariffs import Tariffs, price_heat
 from meterwatch.store import CostPoint, PricedDay, Store
@@ -148,6 +157,47 @@ async def yearly_costs(store: Store, ids: list[str], start: int, end: int
     return cost, carbon
 
 
+@dataclass
+class _Settled:
+    """Costs of days that are no longer re-priced, summed once per process (see ``costs_so_far``)."""
+
+    through: int  # the days before this are in the sums
+    cost: dict[str, np.ndarray]
+    carbon: dict[str, np.ndarray]
+
+
+_SETTLED: dict[tuple, _Settled] = {}
+_OWN_PRICE: dict[tuple, np.ndarray] = {}
+SETTLED_AFTER_DAYS = 4  # analytics.costs re-prices the last 3 days; older days no longer change
+
+
+def clear_caches() -> None:
+    _SETTLED.clear()
+    _OWN_PRICE.clear()
+
+
+async def costs_so_far(store: Store, registry: Registry, ids: list[str], jan1: int, at: int
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``yearly_costs`` from 1 January to ``at``, with the settled days' sums kept in this process: a
+    scheduled evaluation reads a year of cost points once, then only the days since (on InfluxDB a year of
+    the province's cost points takes seconds to sum).  Tariffs changed, another registry, or an earlier
+    ``at``: summed again."""
+    key = (getattr(store, "url", id(store)), jan1, registry.tariffs.fingerprint if registry.tariffs else "",
+           tuple(ids))
+    settle = max(jan1, local_midnight(at) - SETTLED_AFTER_DAYS * DAY)
+    hit = _SETTLED.get(key)
+    if hit is None or hit.through > settle:
+        cost, carbon = await yearly_costs(store, ids, jan1, settle)
+        hit = _SETTLED[key] = _Settled(settle, cost, carbon)
+    elif hit.through < settle:
+        cost, carbon = await yearly_costs(store, ids, hit.through, settle)
+        hit.cost = {k: hit.cost[k] + cost[k] for k in KINDS}
+        hit.carbon = {k: hit.carbon[k] + carbon[k] for k in KINDS}
+        hit.through = settle
+    recent_cost, recent_carbon = await yearly_costs(store, ids, hit.through, at)
+    return ({k: hit.cost[k] + recent_cost[k] for k in KINDS}, {k: hit.carbon[k] + recent_carbon[k] for k in KINDS})
+
+
 async def own_electricity_price(store: Store, ids: list[str], at: int) -> np.ndarray:
     """Each institution's average yuan per kWh over the 365 days before ``at`` (NaN without priced use)."""
     res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "q": ("sum", "quantity")},
@@ -165,7 +215,7 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
     ids = [i.id for i in institutions]
     year, _, jan1 = local_year(at - 1)  # ``at`` ends the period: midnight of 1 January closes the year before
     day_of_year = (at - jan1) // DAY
-    cost, carbon = await yearly_costs(store, ids, jan1, at)
+    cost, carbon = await costs_so_far(store, registry, ids, jan1, at)
     by_month = np.zeros((len(ids), 12, len(KINDS)))
     for m in range(12 if monthly else 0):
         start, end = month_bounds(year, m + 1)
@@ -173,7 +223,11 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
             break
         month, _ = await yearly_costs(store, ids, start, min(end, at))
         by_month[:, m, :] = np.column_stack([month[k] for k in KINDS])
-    std = standard(registry, institutions, year, await own_electricity_price(store, ids, jan1))
+    price_key = (getattr(store, "url", id(store)), jan1, registry.tariffs.fingerprint if registry.tariffs else "",
+                 tuple(ids))
+    if price_key not in _OWN_PRICE:  # last year's: the same all year
+        _OWN_PRICE[price_key] = await own_electricity_price(store, ids, jan1)
+    std = standard(registry, institutions, year, _OWN_PRICE[price_key])
     profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     budget, source = _budgets(registry, institutions, year, std)
     share = {k: np.array([elapsed_share(profiles.get((i.type, k), FLAT), day_of_year) for i in institutions])

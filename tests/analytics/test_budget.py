@@ -130,3 +130,26 @@ def test_budget_without_tariffs_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("METERWATCH_REGISTRY", str(_registry_dir(tmp_path / "registry", tariffs=False)))
     assert main(["budget", "--year", "2026"]) == 1
     assert "tariffs.toml is missing" in capsys.readouterr().err
+
+
+async def test_the_settled_days_sums_kept_between_evaluations_give_the_same_figures(store_url):
+    """An evaluation process keeps the sums of days no longer re-priced: later, earlier and fresh runs agree."""
+    from analytics.budget import clear_caches
+
+    tariffs, _ = load_tariffs(TARIFFS, DEFAULT_CITIES, INSTITUTION_TYPES)
+    registry = Registry({"inst-a": A}, {}, {}, QUOTAS, tariffs, {("inst-a", 2026, "total"): 100000.0})
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(costs=[cost(A, "electricity", date(2026, 2, 1), 31000.0)]))
+        first = await execution(store, registry, midnight_of(date(2026, 4, 1)), profile_min_days=300, monthly=False)
+        await store.write(Batch(costs=[cost(A, "water", date(2026, 4, 5), 1000.0)]))
+        later = await execution(store, registry, midnight_of(date(2026, 4, 10)), profile_min_days=300, monthly=False)
+        clear_caches()
+        fresh = await execution(store, registry, midnight_of(date(2026, 4, 10)), profile_min_days=300, monthly=False)
+        earlier = await execution(store, registry, midnight_of(date(2026, 4, 1)), profile_min_days=300, monthly=False)
+    finally:
+        await store.close()
+    assert first.cost["total"][0] == 31000.0 and earlier.cost["total"][0] == 31000.0
+    assert later.cost["total"][0] == fresh.cost["total"][0] == 32000.0
+    assert later.projected["total"][0] == pytest.approx(fresh.projected["total"][0])
