@@ -69,20 +69,22 @@ async def _demo(settings: Settings, workdir: Path, institutions: int, hours: flo
         book = load_book(settings.analytics.state_file, update_interval_s=settings.analytics.update_interval_s)
         evaluation = await evaluate(store, registry, settings.analytics, book, end, [MqttNotifier(settings)])
         save_book(book, settings.analytics.state_file)
+        meters = [d.id for d in registry.devices.values() if d.kind != "scale"]
         await _summary(store, traffic, collector, stats.published, evaluation.events, time.monotonic() - started,
-                       configure(settings.analytics)["silent"].min_s, end)
+                       configure(settings.analytics)["silent"].min_s, end - int(hours * 3600), end, meters)
         await store.close()
     return 0
 
 
-async def _summary(store, traffic: Traffic, collector: Collector, published: int,
-                   events: list[AlertPoint], seconds: float, silent_min_s: float, end: int) -> None:
+async def _summary(store, traffic: Traffic, collector: Collector, published: int, events: list[AlertPoint],
+                   seconds: float, silent_min_s: float, start: int, end: int, meters: list[str]) -> None:
     rejects = Counter(r.reason for r in await store.fetch(RejectRecord))
     expected_rejects = Counter(label.expect.removeprefix("reject:") for label in traffic.labels
                                if label.expect.startswith("reject:"))
-    # Silent = nothing delivered intact for longer than the rule's floor: injected silences, and meters
-    # whose last uploads were garbled in transit.  A shorter silence is not expected to alert yet.
-    silent_truth = {d for d, ts in traffic.last_reading.items() if end - ts > silent_min_s}
+    # Silent = nothing delivered intact for longer than the rule's floor: injected silences, meters whose last
+    # uploads were garbled in transit, and meters none of whose uploads arrived intact since the window began.
+    # A shorter silence is not expected to alert yet.
+    silent_truth = {d for d in meters if end - traffic.last_reading.get(d, start) > silent_min_s}
     injected = {label.device for label in traffic.labels if label.expect == "silent"}
     silent_alerts = {e.device for e in events if e.rule == "silent" and e.state == "open"}
     rows = [
