@@ -35,13 +35,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         configure(cfg)
         check_notifiers(cfg)
         store = store_for(settings)
-        notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
+        notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)] + [
+            http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
     except ValueError as exc:
         print(f"error: bad settings: {exc}", file=sys.stderr)
         return 2
     registry = load_checked_registry(settings)
     at = parse_timestamp(args.at) if args.at else None
-    notifiers += [http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
 
     async def once() -> None:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
