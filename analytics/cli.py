@@ -18,8 +18,10 @@ from analytics.notifiers import check_notifiers, http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.report import statistics
-from analytics.rules import configure
+from analytics.routing import unknown_rules
+from analytics.rules import configure, discover
 from analytics.runner import evaluate
+from analytics.sender import Sender
 from analytics.service import AnalyticsDied, acknowledge, run_scheduled
 from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.timestamps import parse_timestamp
@@ -41,13 +43,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: bad settings: {exc}", file=sys.stderr)
         return 2
     registry = load_checked_registry(settings)
+    if unknown := unknown_rules(registry.contacts.values(), discover()):
+        print("error: bad contacts:\n  " + "\n  ".join(unknown), file=sys.stderr)
+        return 2
     at = parse_timestamp(args.at) if args.at else None
 
     async def once() -> None:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-        result = await evaluate(store, registry, cfg, book, at or int(time.time()), notifiers)
+        try:
+            result = await evaluate(store, registry, cfg, book, at or int(time.time()), notifiers)
+        finally:  # what was queued goes out even if the store refused the alerts
+            sender = Sender(book, registry, cfg, notifiers, store)
+            drained = await sender.drain(cfg.delivery_wait_s)
         print(f"evaluated at {result.at}: {len(result.events)} event(s); open alerts by rule: "
               f"{dict(result.open_by_rule) or 'none'}")
+        print(f"messages to contacts: {dict(sender.counts) or 'none'}; "
+              + ("all delivered" if drained else "the rest waits in the outbox for the next run"))
         for rule, notes in result.notes.items():
             for note in notes:
                 print(f"  {rule}: {note}")

@@ -1,11 +1,12 @@
 """Analytics as a process: evaluations on a schedule, and operators' acknowledgements over MQTT.
 
-The alert book is shared by both within one event loop and saved before
+The sender (``analytics.sender``) delivers what they queue, beside them.
+The alert book is shared by all three within one event loop and saved before
 anything leaves it, so a restart neither re-opens nor forgets an alert,
 nor an acknowledgement.
 
 Nothing dies quietly: the ack listener ending for any reason other than a
-lost broker (which it reconnects to), or ``max_failed_evaluations``
+lost broker (which it reconnects to), the sender ending, or ``max_failed_evaluations``
 evaluations failing in a row, ends ``run_scheduled`` with ``AnalyticsDied``,
 and ``meterwatch analyze`` exits non-zero so that a supervisor restarts it.
 A failed evaluation is logged with its count and retried at the next
@@ -27,7 +28,8 @@ import aiomqtt
 from analytics.alerts import STORE, AlertBook
 from analytics.notifiers.base import Notifier, notifier_key
 from analytics.report import statistics
-from analytics.runner import Evaluation, deliver, evaluate
+from analytics.runner import Evaluation, evaluate, write_alerts
+from analytics.sender import Sender, deliver_notifiers
 from meterwatch.const import ACK_TOPIC
 from meterwatch.mqtt import client_kwargs
 from meterwatch.registry import Registry
@@ -51,8 +53,12 @@ async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, not
     log.info("alert acknowledged", extra={"id": alert_id, "by": by, "institution": event.institution,
                                           "device": event.device, "rule": event.rule})
     book.post([event], [STORE] + [notifier_key(n) for n in notifiers])
+    book.undigested.append(event)  # the contacts hear of it in the next evaluation's digest
     book.save()
-    await deliver(book, store, notifiers)
+    try:
+        await write_alerts(book, store)
+    finally:
+        await deliver_notifiers(book, notifiers)  # one event: announced now, whatever the store said
     return True
 
 
@@ -103,7 +109,8 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
                                                "failed": sorted(result.failed)})
             if time.monotonic() >= statistics_due and await write_statistics(store, registry, cfg, result.at):
                 statistics_due = time.monotonic() + cfg.statistics_interval_s
-            failed = sorted(result.failed) if result.failed and len(result.failed) == len(result.ran) else []
+            every_rule = set(result.ran) <= set(result.failed)  # (pricing may have failed too: not a rule)
+            failed = sorted(result.failed) if result.store_failed or (result.ran and every_rule) else []
         except Exception as exc:  # noqa: BLE001 - counted; retried at the next schedule
             failed = [repr(exc)[:300]]
         failures = failures + 1 if failed else 0
@@ -129,17 +136,20 @@ async def write_statistics(store: Store, registry: Registry, cfg: AnalyticsSetti
 
 
 async def run_scheduled(settings: Settings, registry: Registry, store: Store, book: AlertBook,
-                        notifiers: list[Notifier], stop: asyncio.Event) -> list[Evaluation]:
-    """Evaluate every ``interval_s`` and listen for acknowledgements until ``stop``; raise AnalyticsDied
-    as soon as either part dies."""
+                        notifiers: list[Notifier], stop: asyncio.Event, sender: Sender | None = None
+                        ) -> list[Evaluation]:
+    """Evaluate every ``interval_s``, deliver (the sender) and listen for acknowledgements until ``stop``;
+    raise AnalyticsDied as soon as any part dies."""
     done: list[Evaluation] = []
+    sender = sender or Sender(book, registry, settings.analytics, notifiers, store)
     tasks = {asyncio.create_task(listen_for_acks(settings, book, store, notifiers), name="ack listener"),
+             asyncio.create_task(sender.run(stop), name="sender"),
              asyncio.create_task(evaluate_on_schedule(settings, registry, store, book, notifiers, stop, done),
                                  name="evaluations")}
     try:
         finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in finished:
-            if task.get_name() == "evaluations" and task.exception() is None:
+            if task.get_name() in ("evaluations", "sender") and task.exception() is None and stop.is_set():
                 return done  # stopped on request
             error = task.exception()
             if isinstance(error, AnalyticsDied):

@@ -73,6 +73,16 @@ class AnalyticsSettings(BaseModel):
     default_interval_s: float = Field(900.0, gt=0, description="a meter's reading interval where the store does not "
                                                                "say (silent rule, flows)")
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
+    contact_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="signing secrets of contacts' robots by contact id (DingTalk 加签 SEC...), "
+        "e.g. METERWATCH_ANALYTICS__CONTACT_SECRETS='{\"yc-ops\": \"SEC...\"}'; never in contacts.csv")
+    delivery_wait_s: float = Field(30.0, ge=0, description="--once and --ack: wait at most this long for the "
+                                                           "messages to be delivered (the rest wait in the outbox)")
+    delivery_retry_s: float = Field(30.0, gt=0, description="a failed message is retried after this, doubling")
+    delivery_retry_max_s: float = Field(1800.0, gt=0, description="longest wait between two tries of a message")
+    delivery_max_attempts: int = Field(20, ge=1, description="a message failing this often is abandoned "
+                                                             "(recorded in `delivery` with its reason)")
+    delivery_timeout_s: float = Field(10.0, gt=0, description="one HTTP request to a contact's endpoint")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")
 

@@ -38,7 +38,8 @@ def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
     for problem in problems:
         print(f"{directory / problem.file}:{problem.line}: {problem.message}")
     print(f"{len(registry.institutions)} institutions, {len(registry.devices)} devices, "
-          f"{len(registry.cards)} cards loaded; {len(problems)} problem(s)", file=sys.stderr)
+          f"{len(registry.cards)} cards, "
+          f"{len(registry.contacts)} contacts loaded; {len(problems)} problem(s)", file=sys.stderr)
     return 1 if problems else 0
 
 
