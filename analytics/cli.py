@@ -8,6 +8,7 @@ process lost a part (see ``analytics.service``); 2 bad settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import sys
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if unknown := unknown_rules(registry.contacts.values(), discover()):
         print("error: bad contacts:\n  " + "\n  ".join(unknown), file=sys.stderr)
         return 2
+    if args.no_publish:  # the store only: no contact hears of anything, now or later
+        registry = dataclasses.replace(registry, contacts={})
     at = parse_timestamp(args.at) if args.at else None
 
     async def once() -> None:

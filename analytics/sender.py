@@ -67,6 +67,8 @@ class Sender:
         self.counts: Counter[str] = Counter()  # outcome -> messages (the analytics metrics)
         self.limiters: dict[tuple[str, str], RateLimiter] = {}
         self.workers: dict[object, asyncio.Task[None]] = {}
+        self.notifier_failures: Counter[str] = Counter()  # consecutive failures, by notifier key
+        self.notifier_retry: dict[str, float] = {}  # notifier key -> not before (backoff)
         self.timeout = aiohttp.ClientTimeout(total=cfg.delivery_timeout_s)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -79,17 +81,35 @@ class Sender:
                 await asyncio.wait(waits, timeout=self.next_due_in(), return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
                     w.cancel()
+            if self.workers:  # stopping: what is in flight finishes (and is recorded) within a request's time
+                await asyncio.wait(list(self.workers.values()), timeout=self.cfg.delivery_timeout_s)
         finally:
             await self.close()
 
-    async def drain(self, timeout_s: float) -> bool:
-        """Deliver what is due now, waiting at most ``timeout_s``; True if nothing due is left."""
+    async def drain(self, timeout_s: float, retry: bool = True) -> bool:
+        """Deliver what may go now, retrying failures after their backoff (unless ``retry`` is false: one pass),
+        for at most ``timeout_s``; True if nothing deliverable is left (quiet hours may still hold some)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                while self.start() or self.busy():
-                    await asyncio.gather(*self.workers.values(), return_exceptions=True)
+                passes = 0
+                while True:
+                    if retry or not passes:
+                        self.start()
+                        passes += 1
+                    if self.busy():
+                        await asyncio.gather(*self.workers.values(), return_exceptions=True)
+                        continue
+                    if not retry or not self.pending():
+                        break
+                    await asyncio.sleep(self.next_due_in())  # the next retry's backoff
         await self.close()
-        return not self.due() and not any(self.book.outbox.get(notifier_key(n)) for n in self.notifiers)
+        return not self.pending()
+
+    def pending(self) -> bool:
+        """Messages that are not held by quiet hours, or notifier events, still waiting."""
+        now = self.clock()
+        return (any(m.not_before <= now for m in self.book.messages)
+                or any(self.book.outbox.get(notifier_key(n)) for n in self.notifiers))
 
     async def close(self) -> None:
         for task in self.workers.values():
@@ -111,7 +131,7 @@ class Sender:
         return found
 
     def next_due_in(self) -> float:
-        times = [max(m.not_before, m.next_try) for m in self.book.messages]
+        times = [max(m.not_before, m.next_try) for m in self.book.messages] + list(self.notifier_retry.values())
         return min([IDLE_CHECK_S] + [max(0.5, t - self.clock()) for t in times])
 
     def start(self) -> int:
@@ -120,21 +140,43 @@ class Sender:
         for dest in self.due():
             started += self._spawn(dest, self._drain_destination(dest))
         for notifier in self.notifiers:
-            if self.book.outbox.get(notifier_key(notifier)):
-                started += self._spawn(notifier_key(notifier), deliver_notifiers(self.book, [notifier]))
+            key = notifier_key(notifier)
+            if self.book.outbox.get(key) and self.notifier_retry.get(key, 0) <= self.clock():
+                started += self._spawn(key, self._deliver_notifier(notifier))
         return started
+
+    async def _deliver_notifier(self, notifier: Notifier) -> None:
+        """The notifier's outbox; if events remain (it failed), the next try waits, doubling each time."""
+        key = notifier_key(notifier)
+        await deliver_notifiers(self.book, [notifier])
+        if self.book.outbox.get(key):
+            self.notifier_failures[key] += 1
+            delay = min(self.cfg.delivery_retry_s * 2 ** (self.notifier_failures[key] - 1), self.cfg.delivery_retry_max_s)
+            self.notifier_retry[key] = self.clock() + delay
+        else:
+            self.notifier_failures.pop(key, None)
+            self.notifier_retry.pop(key, None)
 
     def _spawn(self, key: object, work) -> int:  # noqa: ANN001 - a coroutine
         if key in self.workers and not self.workers[key].done():
             work.close()
             return 0
         self.workers[key] = asyncio.create_task(work)
-        self.workers[key].add_done_callback(lambda _: self.book.wake.set())  # the loop looks again
+        self.workers[key].add_done_callback(self._finished)
         return 1
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A worker ended: the loop looks again; a worker that raised (a bug of ours) is said, not swallowed."""
+        self.book.wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery worker failed; its messages wait for the next try",
+                      extra={"error": repr(task.exception())[:300]}, exc_info=task.exception())
 
     async def _drain_destination(self, dest: tuple[str, str]) -> None:
         async with aiohttp.ClientSession(timeout=self.timeout) as session:
-            while batch := self.due().get(dest):
+            tried: set[str] = set()  # once each per run: a failure waits for its backoff and the next worker
+            while batch := [m for m in self.due().get(dest, []) if m.id not in tried]:
+                tried.add(batch[0].id)
                 await self._send(session, batch[0])
 
     async def _send(self, session: aiohttp.ClientSession, message: Message) -> None:
@@ -171,7 +213,7 @@ class Sender:
         self.book.save()
         self.counts[state] += 1
         channel = contact.channel if contact else "?"
-        extra = {"contact": message.contact, "channel": channel, "message": message.id, "outcome": state,
+        extra = {"contact": message.contact, "channel": channel, "message_id": message.id, "outcome": state,
                  "alerts": len(message.events), "attempts": message.attempts, "detail": outcome.detail}
         (log.info if outcome.ok else log.error if state == "abandoned" else log.warning)("delivery", extra=extra)
         if self.store is None:

@@ -31,8 +31,8 @@ async def robot_server(delay_s: float = 0.0) -> AsyncIterator[Robot]:
         body = await request.json()
         if robot.delay_s:
             await asyncio.sleep(robot.delay_s)  # a slow endpoint, not test synchronisation
-        robot.got.append({"path": request.path, "query": dict(request.query), "body": body})
         status, answer = robot.answers.pop(0) if robot.answers else (200, {"errcode": 0, "errmsg": "ok"})
+        robot.got.append({"path": request.path, "query": dict(request.query), "body": body, "status": status})
         return web.json_response(answer, status=status)
 
     app = web.Application()
