@@ -47,6 +47,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if unknown := unknown_rules(registry.contacts.values(), discover()):
         print("error: bad contacts:\n  " + "\n  ".join(unknown), file=sys.stderr)
         return 2
+    mailed = sorted(c.id for c in registry.contacts.values() if c.channel == "email")
+    if mailed and not cfg.smtp.host and not args.no_publish:
+        print(f"error: bad settings: analytics.smtp.host is not set, and contacts.csv has email contacts "
+              f"({', '.join(mailed)})", file=sys.stderr)
+        return 2
     if args.no_publish:  # the store only: no contact hears of anything, now or later
         registry = dataclasses.replace(registry, contacts={})
     at = parse_timestamp(args.at) if args.at else None

@@ -33,6 +33,7 @@ from analytics.alerts import AlertBook, Message
 from analytics.digest import render
 from analytics.notifiers import channels
 from analytics.notifiers.base import Notifier, notifier_key
+from analytics.notifiers.email import send_mail
 from analytics.notifiers.http import Outcome, RateLimiter, post_json
 from meterwatch.registry import Contact, Registry
 from meterwatch.settings import AnalyticsSettings
@@ -181,6 +182,11 @@ class Sender:
 
     async def _send(self, session: aiohttp.ClientSession, message: Message) -> None:
         contact = self.registry.contacts.get(message.contact)
+        if contact is not None and contact.channel == "email":
+            heading, text = render(message, self.registry)
+            await self._record(message, contact, await send_mail(self.cfg.smtp, contact.address, heading, text,
+                                                                 message.id))
+            return
         channel = channels().get(contact.channel) if contact else None
         if contact is None or channel is None or channel.digest is None:
             why = (f"contact {message.contact} is no longer in contacts.csv" if contact is None

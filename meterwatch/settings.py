@@ -55,6 +55,19 @@ class NotifierSettings(BaseModel):
     per_minute: float | None = Field(None, gt=0, description="rate limit (default: the channel's own)")
 
 
+class SmtpSettings(BaseModel):
+    """The mail server that sends the digests of ``email`` contacts (STARTTLS, then login)."""
+
+    host: str | None = Field(None, description="SMTP server; none: email contacts are refused at start")
+    port: int = Field(587, ge=1, le=65535, description="submission port (STARTTLS)")
+    starttls: bool = Field(True, description="upgrade to TLS before login; off only for a relay on localhost")
+    ca_file: Path | None = Field(None, description="CA bundle to trust (an internal CA); default: the system's")
+    user: str | None = Field(None, description="login; none: no login")
+    password: SecretStr | None = Field(None, description="METERWATCH_ANALYTICS__SMTP__PASSWORD; never logged")
+    sender: str = Field("meterwatch@localhost", description="the From address")
+    timeout_s: float = Field(30.0, gt=0, description="one SMTP conversation")
+
+
 class AnalyticsSettings(BaseModel):
     """The generic keys of analytics.  Each rule's thresholds are a section of their own
     (``[analytics.leak] nights = 3``, ``METERWATCH_ANALYTICS__LEAK__NIGHTS=3``), kept here as extra data and
@@ -83,6 +96,7 @@ class AnalyticsSettings(BaseModel):
     delivery_max_attempts: int = Field(20, ge=1, description="a message failing this often is abandoned "
                                                              "(recorded in `delivery` with its reason)")
     delivery_timeout_s: float = Field(10.0, gt=0, description="one HTTP request to a contact's endpoint")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="mail server of email contacts")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")
 
