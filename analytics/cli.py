@@ -24,6 +24,7 @@ from analytics.rules import configure, discover
 from analytics.runner import evaluate
 from analytics.sender import Sender
 from analytics.service import AnalyticsDied, acknowledge, run_scheduled
+from meterwatch.httpservice import parse_listen
 from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.timestamps import parse_timestamp
 from meterwatch.settings import Settings
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:  # configuration errors (rule sections, notifier kinds, store or broker URL) stop here, URLs redacted
         configure(cfg)
         check_notifiers(cfg)
+        if cfg.http_listen:
+            parse_listen(cfg.http_listen)
         store = store_for(settings)
         notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)] + [
             http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]

@@ -6,13 +6,16 @@ route matches (``analytics.routing``); a muted alert is still evaluated and
 stored, but not sent.  ``render`` writes the text at send time, from the
 registry of the moment: title, then one block per alert (rule label,
 institution name, device, value, since, the cost a day where the rule said
-it), new alerts first, then updates, resolved and acknowledged ones.
+it), new alerts first, then updates, resolved and acknowledged ones; an
+open alert carries its acknowledgement link when links are configured
+(``analytics.acklink``).
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
 from analytics.alerts import AlertBook, Message
 from analytics.routing import held_until, recipients
@@ -51,18 +54,19 @@ def title(events: list[AlertPoint]) -> str:
     return f"[能耗告警 meterwatch] {said}"
 
 
-def _line(event: AlertPoint, registry: Registry) -> str:
+def _line(event: AlertPoint, registry: Registry, link: Callable[[str], str] | None) -> str:
     rule = discover().get(event.rule)
     institution = registry.institutions.get(event.institution)
     name = institution.name if institution else event.institution
     cost = cost_per_day(event)
     return (f"- **{STATE_CN.get(event.state, event.state)}** {rule.label if rule else event.rule}｜{name}｜"
             f"表计 {event.device}｜{event.value:g} {event.unit}｜自 {local_text(event.since)}"
-            + (f"｜{cost}" if cost else "") + f"｜{event.severity}｜id {event.id}")
+            + (f"｜{cost}" if cost else "") + f"｜{event.severity}｜id {event.id}"
+            + (f"｜[确认 ack]({link(event.id)})" if link and event.state in ("open", "update") else ""))
 
 
-def render(message: Message, registry: Registry) -> tuple[str, str]:
-    """(title, markdown text) of a digest."""
+def render(message: Message, registry: Registry, link: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """(title, markdown text) of a digest; ``link`` gives an open alert's acknowledgement link."""
     events = sorted(message.events, key=lambda e: (ORDER.index(e.state) if e.state in ORDER else 9, e.ts))
-    lines = [f"### {title(events)}"] + [_line(e, registry) for e in events]
+    lines = [f"### {title(events)}"] + [_line(e, registry, link) for e in events]
     return title(events), "\n".join(lines)

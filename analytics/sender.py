@@ -29,8 +29,10 @@ from collections.abc import Callable
 
 import aiohttp
 
+from analytics.acklink import link
 from analytics.alerts import AlertBook, Message
 from analytics.digest import render
+from analytics.metrics import AnalyticsMetrics
 from analytics.notifiers import channels
 from analytics.notifiers.base import Notifier, notifier_key
 from analytics.notifiers.email import send_mail
@@ -62,8 +64,10 @@ async def deliver_notifiers(book: AlertBook, notifiers: list[Notifier]) -> None:
 
 class Sender:
     def __init__(self, book: AlertBook, registry: Registry, cfg: AnalyticsSettings, notifiers: list[Notifier],
-                 store: Store | None = None, clock: Callable[[], float] = time.time) -> None:
+                 store: Store | None = None, clock: Callable[[], float] = time.time,
+                 metrics: AnalyticsMetrics | None = None) -> None:
         self.book, self.registry, self.cfg, self.notifiers, self.store = book, registry, cfg, notifiers, store
+        self.metrics = metrics
         self.clock = clock
         self.counts: Counter[str] = Counter()  # outcome -> messages (the analytics metrics)
         self.limiters: dict[tuple[str, str], RateLimiter] = {}
@@ -183,7 +187,7 @@ class Sender:
     async def _send(self, session: aiohttp.ClientSession, message: Message) -> None:
         contact = self.registry.contacts.get(message.contact)
         if contact is not None and contact.channel == "email":
-            heading, text = render(message, self.registry)
+            heading, text = render(message, self.registry, self._link())
             await self._record(message, contact, await send_mail(self.cfg.smtp, contact.address, heading, text,
                                                                  message.id))
             return
@@ -193,7 +197,7 @@ class Sender:
                    else f"channel {contact.channel} cannot send digests")
             await self._record(message, contact, Outcome(False, why, permanent=True))
             return
-        heading, text = render(message, self.registry)
+        heading, text = render(message, self.registry, self._link())
         url = contact.address
         secret = self.cfg.contact_secrets.get(contact.id)
         if secret is not None and channel.sign is not None:
@@ -202,6 +206,14 @@ class Sender:
         await limiter.acquire()
         outcome = await post_json(session, url, channel.digest(heading, text, message.events), channel.accepted)
         await self._record(message, contact, outcome)
+
+    def _link(self) -> Callable[[str], str] | None:
+        """Alert id -> its acknowledgement link, if links are configured (public URL and secret)."""
+        base, secret = self.cfg.public_url, self.cfg.ack_secret
+        if not base or secret is None:
+            return None
+        now = self.clock()
+        return lambda alert_id: link(base, alert_id, now, self.cfg.ack_link_ttl_s, secret.get_secret_value())
 
     async def _record(self, message: Message, contact: Contact | None, outcome: Outcome) -> None:
         """Book the outcome (saved at once), count it, and write it to the store (best effort: logged)."""
@@ -219,6 +231,8 @@ class Sender:
         self.book.save()
         self.counts[state] += 1
         channel = contact.channel if contact else "?"
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(channel, state).inc()
         extra = {"contact": message.contact, "channel": channel, "message_id": message.id, "outcome": state,
                  "alerts": len(message.events), "attempts": message.attempts, "detail": outcome.detail}
         (log.info if outcome.ok else log.error if state == "abandoned" else log.warning)("delivery", extra=extra)

@@ -22,15 +22,19 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 
 import aiomqtt
 
 from analytics.alerts import STORE, AlertBook
 from analytics.notifiers.base import Notifier, notifier_key
+from analytics.metrics import AnalyticsMetrics
 from analytics.report import statistics
 from analytics.runner import Evaluation, evaluate, write_alerts
 from analytics.sender import Sender, deliver_notifiers
+from analytics.web import add_ack_routes
 from meterwatch.const import ACK_TOPIC
+from meterwatch.httpservice import HttpService
 from meterwatch.mqtt import client_kwargs
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings, Settings
@@ -97,11 +101,13 @@ async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notif
 
 
 async def evaluate_on_schedule(settings: Settings, registry: Registry, store: Store, book: AlertBook,
-                               notifiers: list[Notifier], stop: asyncio.Event, done: list[Evaluation]) -> None:
+                               notifiers: list[Notifier], stop: asyncio.Event, done: list[Evaluation],
+                               metrics: AnalyticsMetrics | None = None) -> None:
     cfg = settings.analytics
     failures = 0
     statistics_due = 0.0  # the first evaluation writes them
     while not stop.is_set():
+        started = time.monotonic()
         try:
             result = await evaluate(store, registry, cfg, book, int(time.time()), notifiers)
             done.append(result)
@@ -114,6 +120,8 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
         except Exception as exc:  # noqa: BLE001 - counted; retried at the next schedule
             failed = [repr(exc)[:300]]
         failures = failures + 1 if failed else 0
+        if metrics is not None:
+            metrics.evaluated(time.monotonic() - started, bool(failed), Counter(a.rule for a in book.alerts.values()))
         if failed:
             log.error("evaluation failed", extra={"consecutive": failures, "limit": cfg.max_failed_evaluations,
                                                   "reason": failed})
@@ -141,10 +149,13 @@ async def run_scheduled(settings: Settings, registry: Registry, store: Store, bo
     """Evaluate every ``interval_s``, deliver (the sender) and listen for acknowledgements until ``stop``;
     raise AnalyticsDied as soon as any part dies."""
     done: list[Evaluation] = []
-    sender = sender or Sender(book, registry, settings.analytics, notifiers, store)
+    cfg = settings.analytics
+    metrics = AnalyticsMetrics(book)
+    sender = sender or Sender(book, registry, cfg, notifiers, store, metrics=metrics)
+    http = await start_http(settings, book, store, notifiers, metrics)
     tasks = {asyncio.create_task(listen_for_acks(settings, book, store, notifiers), name="ack listener"),
              asyncio.create_task(sender.run(stop), name="sender"),
-             asyncio.create_task(evaluate_on_schedule(settings, registry, store, book, notifiers, stop, done),
+             asyncio.create_task(evaluate_on_schedule(settings, registry, store, book, notifiers, stop, done, metrics),
                                  name="evaluations")}
     try:
         finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -159,4 +170,27 @@ async def run_scheduled(settings: Settings, registry: Registry, store: Store, bo
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if http is not None:
+            await http.stop()
     return done
+
+
+async def start_http(settings: Settings, book: AlertBook, store: Store, notifiers: list[Notifier],
+                     metrics: AnalyticsMetrics) -> HttpService | None:
+    """The HTTP service (``/healthz``, ``/metrics``, the acknowledgement links if a secret is set), if
+    ``analytics.http_listen`` is; a taken address raises (the process exits non-zero)."""
+    cfg = settings.analytics
+    if not cfg.http_listen:
+        return None
+    http = HttpService(cfg.http_listen, metrics.registry, lambda: metrics.healthy(cfg.interval_s))
+    if cfg.ack_secret is not None:
+        async def ack(alert_id: str, by: str) -> bool:
+            try:
+                return await acknowledge(book, alert_id, by, store, notifiers)
+            except StoreError:  # saved; its event waits in the outbox for the next evaluation
+                return True
+        add_ack_routes(http, ack, cfg.ack_secret.get_secret_value(), metrics)
+    await http.start()
+    log.info("analytics HTTP service listening", extra={"host": http.host, "port": http.port,
+                                                        "ack_links": cfg.ack_secret is not None})
+    return http

@@ -97,6 +97,13 @@ class AnalyticsSettings(BaseModel):
                                                              "(recorded in `delivery` with its reason)")
     delivery_timeout_s: float = Field(10.0, gt=0, description="one HTTP request to a contact's endpoint")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="mail server of email contacts")
+    http_listen: str | None = Field(None, description="scheduled mode: serve /healthz, /metrics and the "
+                                                      "acknowledgement links here (host:port, e.g. 127.0.0.1:9108)")
+    public_url: str | None = Field(None, description="the base URL operators reach http_listen at (e.g. behind "
+                                                     "a proxy); the acknowledgement links in digests start with it")
+    ack_secret: SecretStr | None = Field(None, description="signs the acknowledgement links "
+                                                           "(METERWATCH_ANALYTICS__ACK_SECRET); none: no links")
+    ack_link_ttl_s: float = Field(7 * 86400.0, gt=0, description="an acknowledgement link expires after this")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")
 
