@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def ack(alert_id: str) -> bool:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-        return await acknowledge(book, alert_id, args.by, store, notifiers)
+        return await acknowledge(book, alert_id, args.by, store, notifiers, mute_file=cfg.mute_file)
 
     code = 0
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from analytics.alerts import STORE, AlertBook
 from analytics.digest import compose
+from analytics.mutes import unmuted
 from analytics.costs import price_through
 from analytics.notifiers.base import Notifier, notifier_key
 from analytics.rules import configure, discover
@@ -63,8 +64,10 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
         result.events += book.apply(rule, outcome.findings, outcome.scope, at)
         if outcome.notes:
             result.notes[rule] = outcome.notes
-    book.post(result.events, [STORE] + [notifier_key(n) for n in notifiers])
-    book.undigested += result.events
+    book.post(result.events, [STORE])
+    sent = unmuted(result.events, cfg.mute_file, at)  # muted: stored, not sent
+    book.post(sent, [notifier_key(n) for n in notifiers])
+    book.undigested += sent
     compose(book, registry, at)  # this evaluation's digests, and the acknowledgements since the last one
     book.save()  # before anything leaves: a crash from here on re-opens nothing
     for e in result.events:

@@ -23,12 +23,14 @@ import json
 import logging
 import time
 from collections import Counter
+from pathlib import Path
 
 import aiomqtt
 
 from analytics.alerts import STORE, AlertBook
 from analytics.notifiers.base import Notifier, notifier_key
 from analytics.metrics import AnalyticsMetrics
+from analytics.mutes import unmuted
 from analytics.report import statistics
 from analytics.runner import Evaluation, evaluate, write_alerts
 from analytics.sender import Sender, deliver_notifiers
@@ -48,7 +50,7 @@ class AnalyticsDied(RuntimeError):
 
 
 async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, notifiers: list[Notifier],
-                      now: int | None = None) -> bool:
+                      now: int | None = None, mute_file: Path | None = None) -> bool:
     """Mark the alert acknowledged (saved first), then store and announce the event; raises StoreError if
     the store refused it (the event stays in the outbox for the next evaluation)."""
     event = book.acknowledge(alert_id, int(now or time.time()))
@@ -56,8 +58,10 @@ async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, not
         return False
     log.info("alert acknowledged", extra={"id": alert_id, "by": by, "institution": event.institution,
                                           "device": event.device, "rule": event.rule})
-    book.post([event], [STORE] + [notifier_key(n) for n in notifiers])
-    book.undigested.append(event)  # the contacts hear of it in the next evaluation's digest
+    book.post([event], [STORE])
+    sent = unmuted([event], mute_file, event.ts)
+    book.post(sent, [notifier_key(n) for n in notifiers])
+    book.undigested += sent  # the contacts hear of it in the next evaluation's digest
     book.save()
     try:
         await write_alerts(book, store)
@@ -78,14 +82,15 @@ async def listen_for_acks(settings: Settings, book: AlertBook, store: Store, not
                     ready.set()
                 delay = 1.0
                 async for message in client.messages:
-                    await _on_ack(message, book, store, notifiers)
+                    await _on_ack(message, book, store, notifiers, settings.analytics.mute_file)
         except aiomqtt.MqttError as exc:
             log.warning("ack listener lost the broker; reconnecting", extra={"error": str(exc), "retry_in_s": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
 
-async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notifiers: list[Notifier]) -> None:
+async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notifiers: list[Notifier],
+                  mute_file: Path | None = None) -> None:
     try:
         body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
         alert_id, by = str(body["id"]), str(body.get("by", "mqtt"))
@@ -94,7 +99,7 @@ async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notif
                                                          "payload": str(message.payload)[:200]})
         return
     try:
-        if not await acknowledge(book, alert_id, by, store, notifiers):
+        if not await acknowledge(book, alert_id, by, store, notifiers, mute_file=mute_file):
             log.warning("acknowledgement for no open alert", extra={"id": alert_id, "by": by})
     except StoreError:  # logged by deliver; the acknowledgement is saved and its event waits in the outbox
         pass
@@ -186,7 +191,7 @@ async def start_http(settings: Settings, book: AlertBook, store: Store, notifier
     if cfg.ack_secret is not None:
         async def ack(alert_id: str, by: str) -> bool:
             try:
-                return await acknowledge(book, alert_id, by, store, notifiers)
+                return await acknowledge(book, alert_id, by, store, notifiers, mute_file=cfg.mute_file)
             except StoreError:  # saved; its event waits in the outbox for the next evaluation
                 return True
         add_ack_routes(http, ack, cfg.ack_secret.get_secret_value(), metrics)

@@ -76,6 +76,8 @@ class AnalyticsSettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     state_file: Path = Path("meterwatch-alerts.json")
+    mute_file: Path = Field(Path("meterwatch-mutes.json"), description="mutes of `meterwatch alerts mute`: muted "
+                                                                       "alerts are stored, not sent")
     interval_s: float = Field(300.0, gt=0, description="scheduled mode: seconds between evaluations")
     statistics_interval_s: float = Field(3600.0, ge=0, description="scheduled mode: write the officers' statistics "
                                                                    "at most this often (0: every evaluation)")

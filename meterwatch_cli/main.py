@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from analytics import alerts_cli
 from benchmarks import cli as bench_cli
 from dashboards import cli as dashboards_cli
 from dashboards.common import AnalyticsFacts
@@ -104,6 +105,12 @@ def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics.alerts_cli import run
+
+    return run(args, settings)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.demo import run_demo
 
@@ -163,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ack", metavar="ALERT_ID", help="acknowledge an open alert and exit")
     p.add_argument("--by", default="cli", help="who acknowledges (with --ack)")
     p.set_defaults(func=cmd_analyze)
+
+    alerts_cli.add_parser(sub, cmd_alerts)
 
     p = sub.add_parser("budget", help="budget execution in yuan: cost so far, projection, overrun or saving")
     p.add_argument("--year", type=int, required=True)
