@@ -113,6 +113,7 @@ class AlertBook:
         self.messages: list[Message] = []  # digests for contacts, oldest first, until delivered
         self.undigested: list[AlertPoint] = []  # events for the next evaluation's digests
         self.delivered: list[str] = []  # ids of the latest delivered messages
+        self.escalation: dict[str, list[int]] = {}  # alert id -> [level told so far, since when] (escalation on)
         self.storing = asyncio.Lock()  # one store write at a time (evaluations and acknowledgements)
         self.notifying = asyncio.Lock()  # one delivery to the notifiers at a time (sender and acknowledgements)
         self.wake = asyncio.Event()  # set when something was queued: the sender looks at once
@@ -203,6 +204,7 @@ def load_book(path: Path, *, update_interval_s: float, resolve_after: int = 2) -
     book = AlertBook(alerts, update_interval_s=update_interval_s, resolve_after=resolve_after,
                      last_event=data.get("last_event", {}), outbox=outbox, path=path)
     book.delivered = data.get("delivered", [])
+    book.escalation = data.get("escalation", {})
     book.undigested = [AlertPoint(**e) for e in data.get("undigested", [])]
     book.messages = [_message(m) for m in data.get("messages", []) if m["id"] not in book.delivered]
     return book
@@ -219,7 +221,7 @@ def save_book(book: AlertBook, path: Path) -> None:
     data = {"alerts": {k: asdict(v) for k, v in book.alerts.items()}, "last_event": book.last_event,
             "outbox": {dest: [asdict(e) for e in events] for dest, events in book.outbox.items()},
             "undigested": [asdict(e) for e in book.undigested], "messages": [asdict(m) for m in book.messages],
-            "delivered": book.delivered}
+            "delivered": book.delivered, "escalation": book.escalation}
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(data, ensure_ascii=False, indent=1))
         f.flush()

@@ -18,28 +18,54 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from analytics.alerts import AlertBook, Message
-from analytics.routing import held_until, recipients
+from analytics.routing import TOP_LEVEL, first_level, held_until, recipients
 from analytics.rules import discover
 from meterwatch.localtime import local_text
 from meterwatch.registry import Registry
 from meterwatch.store import AlertPoint
 
-STATE_CN = {"open": "新告警", "update": "告警更新", "resolved": "已恢复", "acknowledged": "已确认"}
-ORDER = ("open", "update", "resolved", "acknowledged")
+STATE_CN = {"open": "新告警", "update": "告警更新", "reminder": "未确认·升级提醒", "resolved": "已恢复",
+            "acknowledged": "已确认"}
+ORDER = ("open", "update", "reminder", "resolved", "acknowledged")  # reminder: escalation, never stored
 _COST = re.compile(r"每天约损失 ¥[\d,.]+")
 
 
-def compose(book: AlertBook, registry: Registry, now: int) -> list[Message]:
-    """Queue one message per contact for the undigested events (then none are undigested); return them."""
+def compose(book: AlertBook, registry: Registry, now: int, escalate: bool = False) -> list[Message]:
+    """Queue one message per contact for the undigested events (then none are undigested); return them.
+    With ``escalate``, an alert's events go only to the levels told so far (``analytics.escalation``)."""
     by_contact: dict[str, list[AlertPoint]] = defaultdict(list)
     for event in book.undigested:
-        for contact in recipients(event, registry):
+        for contact in recipients(event, registry, _level(book, registry, event, now) if escalate else None):
             by_contact[contact.id].append(event)
     messages = [Message.of(cid, now, held_until(registry.contacts[cid], events, now), events)
                 for cid, events in sorted(by_contact.items())]
     book.undigested = []
     book.queue(messages)
     return messages
+
+
+def _level(book: AlertBook, registry: Registry, event: AlertPoint, now: int) -> int:
+    """The escalation level whose contacts (and those below) hear of ``event``: a new alert starts at the
+    lowest level that has a contact for it; its resolution is the last its levels hear of it."""
+    if event.state == "open":
+        book.escalation[event.id] = [first_level(event, registry), now]
+    level = book.escalation.get(event.id, [TOP_LEVEL])[0]
+    if event.state == "resolved":
+        book.escalation.pop(event.id, None)
+    return level
+
+
+def reminders(book: AlertBook, after_s: dict[str, float], now: int) -> list[AlertPoint]:
+    """Open, unacknowledged alerts whose time at their level is up (``after_s`` by severity, 0: never): one
+    level up (the top level is reminded again), and a ``reminder`` event each, for the digests only."""
+    due = []
+    for alert in book.alerts.values():
+        told, after = book.escalation.get(alert.id), after_s.get(alert.severity, 0.0)
+        if alert.acknowledged or told is None or not after or now - told[1] < after:
+            continue
+        told[0], told[1] = min(told[0] + 1, TOP_LEVEL), now
+        due.append(alert.event("reminder", now))
+    return due
 
 
 def cost_per_day(event: AlertPoint) -> str:

@@ -25,6 +25,8 @@ from meterwatch.registry import Contact, Institution, Registry
 from meterwatch.store import AlertPoint
 
 _RANK = {s: k for k, s in enumerate(SEVERITIES)}
+LEVELS = {"institution": 0, "type": 1, "city": 1, "province": 2}  # escalation: who hears first, who next
+TOP_LEVEL = max(LEVELS.values())
 
 
 def unknown_rules(contacts: Iterable[Contact], known: Iterable[str]) -> list[str]:
@@ -50,14 +52,22 @@ def matches(contact: Contact, event: AlertPoint, institution: Institution | None
             and _RANK.get(event.severity, 0) >= _RANK[contact.min_severity])
 
 
-def recipients(event: AlertPoint, registry: Registry) -> list[Contact]:
-    """The contacts whose routes match ``event``, one per channel and address (the first route in id order)."""
+def recipients(event: AlertPoint, registry: Registry, up_to_level: int | None = None) -> list[Contact]:
+    """The contacts whose routes match ``event``, one per channel and address (the first route in id order);
+    with ``up_to_level``, only those of that escalation level or below."""
     institution = registry.institutions.get(event.institution)
     seen: dict[tuple[str, str], Contact] = {}
     for contact in sorted(registry.contacts.values(), key=lambda c: c.id):
+        if up_to_level is not None and LEVELS[contact.scope] > up_to_level:
+            continue
         if matches(contact, event, institution):
             seen.setdefault((contact.channel, contact.address), contact)
     return list(seen.values())
+
+
+def first_level(event: AlertPoint, registry: Registry) -> int:
+    """The lowest escalation level with a contact for ``event`` (the top level if none has)."""
+    return min((LEVELS[c.scope] for c in recipients(event, registry)), default=TOP_LEVEL)
 
 
 def quiet_until(contact: Contact, now: int) -> int:

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from analytics.alerts import STORE, AlertBook
-from analytics.digest import compose
+from analytics.digest import compose, reminders
 from analytics.mutes import unmuted
 from analytics.costs import price_through
 from analytics.notifiers.base import Notifier, notifier_key
@@ -68,7 +68,9 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
     sent = unmuted(result.events, cfg.mute_file, at)  # muted: stored, not sent
     book.post(sent, [notifier_key(n) for n in notifiers])
     book.undigested += sent
-    compose(book, registry, at)  # this evaluation's digests, and the acknowledgements since the last one
+    if cfg.escalation.enabled:  # unacknowledged too long: the next level hears, the others are reminded
+        book.undigested += unmuted(reminders(book, cfg.escalation.after_s, at), cfg.mute_file, at)
+    compose(book, registry, at, escalate=cfg.escalation.enabled)  # this evaluation's digests (and acks since)
     book.save()  # before anything leaves: a crash from here on re-opens nothing
     for e in result.events:
         log.info("alert", extra={"rule": e.rule, "id": e.id, "state": e.state, "institution": e.institution,

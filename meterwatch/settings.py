@@ -68,6 +68,16 @@ class SmtpSettings(BaseModel):
     timeout_s: float = Field(30.0, gt=0, description="one SMTP conversation")
 
 
+class EscalationSettings(BaseModel):
+    """Unacknowledged alerts climb from the institution's contacts to the city's (and type's), then the
+    province's, with a reminder at each step; an acknowledgement or the alert's resolution stops it."""
+
+    enabled: bool = Field(False, description="off: every matching contact hears of an alert at once")
+    after_s: dict[str, float] = Field(default_factory=lambda: {"critical": 1800.0, "warning": 14400.0, "info": 0.0},
+                                      description="per severity: unacknowledged this long, the next level hears "
+                                                  "(and the levels before get a reminder); 0: never")
+
+
 class AnalyticsSettings(BaseModel):
     """The generic keys of analytics.  Each rule's thresholds are a section of their own
     (``[analytics.leak] nights = 3``, ``METERWATCH_ANALYTICS__LEAK__NIGHTS=3``), kept here as extra data and
@@ -99,6 +109,7 @@ class AnalyticsSettings(BaseModel):
                                                              "(recorded in `delivery` with its reason)")
     delivery_timeout_s: float = Field(10.0, gt=0, description="one HTTP request to a contact's endpoint")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="mail server of email contacts")
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings, description="contacts by level")
     http_listen: str | None = Field(None, description="scheduled mode: serve /healthz, /metrics and the "
                                                       "acknowledgement links here (host:port, e.g. 127.0.0.1:9108)")
     public_url: str | None = Field(None, description="the base URL operators reach http_listen at (e.g. behind "
