@@ -47,6 +47,7 @@ class CollectorSettings(BaseModel):
     reject_payload_max_bytes: int = Field(64 * 1024, ge=64, description="a reject keeps at most this much of its "
                                           "payload; the detail says the original length")
     silence_warn_s: float = Field(900.0, gt=0, description="connected but nothing received this long: say so")
+    http_listen: str | None = Field(None, description="serve /healthz and Prometheus /metrics here (host:port)")
 
 
 class NotifierSettings(BaseModel):

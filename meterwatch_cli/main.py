@@ -45,11 +45,19 @@ def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.metrics import health, prometheus_registry
     from collector.service import Collector, CollectorDied
+    from meterwatch.httpservice import HttpService, parse_listen
     from meterwatch.store import store_for
 
     if args.status:
         return collect_status(settings)
+    try:
+        if settings.collector.http_listen:
+            parse_listen(settings.collector.http_listen)
+    except ValueError as exc:
+        print(f"error: bad settings: collector.http_listen: {exc}", file=sys.stderr)
+        return 2
     registry = load_checked_registry(settings)
     store = store_for(settings, timeout_s=settings.collector.store_timeout_s,
                       max_body_bytes=settings.collector.write_max_bytes)
@@ -57,9 +65,17 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
                                           "devices": len(registry.devices)})
 
     async def main(stop: asyncio.Event) -> None:
+        collector = Collector(settings, registry, store)
+        http = None
+        if settings.collector.http_listen:  # /healthz and /metrics for the operators' supervisor and scraper
+            http = HttpService(settings.collector.http_listen, prometheus_registry(collector.metrics),
+                               lambda: health(collector.metrics))
+            await http.start()
         try:
-            await Collector(settings, registry, store).run(stop)
+            await collector.run(stop)
         finally:
+            if http is not None:
+                await http.stop()
             await store.close()
 
     try:
