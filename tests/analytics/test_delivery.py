@@ -171,3 +171,24 @@ async def test_dingtalk_signed_robot_gets_timestamp_and_sign_and_no_secret(provi
     assert unquote_plus(ding["query"]["sign"]) == expected or ding["query"]["sign"] == expected
     assert all(secret not in r.getMessage() + str(vars(r)) for r in caplog.records
                if not r.name.startswith("aiohttp.access"))
+
+
+async def test_sms_gateway_gets_plain_text_and_the_alert_ids(province):
+    tmp_path, store = province
+    async with robot_server() as robot:
+        (tmp_path / "registry" / "contacts.csv").write_text(
+            HEADER + f"sms-b,二号楼短信,sms_webhook,{robot.base}/sms?to=13800000000,institution:inst-b,*,info,\n",
+            encoding="utf-8")
+        registry, _ = load_registry(tmp_path / "registry")
+        cfg = _cfg(tmp_path)
+        book = load_book(cfg.state_file, update_interval_s=0)
+        result = await evaluate(store, registry, cfg, book, AT, [], rules=["silent"])
+        assert await Sender(book, registry, cfg, [], store).drain(30)
+    ((sms),) = robot.got
+    assert sms["query"] == {"to": "13800000000"}
+    assert sms["body"]["alert_ids"] == [e.id for e in result.events if e.device == "b-w1"]
+    text = sms["body"]["text"]
+    heading, line = text.splitlines()
+    assert heading == "[能耗告警 meterwatch] 新告警 1 条"
+    assert line.startswith("新告警 ") and "｜吴忠市1号政务楼｜表计 b-w1｜" in line
+    assert "**" not in text and "###" not in text and len(text) <= 500
