@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from analytics.alerts import load_book
+from analytics.notifiers import http_notifier
 from analytics.runner import evaluate
 from analytics.sender import Sender
 from meterwatch.registry import load_registry
@@ -78,15 +79,17 @@ async def test_each_contact_gets_one_digest_of_its_alerts_and_a_slow_robot_delay
         registry = _load(tmp_path, robot.base)
         cfg = _cfg(tmp_path)
         book = load_book(cfg.state_file, update_interval_s=0)
-        sender = Sender(book, registry, cfg, [], store)
+        hook = http_notifier("webhook", f"{robot.base}/notifier", per_minute=6000)  # [[analytics.notifiers]]
+        sender = Sender(book, registry, cfg, [hook], store)
         stop = asyncio.Event()
         running = asyncio.create_task(sender.run(stop))
-        result = await evaluate(store, registry, cfg, book, AT, [], rules=["silent"])
+        result = await evaluate(store, registry, cfg, book, AT, [hook], rules=["silent"])
         # the evaluation is over, its alerts stored, while no endpoint has answered yet
         assert sorted(e.device for e in result.events) == ["a-e1", "a-w1", "b-w1"]
         assert len(await store.fetch(AlertPoint)) == 3
         assert robot.got == [] and sorted(m.contact for m in book.messages) == ["b-only", "edu", "prov", "yc"]
         assert await eventually(lambda: sender.counts["sent"], 4, timeout=30) == 4
+        assert await eventually(lambda: book.outbox.get(hook.key), None, timeout=30) is None  # its 3 events
         stop.set()
         await running
     assert _alerts_of(robot.got, "/yc") == [["a-e1", "a-w1"]]  # Yinchuan's operators: only their city
@@ -94,6 +97,7 @@ async def test_each_contact_gets_one_digest_of_its_alerts_and_a_slow_robot_delay
     assert _alerts_of(robot.got, "/edu") == [["a-e1", "a-w1"]]
     assert _alerts_of(robot.got, "/b") == [["b-w1"]]
     assert _alerts_of(robot.got, "/wz") == [] and _alerts_of(robot.got, "/duty") == []
+    assert sorted(g["body"]["device"] for g in robot.got if g["path"] == "/notifier") == ["a-e1", "a-w1", "b-w1"]
     assert book.messages == [] and sorted(sender.counts.items()) == [("sent", 4)]
     stored = await store.fetch(DeliveryPoint)
     assert sorted((d.contact, d.channel, d.outcome) for d in stored) == [
