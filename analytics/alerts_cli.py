@@ -17,12 +17,12 @@ import time
 
 from analytics.alerts import load_book
 from analytics.mutes import KINDS, Mute, load_mutes, muted, save_mutes
-from meterwatch.localtime import local_text
+from meterwatch.localtime import DAY, local_text
 from meterwatch.settings import Settings
 from meterwatch.timestamps import parse_timestamp
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([mhd])")
-_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+_UNIT_S = {"m": 60, "h": 3600, "d": DAY}
 
 
 def add_parser(sub: argparse._SubParsersAction, func) -> None:  # noqa: ANN001 - the command's entry point

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from meterwatch.const import SEVERITIES
-from meterwatch.localtime import LOCAL_UTC_OFFSET_S
+from meterwatch.localtime import local_minute
 from meterwatch.registry import Contact, Institution, Registry
 from meterwatch.store import AlertPoint
 
@@ -75,7 +75,7 @@ def quiet_until(contact: Contact, now: int) -> int:
     if contact.quiet is None:
         return now
     start, end = contact.quiet
-    minute = ((now + LOCAL_UTC_OFFSET_S) % 86400) // 60
+    minute = local_minute(now)
     inside = start <= minute < end if start < end else (minute >= start or minute < end)
     if not inside:
         return now

@@ -117,7 +117,7 @@ class AnalyticsSettings(BaseModel):
                                                      "a proxy); the acknowledgement links in digests start with it")
     ack_secret: SecretStr | None = Field(None, description="signs the acknowledgement links "
                                                            "(METERWATCH_ANALYTICS__ACK_SECRET); none: no links")
-    ack_link_ttl_s: float = Field(7 * 86400.0, gt=0, description="an acknowledgement link expires after this")
+    ack_link_ttl_s: float = Field(604_800.0, gt=0, description="an acknowledgement link expires after this")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")
 
