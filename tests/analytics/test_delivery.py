@@ -196,3 +196,20 @@ async def test_sms_gateway_gets_plain_text_and_the_alert_ids(province):
     assert heading == "[能耗告警 meterwatch] 新告警 1 条"
     assert line.startswith("新告警 ") and "｜吴忠市1号政务楼｜表计 b-w1｜" in line
     assert "**" not in text and "###" not in text and len(text) <= 500
+
+
+async def test_quiet_hours_hold_a_digest_until_they_end(province):
+    tmp_path, store = province
+    async with robot_server() as robot:
+        (tmp_path / "registry" / "contacts.csv").write_text(
+            HEADER + f"night,夜班,webhook,{robot.base}/night,province,*,info,22:00-07:00\n", encoding="utf-8")
+        registry, _ = load_registry(tmp_path / "registry")
+        cfg = _cfg(tmp_path)
+        book = load_book(cfg.state_file, update_interval_s=0)
+        await evaluate(store, registry, cfg, book, AT, [], rules=["silent"])  # AT is 00:00 local: quiet
+        (held,) = book.messages
+        assert held.not_before == AT + 7 * 3600  # 07:00 local, warnings only
+        assert await Sender(book, registry, cfg, [], store, clock=lambda: AT + 3600).drain(5)  # nothing may go
+        assert robot.got == [] and book.messages == [held]
+        assert await Sender(book, registry, cfg, [], store, clock=lambda: AT + 7 * 3600).drain(30)
+        assert [g["path"] for g in robot.got] == ["/night"] and book.messages == []
