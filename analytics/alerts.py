@@ -42,7 +42,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from analytics.rules.base import Finding
@@ -206,12 +206,30 @@ def load_book(path: Path, *, update_interval_s: float, resolve_after: int = 2) -
     book.delivered = data.get("delivered", [])
     book.escalation = data.get("escalation", {})
     book.undigested = [AlertPoint(**e) for e in data.get("undigested", [])]
-    book.messages = [_message(m) for m in data.get("messages", []) if m["id"] not in book.delivered]
+    events = {k: AlertPoint(**e) for k, e in data.get("message_events", {}).items()}
+    book.messages = [Message(**{**m, "events": [events[k] for k in m["events"]]})
+                     for m in data.get("messages", []) if m["id"] not in book.delivered]
     return book
 
 
-def _message(data: dict) -> Message:
-    return Message(**{**data, "events": [AlertPoint(**e) for e in data["events"]]})
+_POINT_FIELDS = tuple(f.name for f in fields(AlertPoint))
+
+
+def _point(e: AlertPoint) -> dict[str, object]:
+    """``asdict`` without its deep copies: the state is saved after every delivered message."""
+    return {name: getattr(e, name) for name in _POINT_FIELDS}
+
+
+def _event_key(e: AlertPoint) -> str:
+    return f"{e.id}|{e.state}|{e.ts}"
+
+
+def _messages(messages: list[Message]) -> dict[str, object]:
+    """The messages with their events by key, each event once: the province's and a city's digests share them."""
+    events = {_event_key(e): _point(e) for m in messages for e in m.events}
+    return {"message_events": events,
+            "messages": [{**{f.name: getattr(m, f.name) for f in fields(m) if f.name != "events"},
+                          "events": [_event_key(e) for e in m.events]} for m in messages]}
 
 
 def save_book(book: AlertBook, path: Path) -> None:
@@ -219,11 +237,11 @@ def save_book(book: AlertBook, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     data = {"alerts": {k: asdict(v) for k, v in book.alerts.items()}, "last_event": book.last_event,
-            "outbox": {dest: [asdict(e) for e in events] for dest, events in book.outbox.items()},
-            "undigested": [asdict(e) for e in book.undigested], "messages": [asdict(m) for m in book.messages],
+            "outbox": {dest: [_point(e) for e in events] for dest, events in book.outbox.items()},
+            "undigested": [_point(e) for e in book.undigested], **_messages(book.messages),
             "delivered": book.delivered, "escalation": book.escalation}
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, ensure_ascii=False, indent=1))
+        f.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))  # compact: saved after every send
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
