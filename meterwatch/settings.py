@@ -51,7 +51,7 @@ class CollectorSettings(BaseModel):
 
 
 class NotifierSettings(BaseModel):
-    kind: str = Field(description="a channel of analytics.notifiers (webhook, dingtalk, wecom), checked at start")
+    kind: str = Field(description="a channel of analytics.notifiers (webhook, dingtalk, wecom, sms_webhook), checked at start")
     url: SecretStr = Field(description="robot URLs carry access tokens: kept secret, never logged")
     per_minute: float | None = Field(None, gt=0, description="rate limit (default: the channel's own)")
 
