@@ -20,6 +20,14 @@ events themselves wait in the state's outbox, one queue per destination
 (the store, each notifier), until that destination has taken them; a store
 or notifier that fails gets them again at the next evaluation.
 
+Contacts (``contacts.csv``) get digests: every event waits in
+``undigested`` until the end of the next evaluation, which turns them into
+one ``Message`` per contact (``analytics.digest``); messages wait in
+``messages`` until the sender (``analytics.sender``) has delivered them,
+outside the evaluation.  A delivered message's id is recorded in
+``delivered`` in the same save that removes it, so a restart neither loses
+a message nor sends a delivered one again.
+
 Events of one rule on one device get strictly increasing times (at least a
 second apart): InfluxDB identifies a point by its tags and time, so an
 ``open`` and a ``resolved`` stamped in the same second (a replay with
@@ -34,7 +42,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from analytics.rules.base import Finding
@@ -43,6 +51,7 @@ from meterwatch.store import AlertPoint
 log = logging.getLogger(__name__)
 STORE = "store"  # the store's outbox; each notifier's is its ``key``
 MAX_OUTBOX = 10_000  # events kept per destination while it is down; beyond, the oldest go (logged)
+MAX_DELIVERED = 5_000  # ids of delivered messages remembered (a restart never sends them again)
 
 
 @dataclass
@@ -66,6 +75,26 @@ class OpenAlert:
                           self.message, self.message_en, self.value, self.unit, self.since, ts - self.since)
 
 
+@dataclass
+class Message:
+    """One digest for one contact: the events of one evaluation (and acknowledgements since the last one)."""
+
+    id: str
+    contact: str
+    created: int
+    not_before: int  # quiet hours: not sent before this
+    events: list[AlertPoint]
+    attempts: int = 0
+    next_try: int = 0  # after a failure: not retried before this (backoff)
+    error: str = ""  # why the last attempt failed (redacted)
+
+    @classmethod
+    def of(cls, contact: str, created: int, not_before: int, events: list[AlertPoint]) -> Message:
+        digest = hashlib.sha1(f"{contact}|{created}|{'|'.join(f'{e.id}:{e.state}:{e.ts}' for e in events)}"
+                              .encode()).hexdigest()[:16]
+        return cls(digest, contact, created, not_before, events)
+
+
 def alert_id(rule: str, device: str, opened: int) -> str:
     """Stable for one condition on one device: ``opened`` is the time of the alert's ``open`` event."""
     return hashlib.sha1(f"{rule}|{device}|{opened}".encode()).hexdigest()[:16]
@@ -81,7 +110,13 @@ class AlertBook:
         self.update_interval_s = update_interval_s
         self.resolve_after = resolve_after
         self.path = path  # where save() writes; None: an in-memory book (benchmarks, samples)
-        self.delivering = asyncio.Lock()  # one delivery at a time (evaluations and acknowledgements)
+        self.messages: list[Message] = []  # digests for contacts, oldest first, until delivered
+        self.undigested: list[AlertPoint] = []  # events for the next evaluation's digests
+        self.delivered: list[str] = []  # ids of the latest delivered messages
+        self.escalation: dict[str, list[int]] = {}  # alert id -> [level told so far, since when] (escalation on)
+        self.storing = asyncio.Lock()  # one store write at a time (evaluations and acknowledgements)
+        self.notifying = asyncio.Lock()  # one delivery to the notifiers at a time (sender and acknowledgements)
+        self.wake = asyncio.Event()  # set when something was queued: the sender looks at once
 
     def post(self, events: list[AlertPoint], destinations: Iterable[str]) -> None:
         """Queue ``events`` for every destination; they leave the outbox once it has taken them."""
@@ -102,6 +137,16 @@ class AlertBook:
             self.outbox[dest] = rest
         else:
             self.outbox.pop(dest, None)
+
+    def queue(self, messages: list[Message]) -> None:
+        self.messages += [m for m in messages if m.id not in self.delivered]
+        if messages:
+            self.wake.set()
+
+    def sent(self, message: Message) -> None:
+        """``message`` was delivered: out of the queue, its id remembered (the caller saves)."""
+        self.messages = [m for m in self.messages if m.id != message.id]
+        self.delivered = (self.delivered + [message.id])[-MAX_DELIVERED:]
 
     def save(self) -> None:
         if self.path is not None:
@@ -156,8 +201,35 @@ def load_book(path: Path, *, update_interval_s: float, resolve_after: int = 2) -
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     alerts = {k: OpenAlert(**v) for k, v in data.get("alerts", {}).items()}
     outbox = {dest: [AlertPoint(**e) for e in events] for dest, events in data.get("outbox", {}).items()}
-    return AlertBook(alerts, update_interval_s=update_interval_s, resolve_after=resolve_after,
+    book = AlertBook(alerts, update_interval_s=update_interval_s, resolve_after=resolve_after,
                      last_event=data.get("last_event", {}), outbox=outbox, path=path)
+    book.delivered = data.get("delivered", [])
+    book.escalation = data.get("escalation", {})
+    book.undigested = [AlertPoint(**e) for e in data.get("undigested", [])]
+    events = {k: AlertPoint(**e) for k, e in data.get("message_events", {}).items()}
+    book.messages = [Message(**{**m, "events": [events[k] for k in m["events"]]})
+                     for m in data.get("messages", []) if m["id"] not in book.delivered]
+    return book
+
+
+_POINT_FIELDS = tuple(f.name for f in fields(AlertPoint))
+
+
+def _point(e: AlertPoint) -> dict[str, object]:
+    """``asdict`` without its deep copies: the state is saved after every delivered message."""
+    return {name: getattr(e, name) for name in _POINT_FIELDS}
+
+
+def _event_key(e: AlertPoint) -> str:
+    return f"{e.id}|{e.state}|{e.ts}"
+
+
+def _messages(messages: list[Message]) -> dict[str, object]:
+    """The messages with their events by key, each event once: the province's and a city's digests share them."""
+    events = {_event_key(e): _point(e) for m in messages for e in m.events}
+    return {"message_events": events,
+            "messages": [{**{f.name: getattr(m, f.name) for f in fields(m) if f.name != "events"},
+                          "events": [_event_key(e) for e in m.events]} for m in messages]}
 
 
 def save_book(book: AlertBook, path: Path) -> None:
@@ -165,9 +237,11 @@ def save_book(book: AlertBook, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     data = {"alerts": {k: asdict(v) for k, v in book.alerts.items()}, "last_event": book.last_event,
-            "outbox": {dest: [asdict(e) for e in events] for dest, events in book.outbox.items()}}
+            "outbox": {dest: [_point(e) for e in events] for dest, events in book.outbox.items()},
+            "undigested": [_point(e) for e in book.undigested], **_messages(book.messages),
+            "delivered": book.delivered, "escalation": book.escalation}
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, ensure_ascii=False, indent=1))
+        f.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))  # compact: saved after every send
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

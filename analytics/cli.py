@@ -8,6 +8,7 @@ process lost a part (see ``analytics.service``); 2 bad settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import sys
@@ -18,9 +19,12 @@ from analytics.notifiers import check_notifiers, http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
 from analytics.report import statistics
-from analytics.rules import configure
+from analytics.routing import unknown_rules
+from analytics.rules import configure, discover
 from analytics.runner import evaluate
+from analytics.sender import Sender
 from analytics.service import AnalyticsDied, acknowledge, run_scheduled
+from meterwatch.httpservice import parse_listen
 from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.timestamps import parse_timestamp
 from meterwatch.settings import Settings
@@ -34,20 +38,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:  # configuration errors (rule sections, notifier kinds, store or broker URL) stop here, URLs redacted
         configure(cfg)
         check_notifiers(cfg)
+        if cfg.http_listen:
+            parse_listen(cfg.http_listen)
         store = store_for(settings)
-        notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)]
+        notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)] + [
+            http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
     except ValueError as exc:
         print(f"error: bad settings: {exc}", file=sys.stderr)
         return 2
     registry = load_checked_registry(settings)
+    if unknown := unknown_rules(registry.contacts.values(), discover()):
+        print("error: bad contacts:\n  " + "\n  ".join(unknown), file=sys.stderr)
+        return 2
+    mailed = sorted(c.id for c in registry.contacts.values() if c.channel == "email")
+    if mailed and not cfg.smtp.host and not args.no_publish:
+        print(f"error: bad settings: analytics.smtp.host is not set, and contacts.csv has email contacts "
+              f"({', '.join(mailed)})", file=sys.stderr)
+        return 2
+    if args.no_publish:  # the store only: no contact hears of anything, now or later
+        registry = dataclasses.replace(registry, contacts={})
     at = parse_timestamp(args.at) if args.at else None
-    notifiers += [http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
 
     async def once() -> None:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-        result = await evaluate(store, registry, cfg, book, at or int(time.time()), notifiers)
+        try:
+            result = await evaluate(store, registry, cfg, book, at or int(time.time()), notifiers)
+        finally:  # what was queued goes out even if the store refused the alerts
+            sender = Sender(book, registry, cfg, notifiers, store)
+            drained = await sender.drain(cfg.delivery_wait_s)
         print(f"evaluated at {result.at}: {len(result.events)} event(s); open alerts by rule: "
               f"{dict(result.open_by_rule) or 'none'}")
+        print(f"messages to contacts: {dict(sender.counts) or 'none'}; "
+              + ("all delivered" if drained else "the rest waits in the outbox for the next run"))
         for rule, notes in result.notes.items():
             for note in notes:
                 print(f"  {rule}: {note}")
@@ -60,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def ack(alert_id: str) -> bool:
         book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-        return await acknowledge(book, alert_id, args.by, store, notifiers)
+        return await acknowledge(book, alert_id, args.by, store, notifiers, mute_file=cfg.mute_file)
 
     code = 0
 

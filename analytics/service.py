@@ -1,11 +1,12 @@
 """Analytics as a process: evaluations on a schedule, and operators' acknowledgements over MQTT.
 
-The alert book is shared by both within one event loop and saved before
+The sender (``analytics.sender``) delivers what they queue, beside them.
+The alert book is shared by all three within one event loop and saved before
 anything leaves it, so a restart neither re-opens nor forgets an alert,
 nor an acknowledgement.
 
 Nothing dies quietly: the ack listener ending for any reason other than a
-lost broker (which it reconnects to), or ``max_failed_evaluations``
+lost broker (which it reconnects to), the sender ending, or ``max_failed_evaluations``
 evaluations failing in a row, ends ``run_scheduled`` with ``AnalyticsDied``,
 and ``meterwatch analyze`` exits non-zero so that a supervisor restarts it.
 A failed evaluation is logged with its count and retried at the next
@@ -21,14 +22,21 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
+from pathlib import Path
 
 import aiomqtt
 
 from analytics.alerts import STORE, AlertBook
 from analytics.notifiers.base import Notifier, notifier_key
+from analytics.metrics import AnalyticsMetrics
+from analytics.mutes import unmuted
 from analytics.report import statistics
-from analytics.runner import Evaluation, deliver, evaluate
+from analytics.runner import Evaluation, evaluate, write_alerts
+from analytics.sender import Sender, deliver_notifiers
+from analytics.web import add_ack_routes
 from meterwatch.const import ACK_TOPIC
+from meterwatch.httpservice import HttpService
 from meterwatch.mqtt import client_kwargs
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings, Settings
@@ -42,7 +50,7 @@ class AnalyticsDied(RuntimeError):
 
 
 async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, notifiers: list[Notifier],
-                      now: int | None = None) -> bool:
+                      now: int | None = None, mute_file: Path | None = None) -> bool:
     """Mark the alert acknowledged (saved first), then store and announce the event; raises StoreError if
     the store refused it (the event stays in the outbox for the next evaluation)."""
     event = book.acknowledge(alert_id, int(now or time.time()))
@@ -50,9 +58,15 @@ async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, not
         return False
     log.info("alert acknowledged", extra={"id": alert_id, "by": by, "institution": event.institution,
                                           "device": event.device, "rule": event.rule})
-    book.post([event], [STORE] + [notifier_key(n) for n in notifiers])
+    book.post([event], [STORE])
+    sent = unmuted([event], mute_file, event.ts)
+    book.post(sent, [notifier_key(n) for n in notifiers])
+    book.undigested += sent  # the contacts hear of it in the next evaluation's digest
     book.save()
-    await deliver(book, store, notifiers)
+    try:
+        await write_alerts(book, store)
+    finally:
+        await deliver_notifiers(book, notifiers)  # one event: announced now, whatever the store said
     return True
 
 
@@ -68,14 +82,15 @@ async def listen_for_acks(settings: Settings, book: AlertBook, store: Store, not
                     ready.set()
                 delay = 1.0
                 async for message in client.messages:
-                    await _on_ack(message, book, store, notifiers)
+                    await _on_ack(message, book, store, notifiers, settings.analytics.mute_file)
         except aiomqtt.MqttError as exc:
             log.warning("ack listener lost the broker; reconnecting", extra={"error": str(exc), "retry_in_s": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
 
-async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notifiers: list[Notifier]) -> None:
+async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notifiers: list[Notifier],
+                  mute_file: Path | None = None) -> None:
     try:
         body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
         alert_id, by = str(body["id"]), str(body.get("by", "mqtt"))
@@ -84,18 +99,20 @@ async def _on_ack(message: aiomqtt.Message, book: AlertBook, store: Store, notif
                                                          "payload": str(message.payload)[:200]})
         return
     try:
-        if not await acknowledge(book, alert_id, by, store, notifiers):
+        if not await acknowledge(book, alert_id, by, store, notifiers, mute_file=mute_file):
             log.warning("acknowledgement for no open alert", extra={"id": alert_id, "by": by})
     except StoreError:  # logged by deliver; the acknowledgement is saved and its event waits in the outbox
         pass
 
 
 async def evaluate_on_schedule(settings: Settings, registry: Registry, store: Store, book: AlertBook,
-                               notifiers: list[Notifier], stop: asyncio.Event, done: list[Evaluation]) -> None:
+                               notifiers: list[Notifier], stop: asyncio.Event, done: list[Evaluation],
+                               metrics: AnalyticsMetrics | None = None) -> None:
     cfg = settings.analytics
     failures = 0
     statistics_due = 0.0  # the first evaluation writes them
     while not stop.is_set():
+        started = time.monotonic()
         try:
             result = await evaluate(store, registry, cfg, book, int(time.time()), notifiers)
             done.append(result)
@@ -103,11 +120,14 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
                                                "failed": sorted(result.failed)})
             if time.monotonic() >= statistics_due and await write_statistics(store, registry, cfg, result.at):
                 statistics_due = time.monotonic() + cfg.statistics_interval_s
-            active = [r for r in result.ran if r not in result.skipped]
-            failed = sorted(result.failed) if active and all(r in result.failed for r in active) else []
+            active = [r for r in result.ran if r not in result.skipped]  # a skipped rule had nothing to judge
+            every_rule = bool(active) and all(r in result.failed for r in active)  # (pricing is not a rule)
+            failed = sorted(result.failed) if result.store_failed or every_rule else []
         except Exception as exc:  # noqa: BLE001 - counted; retried at the next schedule
             failed = [repr(exc)[:300]]
         failures = failures + 1 if failed else 0
+        if metrics is not None:
+            metrics.evaluated(time.monotonic() - started, bool(failed), Counter(a.rule for a in book.alerts.values()))
         if failed:
             log.error("evaluation failed", extra={"consecutive": failures, "limit": cfg.max_failed_evaluations,
                                                   "reason": failed})
@@ -130,17 +150,23 @@ async def write_statistics(store: Store, registry: Registry, cfg: AnalyticsSetti
 
 
 async def run_scheduled(settings: Settings, registry: Registry, store: Store, book: AlertBook,
-                        notifiers: list[Notifier], stop: asyncio.Event) -> list[Evaluation]:
-    """Evaluate every ``interval_s`` and listen for acknowledgements until ``stop``; raise AnalyticsDied
-    as soon as either part dies."""
+                        notifiers: list[Notifier], stop: asyncio.Event, sender: Sender | None = None
+                        ) -> list[Evaluation]:
+    """Evaluate every ``interval_s``, deliver (the sender) and listen for acknowledgements until ``stop``;
+    raise AnalyticsDied as soon as any part dies."""
     done: list[Evaluation] = []
+    cfg = settings.analytics
+    metrics = AnalyticsMetrics(book)
+    sender = sender or Sender(book, registry, cfg, notifiers, store, metrics=metrics)
+    http = await start_http(settings, book, store, notifiers, metrics)
     tasks = {asyncio.create_task(listen_for_acks(settings, book, store, notifiers), name="ack listener"),
-             asyncio.create_task(evaluate_on_schedule(settings, registry, store, book, notifiers, stop, done),
+             asyncio.create_task(sender.run(stop), name="sender"),
+             asyncio.create_task(evaluate_on_schedule(settings, registry, store, book, notifiers, stop, done, metrics),
                                  name="evaluations")}
     try:
         finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in finished:
-            if task.get_name() == "evaluations" and task.exception() is None:
+            if task.get_name() in ("evaluations", "sender") and task.exception() is None and stop.is_set():
                 return done  # stopped on request
             error = task.exception()
             if isinstance(error, AnalyticsDied):
@@ -150,4 +176,27 @@ async def run_scheduled(settings: Settings, registry: Registry, store: Store, bo
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if http is not None:
+            await http.stop()
     return done
+
+
+async def start_http(settings: Settings, book: AlertBook, store: Store, notifiers: list[Notifier],
+                     metrics: AnalyticsMetrics) -> HttpService | None:
+    """The HTTP service (``/healthz``, ``/metrics``, the acknowledgement links if a secret is set), if
+    ``analytics.http_listen`` is; a taken address raises (the process exits non-zero)."""
+    cfg = settings.analytics
+    if not cfg.http_listen:
+        return None
+    http = HttpService(cfg.http_listen, metrics.registry, lambda: metrics.healthy(cfg.interval_s))
+    if cfg.ack_secret is not None:
+        async def ack(alert_id: str, by: str) -> bool:
+            try:
+                return await acknowledge(book, alert_id, by, store, notifiers, mute_file=cfg.mute_file)
+            except StoreError:  # saved; its event waits in the outbox for the next evaluation
+                return True
+        add_ack_routes(http, ack, cfg.ack_secret.get_secret_value(), metrics)
+    await http.start()
+    log.info("analytics HTTP service listening", extra={"host": http.host, "port": http.port,
+                                                        "ack_links": cfg.ack_secret is not None})
+    return http

@@ -1,4 +1,4 @@
-"""Real mosquitto and influxd as child processes on free loopback ports.
+"""Real mosquitto and influxd as child processes on free loopback ports; a local HTTP robot in-process.
 
 Used by the test fixtures and by the benchmarks.  A server that cannot be
 started raises ``ServerUnavailable``; the fixtures turn that into a failure
@@ -7,6 +7,7 @@ under CI=true and a skip with the reason otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -14,8 +15,12 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiohttp import web
 
 
 class ServerUnavailable(RuntimeError):
@@ -149,3 +154,39 @@ def start_influxd(workdir: Path | None = None, *, auth: bool = False) -> Server:
     server = Server("influxd", [binary, "-config", str(conf)], port, workdir)
     server.start()
     return server
+
+
+@dataclass
+class Robot:
+    """A local HTTP server standing in for robots, webhooks and SMS gateways.
+
+    What the server got, what it answers (one per request, then 200 ``{"errcode": 0}``), how slowly."""
+
+    base: str
+    got: list[dict] = field(default_factory=list)
+    answers: list[tuple[int, dict]] = field(default_factory=list)
+    delay_s: float = 0.0
+
+
+@asynccontextmanager
+async def robot_server(delay_s: float = 0.0) -> AsyncIterator[Robot]:
+    port = free_port()
+    robot = Robot(f"http://127.0.0.1:{port}", delay_s=delay_s)
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        if robot.delay_s:
+            await asyncio.sleep(robot.delay_s)  # a slow endpoint, not test synchronisation
+        status, answer = robot.answers.pop(0) if robot.answers else (200, {"errcode": 0, "errmsg": "ok"})
+        robot.got.append({"path": request.path, "query": dict(request.query), "body": body, "status": status})
+        return web.json_response(answer, status=status)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield robot
+    finally:
+        await runner.cleanup()

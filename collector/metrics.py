@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from meterwatch.store import CollectorSample
 
@@ -53,3 +56,40 @@ class CollectorMetrics:
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
                 "idle_s": round(self.idle_s(self.clock()), 1), "connected": self.connected,
                 "rejected_by_reason": dict(self.rejected_by_reason)}
+
+
+class PrometheusView:
+    """The counters above as Prometheus metrics, read at each scrape (``meterwatch.httpservice``'s /metrics)."""
+
+    def __init__(self, metrics: CollectorMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m, now = self.metrics, time.time()
+        for name, value, text in (("received", m.received, "MQTT messages received"),
+                                  ("acknowledged", m.acknowledged, "messages acknowledged after a durable write"),
+                                  ("stored", m.stored, "readings and weighings durable in the store"),
+                                  ("duplicates", m.duplicates, "duplicates collapsed"),
+                                  ("spooled", m.spooled, "records that went through the disk spool"),
+                                  ("quarantined", m.quarantined, "records the store refused, kept on disk")):
+            yield CounterMetricFamily(f"meterwatch_collector_{name}", text, value=value)
+        rejected = CounterMetricFamily("meterwatch_collector_rejected", "rejects, by reason", labels=["reason"])
+        for reason, n in sorted(m.rejected_by_reason.items()):
+            rejected.add_metric([reason], n)
+        yield rejected
+        for name, value, text in (("spool_bytes", m.spool_bytes, "what the spool holds now"),
+                                  ("lag_seconds", m.lag, "newest reading of the last batch to its write"),
+                                  ("idle_seconds", m.idle_s(now), "since the last message"),
+                                  ("connected", int(m.connected), "1 while connected to the broker")):
+            yield GaugeMetricFamily(f"meterwatch_collector_{name}", text, value=value)
+
+
+def prometheus_registry(metrics: CollectorMetrics) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(PrometheusView(metrics))  # type: ignore[arg-type]
+    return registry
+
+
+def health(metrics: CollectorMetrics) -> tuple[bool, str]:
+    """Healthy while connected to the broker (a store outage is survived: the spool takes it)."""
+    return (True, "") if metrics.connected else (False, "not connected to the broker")

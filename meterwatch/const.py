@@ -43,3 +43,6 @@ UP_PREFIX: Final[str] = f"{TOPIC_ROOT}/up"
 ALERT_TOPIC: Final[str] = f"{TOPIC_ROOT}/alerts/{{institution}}"
 STATUS_TOPIC: Final[str] = f"{TOPIC_ROOT}/status/{{component}}"
 ACK_TOPIC: Final[str] = f"{TOPIC_ROOT}/ack/alerts"  # operators: {"id": "<alert id>", "by": "<name>"}
+
+SEVERITIES: Final[tuple[str, ...]] = ("info", "warning", "critical")  # of alerts, lowest first
+CONTACT_CHANNELS: Final[tuple[str, ...]] = ("dingtalk", "wecom", "email", "webhook", "sms_webhook")  # contacts.csv

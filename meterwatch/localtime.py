@@ -38,6 +38,11 @@ def midnight_of(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=CHINA).timestamp())
 
 
+def local_minute(ts: int | float) -> int:
+    """Minutes since local midnight (0-1439): where a time falls in a local ``HH:MM-HH:MM`` span."""
+    return ((int(ts) + LOCAL_UTC_OFFSET_S) % DAY) // 60
+
+
 def local_date(ts: int | float) -> date:
     return datetime.fromtimestamp(ts, CHINA).date()
 

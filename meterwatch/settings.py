@@ -50,12 +50,36 @@ class CollectorSettings(BaseModel):
     frame_repeat_s: float = Field(300.0, ge=0, description="a binary frame (stamped on receipt) whose register "
                                   "equals the device's latest reading, received less than this before, is a "
                                   "redelivery: a duplicate, not a second reading (0: never)")
+    http_listen: str | None = Field(None, description="serve /healthz and Prometheus /metrics here (host:port)")
 
 
 class NotifierSettings(BaseModel):
-    kind: str = Field(description="a channel of analytics.notifiers (webhook, dingtalk, wecom), checked at start")
+    kind: str = Field(description="a channel of analytics.notifiers (webhook, dingtalk, wecom, sms_webhook), checked at start")
     url: SecretStr = Field(description="robot URLs carry access tokens: kept secret, never logged")
     per_minute: float | None = Field(None, gt=0, description="rate limit (default: the channel's own)")
+
+
+class SmtpSettings(BaseModel):
+    """The mail server that sends the digests of ``email`` contacts (STARTTLS, then login)."""
+
+    host: str | None = Field(None, description="SMTP server; none: email contacts are refused at start")
+    port: int = Field(587, ge=1, le=65535, description="submission port (STARTTLS)")
+    starttls: bool = Field(True, description="upgrade to TLS before login; off only for a relay on localhost")
+    ca_file: Path | None = Field(None, description="CA bundle to trust (an internal CA); default: the system's")
+    user: str | None = Field(None, description="login; none: no login")
+    password: SecretStr | None = Field(None, description="METERWATCH_ANALYTICS__SMTP__PASSWORD; never logged")
+    sender: str = Field("meterwatch@localhost", description="the From address")
+    timeout_s: float = Field(30.0, gt=0, description="one SMTP conversation")
+
+
+class EscalationSettings(BaseModel):
+    """Unacknowledged alerts climb from the institution's contacts to the city's (and type's), then the
+    province's, with a reminder at each step; an acknowledgement or the alert's resolution stops it."""
+
+    enabled: bool = Field(False, description="off: every matching contact hears of an alert at once")
+    after_s: dict[str, float] = Field(default_factory=lambda: {"critical": 1800.0, "warning": 14400.0, "info": 0.0},
+                                      description="per severity: unacknowledged this long, the next level hears "
+                                                  "(and the levels before get a reminder); 0: never")
 
 
 class AnalyticsSettings(BaseModel):
@@ -66,6 +90,8 @@ class AnalyticsSettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     state_file: Path = Path("meterwatch-alerts.json")
+    mute_file: Path = Field(Path("meterwatch-mutes.json"), description="mutes of `meterwatch alerts mute`: muted "
+                                                                       "alerts are stored, not sent")
     interval_s: float = Field(300.0, gt=0, description="scheduled mode: seconds between evaluations")
     statistics_interval_s: float = Field(3600.0, ge=0, description="scheduled mode: write the officers' statistics "
                                                                    "at most this often (0: every evaluation)")
@@ -78,6 +104,25 @@ class AnalyticsSettings(BaseModel):
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
     pricing_days_per_evaluation: int = Field(31, ge=4, description="at most this many days priced per evaluation "
                                                                    "(history after a tariff change: a part at a time)")
+    contact_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="signing secrets of contacts' robots by contact id (DingTalk 加签 SEC...), "
+        "e.g. METERWATCH_ANALYTICS__CONTACT_SECRETS='{\"yc-ops\": \"SEC...\"}'; never in contacts.csv")
+    delivery_wait_s: float = Field(30.0, ge=0, description="--once and --ack: wait at most this long for the "
+                                                           "messages to be delivered (the rest wait in the outbox)")
+    delivery_retry_s: float = Field(30.0, gt=0, description="a failed message is retried after this, doubling")
+    delivery_retry_max_s: float = Field(1800.0, gt=0, description="longest wait between two tries of a message")
+    delivery_max_attempts: int = Field(20, ge=1, description="a message failing this often is abandoned "
+                                                             "(recorded in `delivery` with its reason)")
+    delivery_timeout_s: float = Field(10.0, gt=0, description="one HTTP request to a contact's endpoint")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings, description="mail server of email contacts")
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings, description="contacts by level")
+    http_listen: str | None = Field(None, description="scheduled mode: serve /healthz, /metrics and the "
+                                                      "acknowledgement links here (host:port, e.g. 127.0.0.1:9108)")
+    public_url: str | None = Field(None, description="the base URL operators reach http_listen at (e.g. behind "
+                                                     "a proxy); the acknowledgement links in digests start with it")
+    ack_secret: SecretStr | None = Field(None, description="signs the acknowledgement links "
+                                                           "(METERWATCH_ANALYTICS__ACK_SECRET); none: no links")
+    ack_link_ttl_s: float = Field(604_800.0, gt=0, description="an acknowledgement link expires after this")
     profile_min_days: int = Field(300, ge=1, description="days of last year's data needed for a seasonal profile "
                                                          "(overuse rule, statistics, budget)")
 

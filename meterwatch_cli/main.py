@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from analytics import alerts_cli
 from benchmarks import cli as bench_cli
 from dashboards import cli as dashboards_cli
 from dashboards.common import AnalyticsFacts
@@ -38,16 +39,25 @@ def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
     for problem in problems:
         print(f"{directory / problem.file}:{problem.line}: {problem.message}")
     print(f"{len(registry.institutions)} institutions, {len(registry.devices)} devices, "
-          f"{len(registry.cards)} cards loaded; {len(problems)} problem(s)", file=sys.stderr)
+          f"{len(registry.cards)} cards, "
+          f"{len(registry.contacts)} contacts loaded; {len(problems)} problem(s)", file=sys.stderr)
     return 1 if problems else 0
 
 
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.metrics import health, prometheus_registry
     from collector.service import Collector, CollectorDied
+    from meterwatch.httpservice import HttpService, parse_listen
     from meterwatch.store import store_for
 
     if args.status:
         return collect_status(settings)
+    try:
+        if settings.collector.http_listen:
+            parse_listen(settings.collector.http_listen)
+    except ValueError as exc:
+        print(f"error: bad settings: collector.http_listen: {exc}", file=sys.stderr)
+        return 2
     registry = load_checked_registry(settings)
     store = store_for(settings, timeout_s=settings.collector.store_timeout_s,
                       max_body_bytes=settings.collector.write_max_bytes)
@@ -55,9 +65,17 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
                                           "devices": len(registry.devices)})
 
     async def main(stop: asyncio.Event) -> None:
+        collector = Collector(settings, registry, store)
+        http = None
+        if settings.collector.http_listen:  # /healthz and /metrics for the operators' supervisor and scraper
+            http = HttpService(settings.collector.http_listen, prometheus_registry(collector.metrics),
+                               lambda: health(collector.metrics))
+            await http.start()
         try:
-            await Collector(settings, registry, store).run(stop)
+            await collector.run(stop)
         finally:
+            if http is not None:
+                await http.stop()
             await store.close()
 
     try:
@@ -99,6 +117,12 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
     from analytics.budget_cli import run
+
+    return run(args, settings)
+
+
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics.alerts_cli import run
 
     return run(args, settings)
 
@@ -162,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ack", metavar="ALERT_ID", help="acknowledge an open alert and exit")
     p.add_argument("--by", default="cli", help="who acknowledges (with --ack)")
     p.set_defaults(func=cmd_analyze)
+
+    alerts_cli.add_parser(sub, cmd_alerts)
 
     p = sub.add_parser("budget", help="budget execution in yuan: cost so far, projection, overrun or saving")
     p.add_argument("--year", type=int, required=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from analytics.alerts import load_book, save_book
 from analytics.notifiers.mqtt import MqttNotifier
+from analytics.sender import Sender
 from analytics.rules import configure
 from analytics.runner import evaluate
 from collector.service import Collector
@@ -67,7 +68,9 @@ async def _demo(settings: Settings, workdir: Path, institutions: int, hours: flo
         await task
         await store.open()
         book = load_book(settings.analytics.state_file, update_interval_s=settings.analytics.update_interval_s)
-        evaluation = await evaluate(store, registry, settings.analytics, book, end, [MqttNotifier(settings)])
+        notifiers = [MqttNotifier(settings)]
+        evaluation = await evaluate(store, registry, settings.analytics, book, end, notifiers)
+        await Sender(book, registry, settings.analytics, notifiers, store).drain(settings.analytics.delivery_wait_s)
         save_book(book, settings.analytics.state_file)
         meters = [d.id for d in registry.devices.values() if d.kind != "scale"]
         await _summary(store, traffic, collector, stats.published, evaluation.events, time.monotonic() - started,

@@ -36,6 +36,8 @@ class Channel:
     body: Callable[[AlertPoint], dict[str, Any]]
     accepted: Callable[[int, Any], bool]
     per_minute: float = 60.0
+    digest: Callable[[str, str, list[AlertPoint]], dict[str, Any]] | None = None
+    sign: Callable[[str, str, float], str] | None = None
 
 
 def notifier_key(notifier: Notifier) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,26 +79,40 @@ class HttpNotifier:
     async def _post(self, session: aiohttp.ClientSession, event: AlertPoint) -> bool:
         delay = self.backoff_s
         for attempt in range(1, self.retries + 1):
-            try:
-                async with session.post(self._url, json=self.body(event), allow_redirects=False) as resp:
-                    if 300 <= resp.status < 400:
-                        log.warning("notification refused: redirects are not followed",
-                                    extra={"url": self.where, "status": resp.status, "attempt": attempt,
-                                           "location": redact_url(resp.headers.get("Location", ""))})
-                        return False
-                    payload = await resp.json(content_type=None) if resp.content_length != 0 else None
-                    if self.accepted(resp.status, payload):
-                        return True
-                    permanent = 400 <= resp.status < 500 and resp.status != 429
-                    log.warning("notification refused", extra={"url": self.where, "status": resp.status,
-                                                               "answer": redact_text(str(payload), self._url)[:200],
-                                                               "attempt": attempt})
-                    if permanent:
-                        return False
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-                log.warning("notification failed", extra={"url": self.where, "error": redact_text(repr(exc), self._url)[:300],
-                                                          "attempt": attempt})
+            outcome = await post_json(session, self._url, self.body(event), self.accepted)
+            if outcome.ok:
+                return True
+            log.warning(outcome.what, extra={"url": self.where, "error": outcome.detail, "attempt": attempt})
+            if outcome.permanent:
+                return False
             if attempt < self.retries:
                 await asyncio.sleep(delay)
                 delay *= 2
         return False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str = ""  # why not (redacted)
+    permanent: bool = False  # retrying cannot help: a 3xx, or a 4xx other than 429
+    what: str = "notification failed"  # the log message
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                    accepted: Callable[[int, Any], bool]) -> Outcome:
+    """One POST of ``body``, never following a redirect; what happened, the URL's secrets redacted."""
+    try:
+        async with session.post(url, json=body, allow_redirects=False) as resp:
+            if 300 <= resp.status < 400:
+                return Outcome(False, f"HTTP {resp.status}: redirects are not followed (to "
+                                      f"{redact_url(resp.headers.get('Location', ''))})", permanent=True,
+                               what="notification refused: redirects are not followed")
+            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+            if accepted(resp.status, payload):
+                return Outcome(True)
+            detail = redact_text(f"HTTP {resp.status}: {payload}", url)[:200]
+            return Outcome(False, detail, permanent=400 <= resp.status < 500 and resp.status != 429,
+                           what="notification refused")
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        return Outcome(False, redact_text(repr(exc), url)[:300])

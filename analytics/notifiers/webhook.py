@@ -16,4 +16,9 @@ def accepted(status: int, answer: Any) -> bool:
     return 200 <= status < 300
 
 
-CHANNEL = Channel("webhook", body, accepted, per_minute=60)
+def digest(heading: str, text: str, events: list[AlertPoint]) -> dict[str, Any]:
+    """The digest's title and markdown text, and its events as the contract's JSON alert events."""
+    return {"title": heading, "text": text, "alerts": [event_json(e) for e in events]}
+
+
+CHANNEL = Channel("webhook", body, accepted, per_minute=60, digest=digest)

@@ -13,4 +13,8 @@ def body(event: AlertPoint) -> dict[str, Any]:
     return {"msgtype": "markdown", "markdown": {"content": markdown(event)}}
 
 
-CHANNEL = Channel("wecom", body, accepted, per_minute=20)
+def digest(heading: str, text: str, events: list[AlertPoint]) -> dict[str, Any]:
+    return {"msgtype": "markdown", "markdown": {"content": text[:4096]}}  # WeCom's markdown limit: 4096 bytes
+
+
+CHANNEL = Channel("wecom", body, accepted, per_minute=20, digest=digest)

@@ -38,11 +38,11 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
+from meterwatch.const import SEVERITIES
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import Store
 
-SEVERITIES = ("info", "warning", "critical")
 KIND_CN = {"water": "水", "electricity": "电", "heat": "热"}  # how a meter's kind reads in a Chinese sentence
 
 S = TypeVar("S", bound=BaseModel)

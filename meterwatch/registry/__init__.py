@@ -1,6 +1,6 @@
 """The registry: institutions, devices, RFID cards and quotas, loaded from one directory."""
 
 from meterwatch.registry.load import RegistryError, load_registry
-from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
+from meterwatch.registry.model import Card, Contact, Device, Institution, Problem, Registry
 
-__all__ = ["Card", "Device", "Institution", "Problem", "Registry", "RegistryError", "load_registry"]
+__all__ = ["Card", "Contact", "Device", "Institution", "Problem", "Registry", "RegistryError", "load_registry"]

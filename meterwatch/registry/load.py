@@ -14,16 +14,26 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES, KIND_UNITS
+from meterwatch.const import (
+    CONTACT_CHANNELS,
+    DEFAULT_CITIES,
+    GARBAGE_CATEGORIES,
+    INSTITUTION_TYPES,
+    KIND_UNITS,
+    SEVERITIES,
+)
 from meterwatch.ids import is_valid_id
-from meterwatch.registry.model import Card, Device, Institution, Problem, Registry
+from meterwatch.redact import redact_url
+from meterwatch.registry.model import Card, Contact, Device, Institution, Problem, Registry
 from meterwatch.registry.tariffs import emission_problem, load_tariffs
 
 BUDGET_COLUMNS = ("institution", "year", "kind", "yuan")
 BUDGET_KINDS = ("electricity", "water", "heat", "total")
 INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")
 DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")
+CONTACT_COLUMNS = ("id", "name", "channel", "address", "scope", "rules", "min_severity", "quiet_hours")
 CARD_COLUMNS = ("card", "institution", "zone", "owner_unit", "cleaner", "category")
 ADDRESS_DIGITS = {"electricity": 12, "water": 14, "heat": 14}
 
@@ -160,6 +170,81 @@ def _card_builder(institutions: Mapping[str, Institution]) -> Callable[[dict[str
     return build
 
 
+_EMAIL = re.compile(r"[^@\s<>,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_RULE_NAME = re.compile(r"[a-z][a-z0-9_]*")  # the names rules are discovered under; analytics checks they exist
+_QUIET = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+
+
+def _check_address(channel: str, address: str, errors: list[str]) -> None:
+    """A mail address for email, an http(s) URL otherwise; secrets (signing keys, passwords) never in the CSV."""
+    if channel == "email":
+        if not _EMAIL.fullmatch(address):
+            errors.append(f"address {address!r} is not an email address")
+        return
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        errors.append(f"address {redact_url(address)!r} is not a URL")
+        return
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        errors.append(f"address {redact_url(address)!r} is not an http(s) URL")
+    elif parts.password is not None or any(k.lower() in ("secret", "sign", "timestamp")
+                                           for k, _ in parse_qsl(parts.query)):
+        errors.append(f"address {redact_url(address)!r} holds a secret: signing secrets and passwords belong in "
+                      f"the settings (analytics.contact_secrets), never in contacts.csv")
+
+
+def _check_scope(scope: str, cities: Mapping[str, str], institutions: Mapping[str, Institution],
+                 errors: list[str]) -> tuple[str, str]:
+    kind, _, ident = scope.partition(":")
+    known = {"city": cities, "type": INSTITUTION_TYPES, "institution": institutions}
+    if scope == "province":
+        return "province", ""
+    if kind not in known or not ident:
+        errors.append(f"bad scope {scope!r} (province, city:ID, type:ID or institution:ID)")
+    elif ident not in known[kind]:
+        errors.append(f"scope {scope!r}: unknown {kind} {ident!r}")
+    return kind, ident
+
+
+def _check_quiet(text: str, errors: list[str]) -> tuple[int, int] | None:
+    if not text:
+        return None
+    match = _QUIET.fullmatch(text)
+    if match is None:
+        errors.append(f"bad quiet_hours {text!r} (empty, or local HH:MM-HH:MM like 22:00-07:00)")
+        return None
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if (h1, m1) == (h2, m2):
+        errors.append(f"bad quiet_hours {text!r}: start and end are the same time")
+        return None
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _contact_builder(cities: Mapping[str, str], institutions: Mapping[str, Institution]
+                     ) -> Callable[[dict[str, str], list[str]], Contact]:
+    def build(row: dict[str, str], errors: list[str]) -> Contact:
+        if not row["name"]:
+            errors.append("empty name")
+        channel = row["channel"]
+        if channel not in CONTACT_CHANNELS:
+            errors.append(f"unknown channel {channel!r} (known: {', '.join(CONTACT_CHANNELS)})")
+        else:
+            _check_address(channel, row["address"], errors)
+        scope, scope_id = _check_scope(row["scope"], cities, institutions, errors)
+        rules = () if row["rules"] == "*" else tuple(row["rules"].split("|"))
+        bad = [r for r in rules if not _RULE_NAME.fullmatch(r)]
+        if bad or not row["rules"]:
+            errors.append(f"bad rules {row['rules']!r} (* or rule names joined by |)")
+        severity = row["min_severity"] or SEVERITIES[0]
+        if severity not in SEVERITIES:
+            errors.append(f"bad min_severity {severity!r} (known: {', '.join(SEVERITIES)})")
+        quiet = _check_quiet(row["quiet_hours"], errors)
+        return Contact(row["id"], row["name"], channel, row["address"], scope, scope_id, rules, severity, quiet)
+    return build
+
+
 def _load_quotas(path: Path, problems: list[Problem]) -> dict[str, Any]:
     """Structural check only; the quota model in analytics interprets the figures."""
     try:
@@ -230,4 +315,8 @@ def load_registry(directory: Path, cities: Mapping[str, str] | None = None) -> t
         problems += tariff_problems
     budgets_path = directory / "budgets.csv"
     budgets = _load_budgets(budgets_path, institutions, problems) if budgets_path.is_file() else {}
-    return Registry(institutions, devices, cards, quotas, tariffs, budgets), problems
+    contacts_path = directory / "contacts.csv"
+    contacts = (_load_table(contacts_path, CONTACT_COLUMNS, "id",
+                            _contact_builder(cities or DEFAULT_CITIES, institutions), problems)
+                if contacts_path.is_file() else {})
+    return Registry(institutions, devices, cards, quotas, tariffs, budgets, contacts), problems

@@ -41,6 +41,26 @@ class Card:
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """One route of ``contacts.csv``: who hears of which alerts, on which channel.
+
+    ``scope`` is ``province``, ``city``, ``type`` or ``institution`` with ``scope_id`` the city, type or
+    institution (empty for the province); ``rules`` empty means every rule; ``quiet`` is (start, end) in
+    minutes after local midnight, or None.  The address may carry a robot's access token: never log it.
+    """
+
+    id: str
+    name: str
+    channel: str
+    address: str
+    scope: str
+    scope_id: str
+    rules: tuple[str, ...]
+    min_severity: str
+    quiet: tuple[int, int] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with one row, said so that an officer can fix the file."""
 
@@ -60,6 +80,7 @@ class Registry:
     quotas: dict[str, Any] = field(default_factory=dict)
     tariffs: Tariffs | None = None  # tariffs.toml, when the registry has one
     budgets: dict[tuple[str, int, str], float] = field(default_factory=dict)  # budgets.csv: (inst, year, kind)
+    contacts: dict[str, Contact] = field(default_factory=dict)  # contacts.csv: alert routes, by id
 
     def devices_of(self, kind: str) -> list[Device]:
         return [d for d in self.devices.values() if d.kind == kind]

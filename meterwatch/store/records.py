@@ -279,6 +279,29 @@ def attr_names(record_type: type[Record]) -> tuple[str, ...]:
     return tuple(f.name for f in fields(record_type))
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryPoint:
+    """One attempt to deliver a digest to a contact (``analytics.sender``): sent, or failed and why.
+
+    Time in nanoseconds: a point is its tags and time, and one contact may get two outcomes in a second.
+    """
+
+    channel: str
+    contact: str
+    outcome: str  # sent, failed (retried later) or abandoned (given up: permanent refusal, or too many attempts)
+    ts_ns: int
+    message: str  # the message's id
+    alerts: str  # the ids of the alerts it carried, joined by ","
+    detail: str = ""  # why it failed (redacted: no token, no secret)
+    attempts: int = 1
+
+    schema: ClassVar[Schema] = Schema(
+        "delivery", ("channel", "contact", "outcome"),
+        (("message", "str"), ("alerts", "str"), ("detail", "str"), ("attempts", "int")),
+        key=("contact", "ts_ns", "outcome"), time_attr="ts_ns", time_unit="ns", count_field="message",
+    )
+
+
 @dataclass
 class Batch:
     """What one write carries: any mix of record types, written together."""
@@ -292,6 +315,7 @@ class Batch:
     statistics: list[StatisticPoint] = field(default_factory=list)
     costs: list[CostPoint] = field(default_factory=list)
     ledger: list[PricedDay] = field(default_factory=list)
+    deliveries: list[DeliveryPoint] = field(default_factory=list)
 
     def groups(self) -> list[tuple[type[Record], list[Any]]]:
         """(record type, its records) for each type the batch holds, in ``BATCH_LISTS`` order."""
@@ -310,6 +334,6 @@ class Batch:
 BATCH_LISTS: dict[type[Record], str] = {
     ReadingPoint: "readings", WeighingPoint: "weighings", MeterValuePoint: "values", AlertPoint: "alerts",
     RejectRecord: "rejects", CollectorSample: "metrics", StatisticPoint: "statistics", CostPoint: "costs",
-    PricedDay: "ledger",
+    PricedDay: "ledger", DeliveryPoint: "deliveries",
 }
 RECORD_TYPES: tuple[type[Record], ...] = tuple(BATCH_LISTS)

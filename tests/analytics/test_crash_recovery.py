@@ -15,6 +15,7 @@ import pytest
 
 from analytics.alerts import load_book
 from analytics.runner import evaluate
+from analytics.sender import deliver_notifiers
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import AlertPoint, Batch, ReadingPoint, TransientStoreError, open_store
 from tests.helpers import tiny_registry
@@ -71,7 +72,10 @@ async def setup(tmp_path, duck_url):
 
 async def _run(store, registry, cfg, at, notifier):
     book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)  # from disk: a fresh process
-    return await evaluate(store, registry, cfg, book, at, [notifier], rules=["silent"])
+    try:
+        return await evaluate(store, registry, cfg, book, at, [notifier], rules=["silent"])
+    finally:  # what the sender does after the evaluation (here at once, as `--once` does)
+        await deliver_notifiers(book, [notifier])
 
 
 async def _stored(store) -> Counter[tuple[str, str, str]]:

@@ -75,8 +75,9 @@ def test_every_rule_declares_labels_severity_and_documented_defaults() -> None:
     # Today's thresholds, unchanged by the move (were analytics.leak_nights, burst_factor, ...).
     assert (defaults["leak"].nights, defaults["burst"].factor, defaults["silent"].min_s) == (3, 3.0, 21600.0)
     assert (defaults["sorting"].target_share, defaults["overuse"].min_elapsed_share) == (0.10, 0.04)
-    assert set(channels()) == {"webhook", "dingtalk", "wecom"}
-    assert {k: c.per_minute for k, c in channels().items()} == {"webhook": 60, "dingtalk": 20, "wecom": 20}
+    assert set(channels()) == {"webhook", "dingtalk", "wecom", "sms_webhook"}
+    assert {k: c.per_minute for k, c in channels().items()} == {"webhook": 60, "dingtalk": 20, "wecom": 20,
+                                                                "sms_webhook": 30}
 
 
 async def test_a_new_rule_module_is_all_it_takes(new_rule, duck_url, tmp_path) -> None:

@@ -165,6 +165,16 @@ def test_analytics_accuracy_smoke_finds_the_injected_faults_and_nothing_else() -
     assert figures["silent"][2:] == figures["sorting"][2:] == (1.0, 1.0)
 
 
+def test_delivery_smoke_one_digest_per_contact() -> None:
+    from benchmarks import delivery
+
+    rows = table(asyncio.run(delivery.run(20, 0.05, 1)))
+    assert number(rows["evaluation without contacts"][0].split()[0]) > 0
+    sent = rows["messages sent, last run"][0]
+    reached = int(re.search(r"to (\d+) of", sent).group(1))
+    assert sent.startswith(f"{reached} to {reached} of 12 contacts") and sent.endswith("most to one contact: 1)")
+
+
 def test_bench_command_rejects_an_unknown_suite(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "--only", "nothing"])

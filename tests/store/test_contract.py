@@ -6,6 +6,7 @@ from meterwatch.store import (
     AlertPoint,
     Batch,
     CollectorSample,
+    DeliveryPoint,
     ReadingPoint,
     RejectRecord,
     WeighingPoint,
@@ -57,8 +58,10 @@ async def test_every_record_type_round_trips(store):
         rejects=[RejectRecord(1_000_000_000_001, "malformed_json", "meterwatch/up/x/y/reading",
                               b"\x00{bad\n", "not valid JSON", "x", "y")],
         metrics=[CollectorSample("c1", 1000, 10, 8, 2, 1, 0, 0, 3.5, 12.0, 4.0, 1)],
+        deliveries=[DeliveryPoint("dingtalk", "yc-ops", "failed", 1_000_000_000_002, "m1", "a1,a2", "HTTP 503", 2)],
     )
     await store.write(batch)
+    assert await store.fetch(DeliveryPoint) == batch.deliveries
     assert await store.fetch(WeighingPoint) == batch.weighings
     assert await store.fetch(AlertPoint) == batch.alerts
     assert await store.fetch(RejectRecord) == batch.rejects

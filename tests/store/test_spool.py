@@ -5,6 +5,7 @@ from meterwatch.store import (
     Batch,
     CollectorSample,
     CostPoint,
+    DeliveryPoint,
     MeterValuePoint,
     PricedDay,
     ReadingPoint,
@@ -87,6 +88,7 @@ def one_of_each() -> Batch:
                                    0.05, None)],
         costs=[CostPoint("i1", "yinchuan", "office", "water", 5, 3.0, 12.3, method="profile", tariff="f1")],
         ledger=[PricedDay(5, "f1", 1)],
+        deliveries=[DeliveryPoint("dingtalk", "yc-ops", "sent", 5_000_000_001, "m1", "a1,a2", "", 1)],
     )
 
 
