@@ -16,6 +16,7 @@ from meterwatch.store.errors import PermanentStoreError, StoreError, TransientSt
 from meterwatch.store.records import (
     AlertPoint,
     Batch,
+    BillPoint,
     CollectorSample,
     MeterValuePoint,
     ReadingPoint,
@@ -56,6 +57,6 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: in
 
 
 __all__ = [
-    "AlertPoint", "Batch", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
+    "AlertPoint", "Batch", "BillPoint", "CollectorSample", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
     "RejectRecord", "StatisticPoint", "CostPoint", "PricedDay", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]
