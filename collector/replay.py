@@ -46,7 +46,8 @@ def reject_line(r: RejectRecord) -> str:
 @dataclass
 class ReplayReport:
     replayed: int = 0
-    stored: int = 0  # points now stored (readings, weighings, values)
+    stored: int = 0  # points of the replayed payloads now stored (readings, weighings, values)
+    recomputed: int = 0  # stored readings after a replayed one, whose consumption was recomputed
     duplicates: int = 0
     still: Counter[str] = field(default_factory=Counter)  # rejected again, by reason
     skipped: int = 0  # rejects without a topic (store_refused): nothing to replay
@@ -54,7 +55,8 @@ class ReplayReport:
     def summary(self, dry_run: bool) -> str:
         verb = "would store" if dry_run else "stored"
         still = ", ".join(f"{n} {reason}" for reason, n in self.still.most_common()) or "none"
-        return (f"{self.replayed} rejects replayed: {verb} {self.stored} points, {self.duplicates} already stored; "
+        return (f"{self.replayed} rejects replayed: {verb} {self.stored} points, {self.duplicates} already stored, "
+                f"{self.recomputed} following readings recomputed; "
                 f"still rejected: {still}; {self.skipped} not replayable (no topic)")
 
 
@@ -80,7 +82,10 @@ async def replay(rejects: list[RejectRecord], registry: Registry, settings: Sett
         report.duplicates += message.duplicates
         report.still.update(bad.reason for bad in out.rejects)
         kept = Batch(readings=out.readings, weighings=out.weighings, values=out.values)
-        report.stored += len(kept)
+        own = {s.ts for s in message.decoded.samples} if message.decoded else set()
+        following = sum(p.ts not in own for p in out.readings)
+        report.stored += len(kept) - following
+        report.recomputed += following
         if kept and not dry_run:
             await store.write(kept)  # now: the next reject's late reading is placed against this one
     return report
