@@ -70,15 +70,25 @@ def parse_local_time(text: str) -> int:
     raw = text.strip()
     if raw.isdigit():
         return parse_timestamp(int(raw))
-    try:
-        return parse_timestamp(raw)
-    except ValueError:
-        pass
     if has_control(raw):
         raise ValueError(f"time {raw[:40]!r} holds a control character")
-    for fmt in _LOCAL_FORMATS:
+    parsed = _local_datetime(raw)
+    if parsed is None:
+        raise ValueError(f"time {raw[:40]!r} is neither RFC 3339 nor a local date and time such as 2026/10/01 08:00")
+    try:
+        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA)).timestamp())
+    except (OverflowError, ValueError):
+        raise ValueError(f"time {raw[:40]!r} is out of range") from None
+
+
+def _local_datetime(raw: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(raw.replace("/", "-"))  # the common case, fast
+    except ValueError:
+        pass
+    for fmt in _LOCAL_FORMATS:  # single-digit months, days and hours: 2026/1/5 8:00
         try:
-            return int(datetime.strptime(raw, fmt).replace(tzinfo=CHINA).timestamp())
+            return datetime.strptime(raw, fmt)
         except ValueError:
             continue
-    raise ValueError(f"time {raw[:40]!r} is neither RFC 3339 nor a local date and time such as 2026/10/01 08:00")
+    return None
