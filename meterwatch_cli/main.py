@@ -93,7 +93,7 @@ def collect_status(settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from collector.imports import import_file
     from collector.tables import BadFile
-    from meterwatch.store import store_for
+    from meterwatch.store import StoreError, store_for
 
     registry = load_checked_registry(settings)
 
@@ -104,6 +104,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             report = await import_file(args.file, registry, settings, store, dry_run=args.dry_run)
         except BadFile as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except StoreError as exc:  # e.g. a DuckDB file held by a running collector
+            print(f"error: store {redact_url(settings.store)}: {exc}", file=sys.stderr)
             return 1
         finally:
             await store.close()
@@ -120,7 +123,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rejects(args: argparse.Namespace, settings: Settings) -> int:
     from collector.replay import reject_line, replay, stored_rejects
-    from meterwatch.store import store_for
+    from meterwatch.store import StoreError, store_for
     from meterwatch.timestamps import parse_local_time
 
     try:
@@ -141,6 +144,9 @@ def cmd_rejects(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{len(rejects)} rejects", file=sys.stderr)
                 return 0
             report = await replay(rejects, registry, settings, store, dry_run=args.dry_run)
+        except StoreError as exc:  # e.g. a DuckDB file held by a running collector
+            print(f"error: store {redact_url(settings.store)}: {exc}", file=sys.stderr)
+            return 1
         finally:
             await store.close()
         print(report.summary(args.dry_run), file=sys.stderr)
