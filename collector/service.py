@@ -45,7 +45,7 @@ from collector.topics import subscriptions
 from meterwatch.const import STATUS_TOPIC
 from meterwatch.localtime import DAY
 from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
-from meterwatch.registry import Registry
+from meterwatch.registry import Registry, RegistryError, load_registry
 from meterwatch.settings import Settings
 from meterwatch.store import Batch, PermanentStoreError, RejectRecord, Store, TransientStoreError
 from meterwatch.store.codec import encode_batch
@@ -84,6 +84,28 @@ class Collector:
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
         self.connected = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
+
+    def reload_registry(self) -> bool:
+        """SIGHUP: adopt the registry files as they are now, if ``registry check`` would pass them.
+
+        A registry with any problem is refused and the old one kept.  The swap
+        happens between two flushes (one event loop), so a message is routed
+        against one registry or the other, never lost.
+        """
+        try:
+            registry, problems = load_registry(self.settings.registry, self.settings.cities)
+        except (RegistryError, OSError) as exc:
+            problems, detail = [exc], str(exc)
+        else:
+            detail = "; ".join(str(p) for p in problems[:5])
+        if problems or not registry.devices:
+            log.error("registry reload refused: keeping the registry in use", extra={
+                "problems": len(problems), "detail": detail[:500] or "no device", "hint": "meterwatch registry check"})
+            return False
+        self.ingestor.registry = registry
+        log.info("registry reloaded", extra={"devices": len(registry.devices),
+                                             "institutions": len(registry.institutions)})
+        return True
 
     # -- the stages ---------------------------------------------------------------------------------
 

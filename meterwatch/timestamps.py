@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from meterwatch.localtime import CHINA
 from meterwatch.text import has_control
 
 EARLIEST = 946_684_800  # 2000-01-01T00:00:00Z: meters older than this did not speak NB-IoT
@@ -54,3 +55,40 @@ def check_range(ts: int, now: float, future_tolerance_s: float) -> int:
     if ts > now + future_tolerance_s:
         raise ValueError(f"timestamp {ts} is {ts - now:.0f}s in the future")
     return ts
+
+
+_LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+                  "%Y-%m-%d", "%Y/%m/%d")
+
+
+def parse_local_time(text: str) -> int:
+    """Unix seconds of a time as offices write it: RFC 3339, Unix seconds, or ``2026/10/01 08:00``.
+
+    A time without an offset is local (``meterwatch.localtime.CHINA``).
+    ``ValueError`` says what is wrong.
+    """
+    raw = text.strip()
+    if raw.isdigit():
+        return parse_timestamp(int(raw))
+    if has_control(raw):
+        raise ValueError(f"time {raw[:40]!r} holds a control character")
+    parsed = _local_datetime(raw)
+    if parsed is None:
+        raise ValueError(f"time {raw[:40]!r} is neither RFC 3339 nor a local date and time such as 2026/10/01 08:00")
+    try:
+        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA)).timestamp())
+    except (OverflowError, ValueError):
+        raise ValueError(f"time {raw[:40]!r} is out of range") from None
+
+
+def _local_datetime(raw: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(raw.replace("/", "-"))  # the common case, fast
+    except ValueError:
+        pass
+    for fmt in _LOCAL_FORMATS:  # single-digit months, days and hours: 2026/1/5 8:00
+        try:
+            return datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    return None

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 from datetime import datetime
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -71,9 +72,12 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
             http = HttpService(settings.collector.http_listen, prometheus_registry(collector.metrics),
                                lambda: health(collector.metrics))
             await http.start()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, collector.reload_registry)  # registry check first; bad: kept old
         try:
             await collector.run(stop)
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             if http is not None:
                 await http.stop()
             await store.close()
@@ -101,6 +105,71 @@ def collect_status(settings: Settings) -> int:
     text, any_reporting = asyncio.run(main())
     print(text)
     return 0 if any_reporting else 1
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.imports import import_file
+    from collector.tables import BadFile
+    from meterwatch.store import StoreError, store_for
+
+    registry = load_checked_registry(settings)
+
+    async def main() -> int:
+        store = store_for(settings)
+        try:
+            await store.open()
+            report = await import_file(args.file, registry, settings, store, dry_run=args.dry_run)
+        except BadFile as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except StoreError as exc:  # e.g. a DuckDB file held by a running collector
+            print(f"error: store {redact_url(settings.store)}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        for problem in report.problems:
+            print(problem)
+        print(report.summary(args.file.name, args.dry_run), file=sys.stderr)
+        return 1 if report.problems else 0
+
+    if not args.file.is_file():
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return 1
+    return asyncio.run(main())
+
+
+def cmd_rejects(args: argparse.Namespace, settings: Settings) -> int:
+    from collector.replay import reject_line, replay, stored_rejects
+    from meterwatch.store import StoreError, store_for
+    from meterwatch.timestamps import parse_local_time
+
+    try:
+        since = parse_local_time(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"error: --since: {exc}", file=sys.stderr)
+        return 2
+    registry = load_checked_registry(settings) if args.action == "replay" else None
+
+    async def main() -> int:
+        store = store_for(settings)
+        try:
+            await store.open()
+            rejects = await stored_rejects(store, args.reason, since)
+            if registry is None:
+                for r in rejects:
+                    print(reject_line(r))
+                print(f"{len(rejects)} rejects", file=sys.stderr)
+                return 0
+            report = await replay(rejects, registry, settings, store, dry_run=args.dry_run)
+        except StoreError as exc:  # e.g. a DuckDB file held by a running collector
+            print(f"error: store {redact_url(settings.store)}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        print(report.summary(args.dry_run), file=sys.stderr)
+        return 0
+
+    return asyncio.run(main())
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -203,6 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp = rsub.add_parser("check", help="validate registry files, line by line")
     rp.add_argument("--dir", type=Path, default=None)
     p.set_defaults(func=cmd_registry_check)
+
+    p = sub.add_parser("import", help="import history: meter readings or utility bills from a CSV or xlsx file")
+    p.add_argument("file", type=Path, help="CSV (UTF-8 or GBK) or xlsx: device,time,register or "
+                                           "institution,month,kind,quantity,yuan")
+    p.add_argument("--dry-run", action="store_true", help="check every row and report, store nothing")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("rejects", help="dead letters: list stored rejects, or replay them through the collector")
+    rsub = p.add_subparsers(dest="action", required=True)
+    for action, text in (("list", "print stored rejects, oldest first"),
+                         ("replay", "feed the rejects' payloads through the collector's checks again; "
+                                    "store what passes now")):
+        rp = rsub.add_parser(action, help=text)
+        rp.add_argument("--reason", help="only rejects of this reason (e.g. unknown_device)")
+        rp.add_argument("--since", help="only rejects since this time (RFC 3339 or local 2026/10/01 08:00)")
+        if action == "replay":
+            rp.add_argument("--dry-run", action="store_true", help="report what would be stored, store nothing")
+    p.set_defaults(func=cmd_rejects)
 
     bench_cli.add_parser(sub)
     return parser

@@ -16,6 +16,7 @@ from meterwatch.store.errors import PermanentStoreError, StoreError, TransientSt
 from meterwatch.store.records import (
     AlertPoint,
     Batch,
+    BillPoint,
     CollectorSample,
     DeliveryPoint,
     MeterValuePoint,
@@ -57,6 +58,7 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: in
 
 
 __all__ = [
-    "AlertPoint", "Batch", "CollectorSample", "DeliveryPoint", "DeviceActivity", "MeterValuePoint", "PermanentStoreError", "ReadingPoint",
+    "AlertPoint", "Batch", "BillPoint", "CollectorSample", "DeliveryPoint", "DeviceActivity", "MeterValuePoint",
+    "PermanentStoreError", "ReadingPoint",
     "RejectRecord", "StatisticPoint", "CostPoint", "PricedDay", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]

@@ -53,10 +53,12 @@ class ReadingPoint:
     consumption: float | None = None
     interval_s: int | None = None
     flag: str | None = None  # rollover, replacement, bad_reading, jump (collector.registers)
+    source: str | None = None  # the file it was imported from (``meterwatch import``); None when live
 
     schema: ClassVar[Schema] = Schema(
         "reading", ("institution", "city", "type", "kind", "device"),
-        (("register", "float"), ("consumption", "float"), ("interval_s", "int"), ("flag", "str")),
+        (("register", "float"), ("consumption", "float"), ("interval_s", "int"), ("flag", "str"),
+         ("source", "str")),
         key=("device", "ts"), count_field="register",
     )
 
@@ -215,6 +217,29 @@ class CostPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class BillPoint:
+    """One utility bill: what an institution was billed for one kind over one local month (``meterwatch import``).
+
+    Identity: institution, kind and month, so importing a bill again overwrites it.
+    """
+
+    institution: str
+    city: str
+    type: str
+    kind: str  # electricity, water, heat
+    ts: int  # local midnight starting the month
+    quantity: float  # kWh, m3 or GJ
+    yuan: float | None
+    source: str  # the file it was imported from
+
+    schema: ClassVar[Schema] = Schema(
+        "bill", ("institution", "city", "type", "kind"),
+        (("quantity", "float"), ("yuan", "float"), ("source", "str")),
+        key=("institution", "kind", "ts"), count_field="quantity",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PricedDay:
     """The cost ledger: this local day was priced with these tariffs (so that empty days are not priced again)."""
 
@@ -316,6 +341,7 @@ class Batch:
     costs: list[CostPoint] = field(default_factory=list)
     ledger: list[PricedDay] = field(default_factory=list)
     deliveries: list[DeliveryPoint] = field(default_factory=list)
+    bills: list[BillPoint] = field(default_factory=list)
 
     def groups(self) -> list[tuple[type[Record], list[Any]]]:
         """(record type, its records) for each type the batch holds, in ``BATCH_LISTS`` order."""
@@ -334,6 +360,6 @@ class Batch:
 BATCH_LISTS: dict[type[Record], str] = {
     ReadingPoint: "readings", WeighingPoint: "weighings", MeterValuePoint: "values", AlertPoint: "alerts",
     RejectRecord: "rejects", CollectorSample: "metrics", StatisticPoint: "statistics", CostPoint: "costs",
-    PricedDay: "ledger", DeliveryPoint: "deliveries",
+    PricedDay: "ledger", DeliveryPoint: "deliveries", BillPoint: "bills",
 }
 RECORD_TYPES: tuple[type[Record], ...] = tuple(BATCH_LISTS)

@@ -179,3 +179,14 @@ def test_bench_command_rejects_an_unknown_suite(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "--only", "nothing"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_import_smoke_stores_every_row_once() -> None:
+    from benchmarks import imports
+
+    report = asyncio.run(imports.run(2_000, 10))
+    rows = table(report)
+    assert [number(c) for c in rows["first"][:4]] == [2_000, 2_000, 0, 0]  # rows, stored, already stored, refused
+    assert [number(c) for c in rows["again (all duplicates)"][:4]] == [2_000, 0, 2_000, 0]
+    assert number(rows["first"][5]) > 0
+    assert "(2,000 readings in the store)" in report

@@ -14,7 +14,7 @@ from meterwatch.store import (
     WeighingPoint,
 )
 from meterwatch.store.codec import decode_batch, encode_batch
-from meterwatch.store.records import RECORD_TYPES
+from meterwatch.store.records import RECORD_TYPES, BillPoint
 from meterwatch.store.spool import DiskSpool, Quarantine, SpoolFull
 
 
@@ -89,6 +89,7 @@ def one_of_each() -> Batch:
         costs=[CostPoint("i1", "yinchuan", "office", "water", 5, 3.0, 12.3, method="profile", tariff="f1")],
         ledger=[PricedDay(5, "f1", 1)],
         deliveries=[DeliveryPoint("dingtalk", "yc-ops", "sent", 5_000_000_001, "m1", "a1,a2", "", 1)],
+        bills=[BillPoint("i1", "yinchuan", "office", "water", 5, 300.0, 1200.5, "bills.csv")],
     )
 
 

@@ -1,0 +1,91 @@
+"""Dead letters back in: list the stored rejects, and feed their payloads through the collector's stages again.
+
+A reject keeps its topic, its payload (the refused item of a batch, or the
+whole message) and its time.  ``replay`` runs each payload through
+``Ingestor`` (route, decode, derive, then ``collector.late``) with the
+clock set to the time it first arrived, so a binary frame is stamped as it
+was then; the devices' history is the store's.  What passes now (a device
+added to the registry since) is stored; what still fails is counted by
+reason and left where it is.  A reading already stored is a duplicate, so
+replaying twice stores once.  ``store_refused`` rejects carry no topic
+and are not replayed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from collector.ingest import Ingestor
+from collector.late import place_late
+from collector.message import Message
+from meterwatch.localtime import CHINA, DAY
+from meterwatch.registry import Registry
+from meterwatch.settings import Settings
+from meterwatch.store import Batch, RejectRecord, Store
+
+BASELINE_DAYS = 60  # history from the store: the newest reading since this long before the oldest reject
+SHORT_PAYLOAD = 60
+
+
+async def stored_rejects(store: Store, reason: str | None = None, since: int | None = None) -> list[RejectRecord]:
+    """Rejects, oldest first, of one reason and since a time (Unix seconds) if given."""
+    equals = {"reason": reason} if reason else {}
+    return await store.fetch(RejectRecord, start=since, **equals)
+
+
+def reject_line(r: RejectRecord) -> str:
+    """One reject as a line: local time, reason, topic, device, detail and the start of its payload."""
+    when = datetime.fromtimestamp(r.ts_ns / 1e9, CHINA).isoformat(timespec="seconds")
+    payload = r.payload[:SHORT_PAYLOAD].decode("utf-8", "backslashreplace")
+    more = "..." if len(r.payload) > SHORT_PAYLOAD else ""
+    return f"{when}\t{r.reason}\t{r.topic or '-'}\t{r.device or '-'}\t{r.detail[:120]}\t{payload}{more}"
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    stored: int = 0  # points of the replayed payloads now stored (readings, weighings, values)
+    recomputed: int = 0  # stored readings after a replayed one, whose consumption was recomputed
+    duplicates: int = 0
+    still: Counter[str] = field(default_factory=Counter)  # rejected again, by reason
+    skipped: int = 0  # rejects without a topic (store_refused): nothing to replay
+
+    def summary(self, dry_run: bool) -> str:
+        verb = "would store" if dry_run else "stored"
+        still = ", ".join(f"{n} {reason}" for reason, n in self.still.most_common()) or "none"
+        return (f"{self.replayed} rejects replayed: {verb} {self.stored} points, {self.duplicates} already stored, "
+                f"{self.recomputed} following readings recomputed; "
+                f"still rejected: {still}; {self.skipped} not replayable (no topic)")
+
+
+async def replay(rejects: list[RejectRecord], registry: Registry, settings: Settings, store: Store,
+                 dry_run: bool = False) -> ReplayReport:
+    report = ReplayReport()
+    now = [0.0]
+    ingestor = Ingestor(registry, settings.collector, clock=lambda: now[0])
+    replayable = sorted((r for r in rejects if r.topic), key=lambda r: r.ts_ns)
+    report.skipped = len(rejects) - len(replayable)
+    if not replayable:
+        return report
+    devices = sorted({r.device for r in replayable if r.device})
+    since = replayable[0].ts_ns // 1_000_000_000 - BASELINE_DAYS * DAY
+    ingestor.seed(await store.latest_readings(since, devices))
+    for r in replayable:
+        now[0] = r.ts_ns / 1e9
+        message = Message(r.topic, r.payload, arrived=now[0])
+        ingestor.process([message])
+        await place_late(ingestor, store, [message])
+        out = message.out
+        report.replayed += 1
+        report.duplicates += message.duplicates
+        report.still.update(bad.reason for bad in out.rejects)
+        kept = Batch(readings=out.readings, weighings=out.weighings, values=out.values)
+        own = {s.ts for s in message.decoded.samples} if message.decoded else set()
+        following = sum(p.ts not in own for p in out.readings)
+        report.stored += len(kept) - following
+        report.recomputed += following
+        if kept and not dry_run:
+            await store.write(kept)  # now: the next reject's late reading is placed against this one
+    return report
