@@ -30,8 +30,16 @@ def write_pdf(report: dict[str, Any], out: Path) -> None:
 WRITERS = {"json": write_json, "xlsx": write_xlsx, "pdf": write_pdf}
 
 
+LIBRARIES = {"xlsx": ("xlsxwriter",), "pdf": ("reportlab", "matplotlib")}
+
+
 def check(fmt: str) -> None:
     """Raise FormatUnavailable before any work when ``fmt`` cannot be written here."""
+    import importlib.util
+
+    missing = [m for m in LIBRARIES.get(fmt, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise FormatUnavailable(f"--format {fmt} needs {', '.join(missing)}: pip install 'meterwatch[reports]'")
     if fmt == "pdf":
         from reports.pdf import cjk_font
 
