@@ -28,6 +28,7 @@ from reports.period import Windows
 from reports.scope import Scope
 
 FLAG_CN = {"rollover": "计数器回绕", "replacement": "换表", "bad_reading": "坏读数", "jump": "读数跳变"}
+QUANTITY_CN = {"energy_kgce": "综合能耗", "water_m3": "用水"}
 STATUS_CN = {"guide": "优于引导值", "between": "引导值与约束值之间", "over": "预计超约束值", "": "无定额"}
 
 
@@ -197,7 +198,7 @@ async def _standing(store: Store, registry: Registry, scope: Scope, win: Windows
         if st.missing:
             notes.append(f"{len(st.missing)} institution(s) without a quota for {indicator}, e.g. {st.missing[0][1]}")
     if registry.tariffs is None:
-        notes.append("no tariffs.toml in the registry: no cost, no budget standing")
+        notes.append("no tariffs.toml in the registry: no budget standing")
         return _standing_order(rows)
     ex = await execution(store, registry, as_of - 1, profile_min_days=profile_min_days, monthly=False)
     where = {i.id: k for k, i in enumerate(ex.institutions)}
@@ -249,37 +250,37 @@ async def _quality(store: Store, registry: Registry, scope: Scope, win: Windows,
         n, last_bucket = reported.get(d.id, (0, 0))
         if n == 0:
             rows.append(_quality_row("silent", "无读数", inst, 0, "days",
-                                     f"no reading in the period ({days} days)", d.id))
+                                     f"本期 {days} 天无读数 no reading in the period", d.id))
             continue
         quiet = last_day - int(local_day(last_bucket))
         if quiet >= 2:
             rows.append(_quality_row("silent", "停报", inst, quiet, "days",
-                                     f"silent since {day_to_date(int(local_day(last_bucket)) + 1)}: "
-                                     f"no reading in the last {quiet} days", d.id))
+                                     f"自 {day_to_date(int(local_day(last_bucket)) + 1)} 起无读数 "
+                                     f"silent for the last {quiet} days", d.id))
         if n < days:
             rows.append(_quality_row("missing_days", "缺数天", inst, days - n, "days",
-                                     f"readings on {n} of {days} days: {n / days:.0%} of the period covered", d.id))
+                                     f"{days} 天中 {n} 天有读数，覆盖 {n / days:.0%} (readings on {n} of {days} days)", d.id))
     for (device, flag), count in sorted((await gather.flagged(store, scope, win.this)).items()):
         meter = registry.devices.get(device)
         inst = by_inst.get(meter.institution) if meter else None
         if inst is not None:
             rows.append(_quality_row(flag, FLAG_CN[flag], inst, count, "readings",
-                                     f"{count} reading(s) flagged {flag} by the collector", device))
+                                     f"{count} 条读数被采集端标记为{FLAG_CN[flag]} (flagged {flag})", device))
     for k, inst in enumerate(scope.institutions):
         if inst.occupants <= 0 or inst.floor_area_m2 <= 0:
             rows.append(_quality_row("registry", "登记数据", inst, None, "",
-                                     f"registry gives occupants {inst.occupants}, floor area {inst.floor_area_m2} m2"))
+                                     f"登记人数 {inst.occupants}、面积 {inst.floor_area_m2:g} m²：无法计算人均或单位面积 "
+                                     "(registry: occupants or floor area missing)"))
         elif stats.flag[k] == "far from the type's median":
             rows.append(_quality_row("implausible", "强度异常", inst, stats.per_m2[k], "kgce/m2",
-                                     "energy per m2 is over 5x or under 1/5 of its type's median: check area and meters"))
+                                     "单位面积能耗超过同类中位数 5 倍或不足五分之一：请核对面积和表计 (far from the type's median)"))
     for quantity, unit in (("energy_kgce", "kgce"), ("water_m3", "m3")):
         change = _change(this.values[quantity], last.values[quantity])
         for k in np.flatnonzero(np.isfinite(change) & (np.abs(change) > yoy_threshold)):
             inst = scope.institutions[k]
             rows.append(_quality_row("yoy", "同比变动大", inst, change[k], "ratio",
-                                     f"{quantity} {this.values[quantity][k]:,.1f} {unit} against "
-                                     f"{last.values[quantity][k]:,.1f} last year: {change[k]:+.0%}, "
-                                     f"beyond ±{yoy_threshold:.0%}"))
+                                     f"{QUANTITY_CN[quantity]} {this.values[quantity][k]:,.1f} {unit}，去年同期 "
+                                     f"{last.values[quantity][k]:,.1f}：{change[k]:+.0%}，超出 ±{yoy_threshold:.0%}"))
     return rows
 
 

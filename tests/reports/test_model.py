@@ -73,10 +73,10 @@ async def test_sections_by_hand(province_store):
     # quality: the verification list, one row per item with its figure and why
     quality = {(r["check"], r["device"] or r["institution"]): r for r in report["quality"]}
     assert quality[("missing_days", "a-w")]["figure"] == 3
-    assert "28 of 31 days" in quality[("missing_days", "a-w")]["why"]
+    assert "31 天中 28 天有读数，覆盖 90%" in quality[("missing_days", "a-w")]["why"]
     assert quality[("silent", "c-w")]["figure"] == 11  # 21-31 October
     assert quality[("jump", "a-e")]["figure"] == 1
-    assert "occupants 0" in quality[("registry", "inst-c")]["why"]
+    assert "登记人数 0、面积 0 m²" in quality[("registry", "inst-c")]["why"]
     assert quality[("yoy", "inst-c")]["figure"] == pytest.approx(80 / 31 - 1, abs=1e-4)  # water 80 against 31 m3
     assert ("yoy", "inst-b") not in quality  # the same as last year
     # quota standing of inst-a as of 1 November: year to date 25 Aug - 31 Oct, 304 days of a flat year behind
