@@ -107,6 +107,7 @@ class SmtpSettings(BaseModel):
     host: str = Field(description="SMTP server that sends scheduled reports")
     port: int = Field(587, ge=1, le=65535)
     starttls: bool = Field(True, description="upgrade the connection with STARTTLS before logging in")
+    ca_file: Path | None = Field(None, description="CA that signed the server's certificate (default: the system's)")
     user: str | None = None
     password: SecretStr | None = Field(None, description="METERWATCH_REPORTS__SMTP__PASSWORD; never logged")
     sender: str = "meterwatch@localhost"

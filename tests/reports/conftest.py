@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import asyncio
+
 import pytest
 
 from meterwatch.localtime import CHINA, midnight_of
 from meterwatch.registry import Card, Device, Institution, Registry
 from meterwatch.store import AlertPoint, Batch, CostPoint, ReadingPoint, WeighingPoint, open_store
+from simulators.province import Province, write_registry
 
 A = Institution("inst-a", "银川市第1中学", "yinchuan", "education", "secondary", 1000.0, 100)
 B = Institution("inst-b", "银川市1号政务楼", "yinchuan", "office", "bureau", 500.0, 50)
@@ -91,3 +94,22 @@ async def province_store(store_url):
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """A registry on disk and an empty DuckDB store; returns a loader of the province's figures."""
+    registry = tmp_path / "registry"
+    write_registry(Province([A, B, C], DEVICES, CARDS), registry)
+    url = f"duckdb://{tmp_path / 'mw.duckdb'}"
+    monkeypatch.setenv("METERWATCH_STORE", url)
+    monkeypatch.setenv("METERWATCH_REGISTRY", str(registry))
+
+    def load() -> None:
+        async def go() -> None:
+            store = open_store(url)
+            await store.open()
+            await store.write(Batch(readings=readings(), weighings=weighings(), alerts=alerts(), costs=costs()))
+            await store.close()
+        asyncio.run(go())
+    return load

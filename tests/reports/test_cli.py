@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
-from meterwatch.store import Batch, open_store
 from meterwatch_cli.main import main
-from simulators.province import Province, write_registry
-from tests.reports.conftest import A, B, C, CARDS, DEVICES, alerts, costs, readings, weighings
-
-
-@pytest.fixture
-def setup(tmp_path, monkeypatch):
-    """A registry on disk and an empty DuckDB store; returns a loader of the province's figures."""
-    registry = tmp_path / "registry"
-    write_registry(Province([A, B, C], DEVICES, CARDS), registry)
-    url = f"duckdb://{tmp_path / 'mw.duckdb'}"
-    monkeypatch.setenv("METERWATCH_STORE", url)
-    monkeypatch.setenv("METERWATCH_REGISTRY", str(registry))
-
-    def load() -> None:
-        async def go() -> None:
-            store = open_store(url)
-            await store.open()
-            await store.write(Batch(readings=readings(), weighings=weighings(), alerts=alerts(), costs=costs()))
-            await store.close()
-        asyncio.run(go())
-    return load
 
 
 def test_report_json_holds_the_contract_keys(setup, tmp_path, capsys):
