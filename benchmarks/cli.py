@@ -14,22 +14,25 @@ from collections.abc import Awaitable, Callable
 
 from meterwatch.settings import Settings
 
-SUITES = ("ingest", "midnight", "store", "analytics-speed", "analytics-accuracy", "dashboards", "budget")
+SUITES = ("ingest", "midnight", "store", "analytics-speed", "analytics-accuracy", "dashboards", "budget",
+          "reports")
 
 
 def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
     """Each benchmark's run at full or quick size (imported here: the CLI must not load them all to start)."""
-    from benchmarks import analytics_accuracy, analytics_speed, budget, dashboards, ingest, midnight, store
+    from benchmarks import analytics_accuracy, analytics_speed, budget, dashboards, ingest, midnight, reports, store
 
     if quick:
         return {"ingest": lambda: ingest.run(4_000), "midnight": lambda: midnight.run(20, 2.0),
                 "store": lambda: store.run(10, 2), "analytics-speed": lambda: analytics_speed.run(500),
                 "analytics-accuracy": lambda: analytics_accuracy.run(40, 8, 12.0, None),
-                "dashboards": lambda: dashboards.run(10, 1, 1), "budget": lambda: budget.run(20, 1)}
+                "dashboards": lambda: dashboards.run(10, 1, 1), "budget": lambda: budget.run(20, 1),
+                "reports": lambda: reports.run(20, 2)}
     return {"ingest": lambda: ingest.run(200_000), "midnight": lambda: midnight.run(5010, 60.0),
             "store": lambda: store.run(500, 30), "analytics-speed": lambda: analytics_speed.run(25_000),
             "analytics-accuracy": lambda: analytics_accuracy.run(1000, 30, 1.0, None),
-            "dashboards": lambda: dashboards.run(5010, 2, 5), "budget": lambda: budget.run(5010, 3)}
+            "dashboards": lambda: dashboards.run(5010, 2, 5), "budget": lambda: budget.run(5010, 3),
+            "reports": lambda: reports.run(5010, 31)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

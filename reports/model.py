@@ -253,11 +253,11 @@ async def _quality(store: Store, registry: Registry, scope: Scope, win: Windows,
                                      f"本期 {days} 天无读数 no reading in the period", d.id))
             continue
         quiet = last_day - int(local_day(last_bucket))
-        if quiet >= 2:
+        if quiet >= 2:  # one row per meter: its silence, with what it covered before
             rows.append(_quality_row("silent", "停报", inst, quiet, "days",
-                                     f"自 {day_to_date(int(local_day(last_bucket)) + 1)} 起无读数 "
-                                     f"silent for the last {quiet} days", d.id))
-        if n < days:
+                                     f"自 {day_to_date(int(local_day(last_bucket)) + 1)} 起无读数，{days} 天中 {n} 天"
+                                     f"有读数 (silent for the last {quiet} days)", d.id))
+        elif n < days:
             rows.append(_quality_row("missing_days", "缺数天", inst, days - n, "days",
                                      f"{days} 天中 {n} 天有读数，覆盖 {n / days:.0%} (readings on {n} of {days} days)", d.id))
     for (device, flag), count in sorted((await gather.flagged(store, scope, win.this)).items()):

@@ -75,6 +75,7 @@ async def test_sections_by_hand(province_store):
     assert quality[("missing_days", "a-w")]["figure"] == 3
     assert "31 天中 28 天有读数，覆盖 90%" in quality[("missing_days", "a-w")]["why"]
     assert quality[("silent", "c-w")]["figure"] == 11  # 21-31 October
+    assert ("missing_days", "c-w") not in quality  # one row per meter: its silence says what it covered
     assert quality[("jump", "a-e")]["figure"] == 1
     assert "登记人数 0、面积 0 m²" in quality[("registry", "inst-c")]["why"]
     assert quality[("yoy", "inst-c")]["figure"] == pytest.approx(80 / 31 - 1, abs=1e-4)  # water 80 against 31 m3
