@@ -12,7 +12,7 @@ from typing import Any
 
 from meterwatch.const import DEFAULT_CITIES, GARBAGE_CATEGORIES, INSTITUTION_TYPES
 
-Fmt = str  # text, num (1 decimal), yuan (2 decimals), int, pct (a ratio shown as %), ratio (x.xx)
+Fmt = str  # text, num (1 decimal), yuan (2 decimals), int, pct (a change: +x.x%), share (x.x%), ratio (x.xxx), auto
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,10 @@ def institutions(report: dict[str, Any]) -> Section:
 def structure(report: dict[str, Any]) -> Section:
     s = report["structure"]
     kind_cols = [Column("kind_cn", "能源品种", "text"), Column("energy_kgce", "综合能耗 (kgce)"),
-                 Column("share", "占比", "pct")]
+                 Column("share", "占比", "share")]
     kinds = [{**r, "kind_cn": KIND_CN.get(r["kind"], r["kind"])} for r in s["by_kind"]]
     group_cols = [Column("group_cn", "分组", "text"), Column("energy_kgce", "综合能耗 (kgce)"),
-                  Column("share", "占比", "pct"), Column("electricity_kwh", "用电量 (kWh)"),
+                  Column("share", "占比", "share"), Column("electricity_kwh", "用电量 (kWh)"),
                   Column("water_m3", "用水量 (m³)"), Column("heat_gj", "用热量 (GJ)"), Column("cost_yuan", "费用 (元)", "yuan")]
     cities = [{**r, "group_cn": DEFAULT_CITIES.get(r["group"], r["group"])} for r in s["by_city"]]
     types = [{**r, "group_cn": r["type_cn"]} for r in s["by_type"]]
@@ -135,7 +135,7 @@ def standing(report: dict[str, Any]) -> Section:
     cols = [Column("name", "单位名称", "text"), Column("indicator_cn", "指标 (单位)", "text"),
             Column("year_to_date", "年初至今"), Column("constraint", "约束值/预算"), Column("guide", "引导值"),
             Column("prorated", "进度值"), Column("projected", "预计全年"),
-            Column("projected_share", "预计/约束值", "pct"), Column("status_cn", "状态", "text"),
+            Column("projected_share", "预计/约束值", "share"), Column("status_cn", "状态", "text"),
             Column("crossing", "预计超出日期", "text")]
     rows = [{**r, "indicator_cn": INDICATOR_CN.get(r["indicator"], r["indicator"])} for r in report["standing"]]
     note = "" if rows else "范围内没有单位有定额或预算（quotas.toml、tariffs.toml、budgets.csv）"
@@ -145,7 +145,7 @@ def standing(report: dict[str, Any]) -> Section:
 
 def quality(report: dict[str, Any]) -> Section:
     cols = [Column("check_cn", "核查项", "text"), Column("name", "单位名称", "text"), Column("device", "表计", "text"),
-            Column("figure", "数值"), Column("unit_cn", "单位", "text"), Column("why", "原因", "text")]
+            Column("figure", "数值", "auto"), Column("unit_cn", "单位", "text"), Column("why", "原因", "text")]
     rows = [{**r, "unit_cn": CHECK_UNIT_CN.get(r["unit"], r["unit"]),
              "figure": r["figure"] * 100 if r["unit"] == "ratio" and r["figure"] is not None else r["figure"]}
             for r in report["quality"]]
@@ -165,7 +165,7 @@ def alerts(report: dict[str, Any]) -> Section:
 
 def garbage(report: dict[str, Any]) -> Section:
     g = report["garbage"]
-    cats = [Column("category_cn", "类别", "text"), Column("kg", "重量 (kg)"), Column("share", "占比", "pct"),
+    cats = [Column("category_cn", "类别", "text"), Column("kg", "重量 (kg)"), Column("share", "占比", "share"),
             Column("weighings", "称重次数", "int")]
     target = f"目标 {g['target_share']:.0%}"
     share = "-" if g["recyclable_share"] is None else f"{g['recyclable_share']:.1%}"
@@ -173,13 +173,13 @@ def garbage(report: dict[str, Any]) -> Section:
                     Chart("pie", "垃圾按类别", "category_cn", ("kg",))),
               Block("各单位可回收物占比（最低在前）", [
                   Column("name", "单位名称", "text"), Column("kg", "总重量 (kg)"), Column("recyclable_kg", "可回收物 (kg)"),
-                  Column("recyclable_share", "可回收物占比", "pct"), Column("below_target_cn", "低于目标", "text")],
+                  Column("recyclable_share", "可回收物占比", "share"), Column("below_target_cn", "低于目标", "text")],
                   [{**r, "below_target_cn": "是" if r["below_target"] else ""} for r in g["institutions"]])]
     for tag, name in (("zone", "区域"), ("owner_unit", "责任部门"), ("cleaner", "保洁员")):
         if f"by_{tag}" in g:
             blocks.append(Block(f"按{name}", [Column(tag, name, "text"), Column("kg", "重量 (kg)"),
                                              Column("recyclable_kg", "可回收物 (kg)"),
-                                             Column("recyclable_share", "可回收物占比", "pct"),
+                                             Column("recyclable_share", "可回收物占比", "share"),
                                              Column("weighings", "称重次数", "int")], g[f"by_{tag}"]))
     blocks.append(Block("未登记的卡", [Column("institution", "单位编号", "text"), Column("scale", "秤", "text"),
                                      Column("kg", "重量 (kg)"), Column("weighings", "称重次数", "int")],

@@ -281,7 +281,7 @@ async def _quality(store: Store, registry: Registry, scope: Scope, win: Windows,
             rows.append(_quality_row("yoy", "同比变动大", inst, change[k], "ratio",
                                      f"{QUANTITY_CN[quantity]} {this.values[quantity][k]:,.1f} {unit}，去年同期 "
                                      f"{last.values[quantity][k]:,.1f}：{change[k]:+.0%}，超出 ±{yoy_threshold:.0%}"))
-    return rows
+    return sorted(rows, key=lambda r: (r["institution"], r["device"], r["check"]))  # an institution's items together
 
 
 def _alerts(events, win: Windows) -> list[dict[str, Any]]:

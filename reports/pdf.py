@@ -24,7 +24,7 @@ FONT = "MeterwatchCJK"
 KNOWN_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
                "/usr/share/fonts/truetype/arphic/uming.ttc")
 MAX_ROWS = 300
-WEIGHTS = {"text": 2.0, "num": 1.0, "yuan": 1.1, "int": 0.8, "pct": 0.8, "ratio": 0.9}
+WEIGHTS = {"text": 2.0, "num": 1.0, "yuan": 1.1, "int": 0.8, "pct": 0.8, "share": 0.8, "ratio": 0.9, "auto": 0.8}
 WIDE_TEXT = {"why": 4.5, "name": 3.0, "item": 2.4}
 
 
@@ -118,7 +118,9 @@ def _cell(value: Any, col: Column, styles: dict[str, Any]) -> Any:
         return "-"
     if col.fmt == "text" or isinstance(value, str):
         return _para(str(value), styles["cell"])
-    return {"num": f"{value:,.1f}", "yuan": f"{value:,.2f}", "int": f"{value:.0f}", "pct": f"{value:+.1%}",
+    if col.fmt == "auto":
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    return {"num": f"{value:,.1f}", "yuan": f"{value:,.2f}", "int": f"{value:.0f}", "pct": f"{value:+.1%}", "share": f"{value:.1%}",
             "ratio": f"{value:,.3f}"}[col.fmt]
 
 
@@ -160,6 +162,7 @@ def _chart(block: Block, font_file: str, width: float) -> Any:
     matplotlib.use("Agg")
     from matplotlib import font_manager
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import StrMethodFormatter
     from reportlab.platypus import Image
 
     font_manager.fontManager.addfont(font_file)
@@ -185,6 +188,7 @@ def _chart(block: Block, font_file: str, width: float) -> Any:
             ax.set_yticks(range(len(rows)), labels)
             ax.invert_yaxis()
             ax.set_xlabel(headers[chart.values[0]])
+            ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.2f}"))
         else:
             n = len(chart.values)
             for j, key in enumerate(chart.values):
@@ -192,6 +196,7 @@ def _chart(block: Block, font_file: str, width: float) -> Any:
                        [float(r.get(key) or 0.0) for r in rows], width=0.8 / n, label=headers[key])
             ax.set_xticks(range(len(rows)), labels)
             ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
             ax.legend(fontsize=7)
         ax.set_title(chart.title, fontsize=9)
         fig.tight_layout()

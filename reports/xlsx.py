@@ -13,8 +13,8 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from reports.layout import Block, Section, cover_lines, sections
 
-NUMBER_FORMATS = {"num": "#,##0.0", "yuan": "#,##0.00", "int": "0", "pct": "0.0%", "ratio": "0.000", "text": "@"}
-WIDTHS = {"text": 18, "num": 14, "yuan": 14, "int": 10, "pct": 10, "ratio": 12}
+NUMBER_FORMATS = {"num": "#,##0.0", "yuan": "#,##0.00", "int": "0", "pct": "+0.0%;-0.0%;0.0%", "share": "0.0%", "ratio": "0.000", "text": "@", "auto": "General"}
+WIDTHS = {"text": 18, "num": 14, "yuan": 14, "int": 10, "pct": 10, "share": 10, "ratio": 12, "auto": 10}
 
 
 def write(report: dict[str, Any], out: Path) -> None:

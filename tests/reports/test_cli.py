@@ -51,5 +51,5 @@ def test_empty_store_and_an_institution_without_data_say_why(setup, tmp_path, ca
     assert any("no data in the store for institution:inst-c" in n for n in report["notes"])
     assert any("without a quota for electricity" in n for n in report["notes"])
     assert report["garbage"]["why_empty"] == "no weighing in the period for this scope"
-    assert [r["check"] for r in report["quality"]] == ["silent", "registry"]  # its water meter never reported
+    assert [r["check"] for r in report["quality"]] == ["registry", "silent"]  # its water meter never reported
     assert "note: no data in the store" in capsys.readouterr().err

@@ -27,7 +27,7 @@ async def test_xlsx_sheets_headers_figures_and_charts(province_store, tmp_path):
     rows = {r[0]: r for r in totals.iter_rows(min_row=5, values_only=True)}
     assert rows["用电量 (kWh)"][1] == 3107.0 + 31 * 50.0 and rows["用电量 (kWh)"][4] == 31 * 130.0
     assert rows["综合能耗 (kgce)"][1] == pytest.approx(report["totals"]["energy_kgce"])
-    assert totals["D5"].number_format == "0.0%" and totals["B5"].number_format == "#,##0.0"
+    assert totals["D5"].number_format == "+0.0%;-0.0%;0.0%" and totals["B5"].number_format == "#,##0.0"
     people = book["2 单位明细"]
     header = [c.value for c in people[4]]
     assert "用电量 (kWh)" in header and "单位面积能耗 (kgce/m²)" in header
