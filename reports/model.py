@@ -200,7 +200,9 @@ async def _standing(store: Store, registry: Registry, scope: Scope, win: Windows
     if registry.tariffs is None:
         notes.append("no tariffs.toml in the registry: no budget standing")
         return _standing_order(rows)
-    ex = await execution(store, registry, as_of - 1, profile_min_days=profile_min_days, monthly=False)
+    # execution's year is the one holding its ``at``: at the very end of a year, a second before it
+    at = as_of - 1 if local_year(as_of)[2] == as_of else as_of
+    ex = await execution(store, registry, at, profile_min_days=profile_min_days, monthly=False)
     where = {i.id: k for k, i in enumerate(ex.institutions)}
     for inst in insts:
         k = where.get(inst.id)

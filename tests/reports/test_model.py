@@ -144,3 +144,24 @@ def test_periods_and_their_neighbours():
     with pytest.raises(ValueError, match="in the future"):
         windows(parse_period("2026-12"), NOV_5)
     assert np.isclose(windows(parse_period("2026-11"), NOV_5).days, 4.75)
+
+
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
+async def test_budget_standing_from_the_cost_measurement(province_store):
+    from meterwatch.const import INSTITUTION_TYPES
+    from meterwatch.registry import Registry
+    from meterwatch.registry.tariffs import load_tariffs
+    from tests.analytics.test_costs import TARIFFS
+
+    tariffs, _ = load_tariffs(TARIFFS, DEFAULT_CITIES, INSTITUTION_TYPES)
+    base = registry()
+    reg = Registry(base.institutions, base.devices, base.cards, base.quotas, tariffs, {("inst-a", 2026, "total"): 2000.0})
+    report = await build(province_store, reg, parse_scope("institution:inst-a", reg, DEFAULT_CITIES),
+                         windows(parse_period("2026-10"), NOV_5), yoy_threshold=0.3, target_share=0.35,
+                         profile_min_days=300)
+    (budget,) = [r for r in report["standing"] if r["indicator"] == "budget"]
+    # 31 days x 60 yuan in October, nothing before: 1,860 yuan; 304 days of a flat year behind on 1 November
+    assert budget["year_to_date"] == 1860.0 and budget["constraint"] == 2000.0 and budget["unit"] == "yuan"
+    assert budget["projected"] == pytest.approx(1860 * 365 / 304, abs=1e-3)
+    assert budget["status"] == "over" and budget["crossing"] is not None
+    assert report["standing"][0] is budget  # over first
