@@ -153,6 +153,32 @@ class GrafanaSettings(BaseModel):
                                    description="where Grafana mounts the directory dashboards build writes")
 
 
+class SmtpSettings(BaseModel):
+    host: str = Field(description="SMTP server that sends scheduled reports")
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="upgrade the connection with STARTTLS before logging in")
+    ca_file: Path | None = Field(None, description="CA that signed the server's certificate (default: the system's)")
+    user: str | None = None
+    password: SecretStr | None = Field(None, description="METERWATCH_REPORTS__SMTP__PASSWORD; never logged")
+    sender: str = "meterwatch@localhost"
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class ReportJob(BaseModel):
+    scope: str = Field("province", description="province, city:ID or institution:ID")
+    period: str = Field("month", description="month, quarter or year: the last one ended is reported")
+    day: int = Field(1, ge=1, le=28, description="day of the month (local) from which the last period is due")
+    formats: list[str] = Field(default_factory=lambda: ["xlsx", "pdf"])
+    to: list[str] = Field(default_factory=list, description="e-mail recipients (needs reports.smtp)")
+
+
+class ReportSettings(BaseModel):
+    yoy_threshold: float = Field(0.3, gt=0, description="quality control lists a change on last year beyond this")
+    out_dir: Path = Field(Path("reports"), description="scheduled reports are written here")
+    jobs: list[ReportJob] = Field(default_factory=list, description="scheduled reports ([[reports.jobs]])")
+    smtp: SmtpSettings | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="METERWATCH_",
@@ -176,6 +202,7 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @classmethod
     def settings_customise_sources(

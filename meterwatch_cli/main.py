@@ -24,6 +24,7 @@ from meterwatch.log import setup_logging
 from meterwatch.registry import RegistryError, load_registry
 from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.settings import Settings, load_settings, redact_url
+from reports import cli as report_cli
 
 log = logging.getLogger("meterwatch")
 
@@ -196,6 +197,12 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.cli import run
+
+    return run(args, settings)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.demo import run_demo
 
@@ -264,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--institution", help="one institution only")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_budget)
+
+    report_cli.add_parser(sub, cmd_report)
 
     dashboards_cli.add_parser(sub, render=cmd_render, facts=dashboard_facts)
 

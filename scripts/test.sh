@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 PACKAGES="mosquitto mosquitto-clients influxdb influxdb-client"
+PACKAGES="$PACKAGES fonts-wqy-microhei poppler-utils"  # reports: a CJK TrueType font for the pdf; pdftoppm, pdftotext
 
 missing=""
-for bin in /usr/sbin/mosquitto /usr/bin/mosquitto_pub /usr/bin/influxd; do
-    [ -x "$bin" ] || missing=yes
+for bin in /usr/sbin/mosquitto /usr/bin/mosquitto_pub /usr/bin/influxd \
+           /usr/bin/pdftoppm /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; do
+    [ -e "$bin" ] || missing=yes
 done
 if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
