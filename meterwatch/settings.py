@@ -60,14 +60,16 @@ class NotifierSettings(BaseModel):
 
 
 class SmtpSettings(BaseModel):
-    """The mail server that sends the digests of ``email`` contacts (STARTTLS, then login)."""
+    """A mail server (STARTTLS, then login): ``analytics.smtp`` sends the digests of ``email`` contacts,
+    ``reports.smtp`` the scheduled reports (``meterwatch.mail``)."""
 
-    host: str | None = Field(None, description="SMTP server; none: email contacts are refused at start")
+    host: str | None = Field(None, description="SMTP server; none: mail is refused at start")
     port: int = Field(587, ge=1, le=65535, description="submission port (STARTTLS)")
     starttls: bool = Field(True, description="upgrade to TLS before login; off only for a relay on localhost")
     ca_file: Path | None = Field(None, description="CA bundle to trust (an internal CA); default: the system's")
     user: str | None = Field(None, description="login; none: no login")
-    password: SecretStr | None = Field(None, description="METERWATCH_ANALYTICS__SMTP__PASSWORD; never logged")
+    password: SecretStr | None = Field(None, description="METERWATCH_ANALYTICS__SMTP__PASSWORD or "
+                                                         "METERWATCH_REPORTS__SMTP__PASSWORD; never logged")
     sender: str = Field("meterwatch@localhost", description="the From address")
     timeout_s: float = Field(30.0, gt=0, description="one SMTP conversation")
 
@@ -151,17 +153,6 @@ class GrafanaSettings(BaseModel):
         None, description="its password (METERWATCH_GRAFANA__READER_PASSWORD); never written by dashboards build")
     provisioning_path: str = Field("/etc/grafana/provisioning",
                                    description="where Grafana mounts the directory dashboards build writes")
-
-
-class SmtpSettings(BaseModel):
-    host: str = Field(description="SMTP server that sends scheduled reports")
-    port: int = Field(587, ge=1, le=65535)
-    starttls: bool = Field(True, description="upgrade the connection with STARTTLS before logging in")
-    ca_file: Path | None = Field(None, description="CA that signed the server's certificate (default: the system's)")
-    user: str | None = None
-    password: SecretStr | None = Field(None, description="METERWATCH_REPORTS__SMTP__PASSWORD; never logged")
-    sender: str = "meterwatch@localhost"
-    timeout_s: float = Field(30.0, gt=0)
 
 
 class ReportJob(BaseModel):

@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-import ssl
 import sys
 import time
 from dataclasses import dataclass
 from datetime import date
-from email.message import EmailMessage
 from pathlib import Path
 
 from meterwatch.localtime import local_date, local_text, utc_text
+from meterwatch.mail import deliver, message
 from meterwatch.registry import Registry
 from meterwatch.runtime import load_checked_registry
 from meterwatch.settings import ReportJob, Settings, SmtpSettings
@@ -31,8 +30,6 @@ from reports.cli import UsageError, produce, resolve
 from reports.period import KINDS, Period
 
 log = logging.getLogger(__name__)
-MIME = {"xlsx": ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        "pdf": ("application", "pdf"), "json": ("application", "json")}
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ def run_scheduled(settings: Settings, at_text: str | None) -> int:
     except (UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if any(d.job.to for d in due) and settings.reports.smtp is None:
+    if any(d.job.to for d in due) and (settings.reports.smtp is None or settings.reports.smtp.host is None):
         print("error: reports.jobs have recipients but reports.smtp is not configured", file=sys.stderr)
         return 2
     registry = load_checked_registry(settings) if due else None
@@ -132,16 +129,5 @@ def _body(report: dict) -> str:
 
 
 def send(smtp: SmtpSettings, to: list[str], subject: str, body: str, files: list[Path]) -> None:
-    """One message with the files attached, over SMTP (STARTTLS and login when configured)."""
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = smtp.sender, ", ".join(to), subject
-    msg.set_content(body)
-    for path in files:
-        maintype, subtype = MIME[path.suffix.lstrip(".")]
-        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as client:
-        if smtp.starttls:
-            client.starttls(context=ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None))
-        if smtp.user:
-            client.login(smtp.user, smtp.password.get_secret_value() if smtp.password else "")
-        client.send_message(msg)
+    """One message with the files attached (``meterwatch.mail``)."""
+    deliver(smtp, message(smtp, to, subject, body, attachments=files))
