@@ -8,6 +8,7 @@ line saying why.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from typing import Any
@@ -44,9 +45,8 @@ def _change(now: np.ndarray, before: np.ndarray) -> np.ndarray:
 async def build(store: Store, registry: Registry, scope: Scope, win: Windows, *, yoy_threshold: float,
                 target_share: float, profile_min_days: int, generated_at: int | None = None) -> dict[str, Any]:
     conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
-    this = await gather.use(store, registry, scope, win.this, conversion)
-    previous = await gather.use(store, registry, scope, win.previous, conversion)
-    last = await gather.use(store, registry, scope, win.last_year, conversion)
+    this, previous, last = await asyncio.gather(*(gather.use(store, registry, scope, w, conversion)
+                                                  for w in (win.this, win.previous, win.last_year)))
     stats = _intensities(scope, this, last)
     notes = _notes(scope, win, this)
     report: dict[str, Any] = {
