@@ -166,12 +166,14 @@ class DuckStore:
                     "median": "median({})", "p95": "quantile_cont({}, 0.95)"}
         keys = [f'"{k}"' for k in agg.by]
         shift = 1 if agg.closing else 0  # (b, b + bucket]: shift by a second, as whole seconds allow
+        scale = 1 if schema.time_unit == "s" else 1_000_000_000  # rejects are kept in nanoseconds
+        seconds = f'"{schema.time_attr}"' if scale == 1 else f'("{schema.time_attr}" // {scale})'
         if agg.bucket_s:
-            keys.append(f'(("{schema.time_attr}" + {LOCAL_UTC_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} '
+            keys.append(f"(({seconds} + {LOCAL_UTC_OFFSET_S - shift}) // {agg.bucket_s}) * {agg.bucket_s} "
                         f"- {LOCAL_UTC_OFFSET_S}")
         selects = keys + [sql_func[f].format(f'"{col}"') for f, col in agg.values.values()]
         where = [f'"{schema.time_attr}" >= ?', f'"{schema.time_attr}" < ?']
-        params: list[Any] = [agg.start + shift, agg.end + shift]
+        params: list[Any] = [(agg.start + shift) * scale, (agg.end + shift) * scale]
         for k, v in agg.where.items():
             where.append(f'"{k}" = ?')
             params.append(v)

@@ -49,3 +49,20 @@ async def test_a_duckdb_table_from_before_a_field_was_added_gains_the_column(tmp
     finally:
         await store.close()
     assert got["i0"].use == 5.0 and got["i1"].quota_status == "guide" and got["i1"].name == "甲"
+
+
+async def test_rejects_kept_in_nanoseconds_aggregate_by_their_seconds(store_url):
+    """An aggregate over `reject` (time in ns) filters and buckets by the same seconds as any other record."""
+    from meterwatch.store import RejectRecord
+
+    day = midnight_of(date(2026, 10, 1))
+    rejects = [RejectRecord((day + 3600 * k) * 1_000_000_000 + k, "bad_topic", "t", b"x", "d") for k in range(3)]
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(rejects=rejects))
+        res = await store.aggregate(Aggregate(RejectRecord, {"n": ("count", "topic")}, day, day + 7200,
+                                              by=("reason",), bucket_s=3600))
+    finally:
+        await store.close()
+    assert list(zip(res["bucket"].tolist(), res["n"].tolist(), strict=True)) == [(day, 1.0), (day + 3600, 1.0)]
