@@ -29,7 +29,8 @@ class Intensities:
     flag: np.ndarray  # "" or why the figure is implausible
 
 
-def _rank_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def rank_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """1 = the lowest value within each group; NaN where the value is not finite."""
     ranks = np.full(len(values), np.nan)
     for g in np.unique(groups):
         idx = np.flatnonzero((groups == g) & np.isfinite(values))
@@ -53,5 +54,5 @@ def intensities(use: np.ndarray, last_year: np.ndarray, occupants: np.ndarray, a
     flag[(use <= 0) & reporting] = "no use although meters report"
     flag[(occupants <= 0) | (area <= 0)] = "registry gives no occupants or floor area"
     type_city = np.char.add(types.astype(str), "|" + cities.astype(str))
-    return Intensities(per_capita, per_m2, _rank_within(per_m2, types), _rank_within(per_m2, type_city),
-                       _rank_within(per_capita, types), _rank_within(per_capita, type_city), yoy, flag)
+    return Intensities(per_capita, per_m2, rank_within(per_m2, types), rank_within(per_m2, type_city),
+                       rank_within(per_capita, types), rank_within(per_capita, type_city), yoy, flag)

@@ -117,7 +117,7 @@ def comparisons(report: dict[str, Any]) -> Section:
             Column("energy_kgce", "综合能耗 (kgce)"), Column("energy_kgce_per_m2", "单位面积 (kgce/m²)", "ratio"),
             Column("energy_kgce_per_capita", "人均 (kgce/人)", "ratio"),
             Column("vs_type_median", "相对同类中位数 (倍)", "ratio"), Column("rank_type", "类型内排名", "int"),
-            Column("rank_type_city", "同城同类排名", "int"), Column("yoy", "同比", "pct"), Column("pop", "环比", "pct")]
+            Column("rank_type_city", "同城同类排名", "int"), Column("rank_city", "市内排名", "int"), Column("yoy", "同比", "pct"), Column("pop", "环比", "pct")]
     why = "没有面积数据或没有能耗，无法排名"
     return Section("comparisons", "4 对比", "四、横纵对比 Comparisons (单位面积综合能耗，1 = 最低)", [
         Block("最优十家（相对同类中位数最低）", cols, [_place(r) for r in c["best"]], "" if c["best"] else why,

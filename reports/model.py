@@ -18,7 +18,7 @@ import numpy as np
 from analytics import inputs
 from analytics.budget import execution
 from analytics.quota import GBT2589, INDICATORS, QuotaTable, energy_kgce, standing
-from analytics.statistics import intensities
+from analytics.statistics import intensities, rank_within
 from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES
 from meterwatch.localtime import DAY, day_to_date, local_day, local_text, local_year, utc_text
 from meterwatch.registry import Registry
@@ -145,6 +145,7 @@ def _structure(scope: Scope, this: Use, conversion: dict[str, float]) -> dict[st
 
 def _comparisons(scope: Scope, this: Use, previous: Use, last: Use, stats) -> dict[str, Any]:
     types = np.array([i.type for i in scope.institutions], dtype=object).astype(str)
+    rank_city = rank_within(stats.per_m2, np.array([i.city for i in scope.institutions], dtype=object).astype(str))
     ratio = np.full(len(types), np.nan)
     for t in np.unique(types):
         idx = np.flatnonzero(types == t)
@@ -160,7 +161,7 @@ def _comparisons(scope: Scope, this: Use, previous: Use, last: Use, stats) -> di
                 "energy_kgce": _num(this.values["energy_kgce"][k]),
                 "energy_kgce_per_m2": _num(stats.per_m2[k], 4), "energy_kgce_per_capita": _num(stats.per_capita[k], 4),
                 "vs_type_median": _num(ratio[k], 3), "rank_type": _num(stats.rank_type[k], 0),
-                "rank_type_city": _num(stats.rank_type_city[k], 0),
+                "rank_type_city": _num(stats.rank_type_city[k], 0), "rank_city": _num(rank_city[k], 0),
                 "energy_kgce_last_year": _num(last.values["energy_kgce"][k]), "yoy": _num(stats.yoy[k], 4),
                 "energy_kgce_previous": _num(previous.values["energy_kgce"][k]), "pop": _num(pop[k], 4)}
 

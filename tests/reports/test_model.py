@@ -59,6 +59,10 @@ async def test_sections_by_hand(province_store):
     assert a["energy_kgce"] == pytest.approx(a_kgce, rel=1e-6)
     assert a["energy_kgce_per_m2"] == pytest.approx(a_kgce / 1000, rel=1e-4)
     assert a["energy_yoy"] == pytest.approx(a_kgce / (31 * 80 * 0.1229 + 62 * 34.12) - 1, abs=1e-4)
+    ranked = [r for r in report["comparisons"]["best"] if r["energy_kgce_per_m2"] is not None]
+    for city in {r["city"] for r in ranked}:  # within each city: 1 = the lowest energy per m2, whatever the type
+        rows = sorted((r for r in ranked if r["city"] == city), key=lambda r: r["energy_kgce_per_m2"])
+        assert [r["rank_city"] for r in rows] == list(range(1, len(rows) + 1))
     by_city = {r["group"]: r for r in report["structure"]["by_city"]}
     assert by_city["guyuan"]["energy_kgce"] == 0.0 and by_city["yinchuan"]["share"] == 1.0
     kinds = {r["kind"]: r["share"] for r in report["structure"]["by_kind"]}
