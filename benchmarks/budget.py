@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import shutil
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -29,12 +27,12 @@ import numpy as np
 
 from analytics.budget import clear_caches, execution
 from analytics.costs import ensure_priced
-from benchmarks.servers import start_influxd
+from benchmarks.servers import each_store
 from meterwatch.const import DEFAULT_CITIES, INSTITUTION_TYPES
 from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S, local_day, midnight_of
 from meterwatch.registry import Registry
 from meterwatch.registry.tariffs import load_tariffs
-from meterwatch.store import Batch, CostPoint, Store, open_store
+from meterwatch.store import Batch, CostPoint, Store
 from simulators.backfill import backfill
 from simulators.province import generate_province
 
@@ -100,24 +98,8 @@ async def _measure(store: Store, registry: Registry, province: object, days: int
 
 async def measure(institutions: int, days: int, influx_port: int | None = None) -> dict[str, dict[str, float]]:
     registry, province = _registry(institutions)
-    server = start_influxd() if influx_port is None else None
-    port = server.port if server else influx_port
-    results: dict[str, dict[str, float]] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="meterwatch-budget-"))
-    try:
-        for name, url in (("duckdb", f"duckdb://{tmp / 'budget.duckdb'}"),
-                          ("influxdb", f"influxdb://127.0.0.1:{port}/budget_{institutions}_{days}")):
-            store = open_store(url, timeout_s=600)
-            await store.open()
-            try:
-                results[name] = await _measure(store, registry, province, days)
-            finally:
-                await store.close()
-    finally:
-        if server:
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return results
+    return {name: await _measure(store, registry, province, days)
+            async for name, store in each_store("budget", f"budget_{institutions}_{days}", influx_port=influx_port)}
 
 
 def report(results: dict[str, dict[str, float]], institutions: int) -> str:

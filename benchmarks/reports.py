@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from analytics.costs import ensure_priced
 from benchmarks.budget import _registry
-from benchmarks.servers import start_influxd
+from benchmarks.servers import each_store
 from meterwatch.const import DEFAULT_CITIES
 from meterwatch.localtime import DAY, local_day
 from meterwatch.registry import Registry
-from meterwatch.store import Store, open_store
+from meterwatch.store import Store
 from reports import formats
 from reports.model import build
 from reports.period import Period, windows
@@ -59,25 +58,12 @@ async def _measure(store: Store, registry: Registry, province: object, days: int
 async def measure(institutions: int, days: int, stores: tuple[str, ...] = ("duckdb", "influxdb"),
                   keep: Path | None = None) -> dict[str, dict[str, float]]:
     registry, province = _registry(institutions)
-    server = start_influxd() if "influxdb" in stores else None
-    tmp = Path(tempfile.mkdtemp(prefix="meterwatch-reports-"))
     results: dict[str, dict[str, float]] = {}
-    try:
-        for name in stores:
-            url = f"duckdb://{tmp / 'reports.duckdb'}" if name == "duckdb" else \
-                f"influxdb://127.0.0.1:{server.port}/reports_{institutions}_{days}"  # type: ignore[union-attr]
-            out = (keep or tmp) / name
+    with tempfile.TemporaryDirectory(prefix="meterwatch-reports-out-") as tmp:
+        async for name, store in each_store("reports", f"reports_{institutions}_{days}", stores=stores):
+            out = (keep or Path(tmp)) / name
             out.mkdir(parents=True, exist_ok=True)
-            store = open_store(url, timeout_s=600)
-            await store.open()
-            try:
-                results[name] = await _measure(store, registry, province, days, out)
-            finally:
-                await store.close()
-    finally:
-        if server:
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+            results[name] = await _measure(store, registry, province, days, out)
     return results
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from meterwatch.store import Store, open_store
+
 
 class ServerUnavailable(RuntimeError):
     pass
@@ -190,3 +192,26 @@ async def robot_server(delay_s: float = 0.0) -> AsyncIterator[Robot]:
         yield robot
     finally:
         await runner.cleanup()
+
+
+async def each_store(prefix: str, database: str, *, influx_port: int | None = None,
+                     stores: tuple[str, ...] = ("duckdb", "influxdb")) -> AsyncIterator[tuple[str, Store]]:
+    """The benchmarks' loop over both backends: (name, an opened store) in turn, each closed after its turn;
+    a temporary DuckDB file and, unless ``influx_port`` names a running one, an influxd of our own."""
+    server = start_influxd() if influx_port is None and "influxdb" in stores else None
+    port = server.port if server else influx_port
+    tmp = Path(tempfile.mkdtemp(prefix=f"meterwatch-{prefix}-"))
+    try:
+        for name in stores:
+            url = (f"duckdb://{tmp / f'{prefix}.duckdb'}" if name == "duckdb"
+                   else f"influxdb://127.0.0.1:{port}/{database}")
+            store = open_store(url, timeout_s=600)
+            await store.open()
+            try:
+                yield name, store
+            finally:
+                await store.close()
+    finally:
+        if server:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,7 @@ import pytest
 from collector.service import Collector
 from meterwatch.registry import Registry
 from meterwatch.settings import CollectorSettings, Settings
-from meterwatch.store import Store, open_store
+from meterwatch.store import open_store
 from tests.conftest import _unavailable
 
 
@@ -89,6 +89,3 @@ async def log_says(log: Path, text: str, proc: subprocess.Popen, timeout: float 
     if text not in log.read_text(errors="replace"):
         pytest.fail(f"process exited with {proc.returncode} before logging {text!r}:\n{log.read_text()}")
 
-
-async def count_of(store: Store, record_type: type) -> int:
-    return await store.count(record_type)
