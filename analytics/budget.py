@@ -112,7 +112,7 @@ def standard(registry: Registry, institutions: list[Institution], year: int,
     mid = date(year, 7, 1)
     year_days = np.arange(int(local_day(midnight_of(date(year, 1, 1)))), int(local_day(midnight_of(date(year + 1, 1, 1)))))
     for k, inst in enumerate(institutions):
-        quota = {ind: _annual(table, inst, ind) for ind in ("electricity", "water", "energy")}
+        quota = {ind: table.annual(inst, ind) for ind in ("electricity", "water", "energy")}
         price = own_price[k] if np.isfinite(own_price[k]) else flat_day_price(tariffs, inst, mid)
         if isinstance(quota["electricity"], tuple) and np.isfinite(price):
             out.constraint["electricity"][k], out.guide["electricity"][k] = (q * price for q in quota["electricity"])
@@ -135,11 +135,6 @@ def standard(registry: Registry, institutions: list[Institution], year: int,
                                                                             strict=True)]
             out.constraint["heat"][k], out.guide["heat"][k] = (gj * heat.price for gj in allowed)
     return out
-
-
-def _annual(table: QuotaTable, inst: Institution, indicator: str) -> tuple[float, float] | str:
-    quota = table.quota(inst, indicator)
-    return quota if isinstance(quota, str) else quota.annual(inst)
 
 
 async def yearly_costs(store: Store, ids: list[str], start: int, end: int

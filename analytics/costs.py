@@ -227,8 +227,7 @@ def monthly_water_quota(registry: Registry, institutions: list[Institution]) -> 
     table = QuotaTable(registry.quotas)
     out = np.zeros(len(institutions))
     for k, inst in enumerate(institutions):
-        quota = table.quota(inst, "water")
-        annual = quota if isinstance(quota, str) else quota.annual(inst)
+        annual = table.annual(inst, "water")
         out[k] = 0.0 if isinstance(annual, str) else annual[0] / 12
     return out
 

@@ -76,6 +76,11 @@ class QuotaTable:
                 return found
         return f"no {indicator} quota for type {inst.type!r}"
 
+    def annual(self, inst: Institution, indicator: str) -> tuple[float, float] | str:
+        """(constraint, guide) of ``inst`` for the whole year, or why there is none."""
+        quota = self.quota(inst, indicator)
+        return quota if isinstance(quota, str) else quota.annual(inst)
+
 
 def energy_kgce(electricity_kwh: np.ndarray, heat_gj: np.ndarray, conversion: dict[str, float]) -> np.ndarray:
     return (np.nan_to_num(electricity_kwh) * conversion["electricity_kgce_per_kwh"]
@@ -136,8 +141,7 @@ def standing(table: QuotaTable, institutions: list[Institution], indicator: str,
     constraint, guide, share = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     missing: list[tuple[str, str]] = []
     for k, inst in enumerate(institutions):
-        quota = table.quota(inst, indicator)
-        annual = quota if isinstance(quota, str) else quota.annual(inst)
+        annual = table.annual(inst, indicator)
         if isinstance(annual, str):
             missing.append((inst.id, annual))
             continue

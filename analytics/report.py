@@ -6,7 +6,7 @@ import numpy as np
 
 from analytics import inputs
 from analytics.budget import KINDS, Execution, execution
-from analytics.quota import GBT2589, QuotaTable, Standing, day_to_date, energy_kgce, standing
+from analytics.quota import QuotaTable, Standing, day_to_date, energy_kgce, standing
 from analytics.statistics import intensities
 from meterwatch.localtime import DAY, local_midnight, local_year
 from meterwatch.registry import Registry
@@ -28,7 +28,7 @@ async def statistics(store: Store, registry: Registry, at: int, profile_min_days
     profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     table = QuotaTable(registry.quotas)
     last = await inputs.year_to_date(store, ids, jan1 - 365 * DAY, at - 365 * DAY)
-    conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
+    conversion = table.conversion  # GB/T 2589 unless quotas.toml says otherwise
     occupants = np.array([i.occupants for i in institutions], dtype=float)
     area = np.array([i.floor_area_m2 for i in institutions], dtype=float)
     types = np.array([i.type for i in institutions])

@@ -17,7 +17,7 @@ import numpy as np
 
 from analytics import inputs
 from analytics.budget import execution
-from analytics.quota import GBT2589, INDICATORS, QuotaTable, energy_kgce, standing
+from analytics.quota import INDICATORS, QuotaTable, energy_kgce, standing
 from analytics.statistics import intensities, rank_within
 from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES
 from meterwatch.localtime import DAY, day_to_date, local_day, local_text, local_year, utc_text
@@ -44,7 +44,7 @@ def _change(now: np.ndarray, before: np.ndarray) -> np.ndarray:
 
 async def build(store: Store, registry: Registry, scope: Scope, win: Windows, *, yoy_threshold: float,
                 target_share: float, profile_min_days: int, generated_at: int | None = None) -> dict[str, Any]:
-    conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
+    conversion = QuotaTable(registry.quotas).conversion  # GB/T 2589 unless quotas.toml says otherwise
     this, previous, last = await asyncio.gather(*(gather.use(store, registry, scope, w, conversion)
                                                   for w in (win.this, win.previous, win.last_year)))
     stats = _intensities(scope, this, last)
@@ -183,10 +183,9 @@ async def _standing(store: Store, registry: Registry, scope: Scope, win: Windows
     day_of_year = (as_of - jan1) // DAY
     ids = [i.id for i in insts]
     ytd = await inputs.year_to_date(store, ids, jan1, as_of)
-    conversion = QuotaTable(registry.quotas).conversion if registry.quotas else GBT2589
-    ytd["energy"] = energy_kgce(ytd["electricity"], ytd["heat"], conversion)
-    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     table = QuotaTable(registry.quotas)
+    ytd["energy"] = energy_kgce(ytd["electricity"], ytd["heat"], table.conversion)
+    profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     rows = []
     for indicator, unit in INDICATORS.items():
         st = standing(table, insts, indicator, ytd[indicator], profiles, day_of_year)
