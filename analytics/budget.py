@@ -28,7 +28,7 @@ from datetime import date
 
 import numpy as np
 
-from analytics import inputs
+from analytics import bills, inputs
 from analytics.quota import FLAT, QuotaTable, crossing_day, elapsed_share
 from meterwatch.localtime import (
     DAY,
@@ -218,10 +218,17 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
             break
         month, _ = await yearly_costs(store, ids, start, min(end, at))
         by_month[:, m, :] = np.column_stack([month[k] for k in KINDS])
+    billed = await _billed_months(store, ids, jan1, at)
+    for kind in KINDS:
+        cost[kind] = cost[kind] + billed[kind].sum(axis=1)
+    if monthly:
+        by_month += np.stack([billed[k] for k in KINDS], axis=2)
     price_key = (getattr(store, "url", id(store)), jan1, registry.tariffs.fingerprint if registry.tariffs else "",
                  tuple(ids))
-    if price_key not in _OWN_PRICE:  # last year's: the same all year
-        _OWN_PRICE[price_key] = await own_electricity_price(store, ids, jan1)
+    if price_key not in _OWN_PRICE:  # last year's: the same all year; the bills' where nothing was priced
+        own = await own_electricity_price(store, ids, jan1)
+        billed_price = bills.electricity_price(await bills.fetch_bills(store, jan1 - 365 * DAY, jan1), ids)
+        _OWN_PRICE[price_key] = np.where(np.isfinite(own), own, billed_price)
     std = standard(registry, institutions, year, _OWN_PRICE[price_key])
     profiles = await inputs.type_profiles(store, jan1 - 365 * DAY, jan1, min_days=profile_min_days)
     budget, source = _budgets(registry, institutions, year, std)
@@ -246,13 +253,32 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
     notes = _unpriced(registry, institutions, at - 1)
     notes += [f"{sum(1 for _, w in std.why if w == n)} institutions: {n}" for n in sorted({w for _, w in std.why})]
     first = min((p.ts for p in await store.fetch(PricedDay, start=jan1, end=at) if p.points > 0), default=None)
-    if first is None:
+    billed_months = int(sum((billed[k] > 0).sum() for k in KINDS))
+    if billed_months:
+        notes.append(f"{billed_months} institution-months of a kind taken from bills (no metered cost in them)")
+    if first is None and not billed_months:
         notes.insert(0, "no priced use this year: is the store empty, or are there no tariffs?")
-    elif first > jan1 + 7 * DAY:
+    elif first is not None and first > jan1 + 7 * DAY and not billed_months:
         notes.insert(0, f"priced use starts on {local_text(first)[:10]}: the year before counts as zero, so "
                         "projections are low until last year's readings or bills are loaded")
     return Execution(year, at, institutions, cost, carbon, budget, source, std, prorated, projected, status,
                      crossing, by_month, notes)
+
+
+async def _billed_months(store: Store, ids: list[str], jan1: int, at: int) -> dict[str, np.ndarray]:
+    """Per kind, (institutions, 12) yuan of this year's bills for the months ended by ``at`` that the meters
+    left unpriced (``analytics.bills``)."""
+    out = {k: np.zeros((len(ids), 12)) for k in KINDS}
+    index = {i: n for n, i in enumerate(ids)}
+    this_year = await bills.fetch_bills(store, jan1, at)
+    for first in sorted({b.ts for b in this_year}):
+        month_bills = [b for b in this_year if b.ts == first and b.institution in index]
+        metered, _ = await yearly_costs(store, ids, first, min(bills.month_end(first), at))
+        lookup = {(b.institution, b.kind, first): float(metered[b.kind][index[b.institution]])
+                  for b in month_bills if b.kind in metered}
+        for k, yuan in bills.stand_in_yuan(month_bills, ids, KINDS, at, lookup).items():
+            out[k][:, local_date(first).month - 1] = yuan
+    return out
 
 
 def _unpriced(registry: Registry, institutions: list[Institution], at: int) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics import bills
 from analytics.quota import GBT2589, energy_kgce
 from meterwatch.const import METER_KINDS
 from meterwatch.localtime import DAY, local_midnight
@@ -156,7 +157,8 @@ async def year_to_date(store: Store, institutions: list[str], start: int, end: i
 async def type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
     """(type, indicator) -> 365 daily weights from last year's province data, where there are enough days.
 
-    The energy indicator's profile is electricity's plus heat's, each in kgce.
+    The energy indicator's profile is electricity's plus heat's, each in kgce.  A type and kind without
+    enough days of readings takes its institutions' bills, where they cover enough (``analytics.bills``).
     """
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
                                           by=("type", "kind"), bucket_s=DAY))
@@ -170,6 +172,8 @@ async def type_profiles(store: Store, start: int, end: int, min_days: int) -> di
     for (kind_type, kind), series in days.items():
         if np.isfinite(series).sum() >= min_days:
             out[(kind_type, kind)] = np.where(np.isfinite(series), series, np.nanmean(series))
+    billed = bills.daily_profiles(await bills.fetch_bills(store, start, end), start, min_days)
+    out |= {key: profile for key, profile in billed.items() if key not in out}  # the meters win
     for kind_type in {t for t, _ in out}:
         e, h = out.get((kind_type, "electricity")), out.get((kind_type, "heat"))
         if e is not None:

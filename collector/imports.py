@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,7 @@ from meterwatch.const import METER_KINDS, UP_PREFIX
 from meterwatch.localtime import CHINA, midnight_of
 from meterwatch.registry import Device, Registry
 from meterwatch.settings import Settings
-from meterwatch.store import Batch, BillPoint, ReadingPoint, Store
+from meterwatch.store import Batch, BillPoint, ReadingPoint, RejectRecord, Store
 from meterwatch.timestamps import parse_local_time, parse_timestamp
 
 WRITE_CHUNK = 20_000  # points per store write
@@ -50,6 +51,18 @@ class ImportReport:
     rewritten: int = 0  # stored readings after an imported one whose consumption was recomputed
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)  # "where: reason: detail", one per refused row
+    rejects: list[RejectRecord] = field(default_factory=list)  # the same rows, kept in the store's ``reject``
+    _last_ns: int = field(default=0, repr=False)  # rejects are keyed by their nanosecond: unique, increasing
+
+    def refuse(self, where: str, reason: str, detail: str, cells: dict[str, Any] | None = None,
+               device: Device | None = None) -> None:
+        """A refused row: reported as ``where: reason: detail`` and kept as a reject (the row's cells as
+        JSON, no topic: ``meterwatch rejects replay`` leaves it; importing the corrected file retries it)."""
+        self.problems.append(f"{where}: {reason}: {detail}")
+        payload = json.dumps({k: cell_text(v) for k, v in (cells or {}).items()}, ensure_ascii=False).encode()
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        self.rejects.append(RejectRecord(self._last_ns, reason, "", payload, f"{where}: {detail}"[:500],
+                                         device.institution if device else "", device.id if device else ""))
 
     def summary(self, name: str, dry_run: bool) -> str:
         verb = "would store" if dry_run else "stored"
@@ -68,7 +81,8 @@ async def import_file(path: Path, registry: Registry, settings: Settings, store:
     """Check and store every valid row of ``path`` (``BadFile`` when it cannot be read as a table)."""
     report = ImportReport()
     for table in read_tables(path):
-        report.problems += table.problems
+        for where, problem in table.problems:
+            report.refuse(where, reasons.INVALID_PAYLOAD, problem)
         report.rows += len(table.rows) + len(table.problems)
         if table.kind == "readings":
             batch = await _readings(table, path.name, registry, settings, store, report)
@@ -76,14 +90,16 @@ async def import_file(path: Path, registry: Registry, settings: Settings, store:
             batch = _bills(table, path.name, registry, report)
         if not dry_run:
             await _write(store, batch)
+    if not dry_run:
+        await _write(store, Batch(rejects=report.rejects))
     return report
 
 
 async def _write(store: Store, batch: Batch) -> None:
-    for start in range(0, len(batch.readings), WRITE_CHUNK):
-        await store.write(Batch(readings=batch.readings[start:start + WRITE_CHUNK]))
-    for start in range(0, len(batch.bills), WRITE_CHUNK):
-        await store.write(Batch(bills=batch.bills[start:start + WRITE_CHUNK]))
+    for name in ("readings", "bills", "rejects"):
+        rows = getattr(batch, name)
+        for start in range(0, len(rows), WRITE_CHUNK):
+            await store.write(Batch(**{name: rows[start:start + WRITE_CHUNK]}))
 
 
 # -- cells ----------------------------------------------------------------------------------------
@@ -171,13 +187,15 @@ async def stored_history(store: Store, device: Device, first: int, last: int, ro
 async def _readings(table: Table, source: str, registry: Registry, settings: Settings, store: Store,
                     report: ImportReport) -> Batch:
     by_device: dict[str, list[_Reading]] = defaultdict(list)
+    cells: dict[str, dict[str, Any]] = {}  # where -> the row, for the rejects
     for row in table.rows:
         try:
             device, reading = _parse_reading(row, registry)
         except RowError as exc:
-            report.problems.append(f"{row.where}: {exc.reason}: {exc}")
+            report.refuse(row.where, exc.reason, str(exc), row.cells)
             continue
         by_device[device.id].append(reading)
+        cells[row.where] = row.cells
     ingestor = Ingestor(registry, settings.collector)
     out = Batch()
     for device_id, readings in by_device.items():
@@ -191,7 +209,8 @@ async def _readings(table: Table, source: str, registry: Registry, settings: Set
         await place_late(ingestor, store, messages)
         following: dict[int, ReadingPoint] = {}  # stored readings recomputed: the last computation is right
         for m, r in zip(messages, readings, strict=True):
-            report.problems += [f"{r.where}: {bad.reason}: {bad.detail}" for bad in m.out.rejects]
+            for bad in m.out.rejects:
+                report.refuse(r.where, bad.reason, bad.detail, cells[r.where], device)
             report.duplicates += m.duplicates
             for p in m.out.readings:
                 if p.ts == r.ts:
@@ -227,12 +246,12 @@ def _bills(table: Table, source: str, registry: Registry, report: ImportReport) 
         try:
             bill = _parse_bill(row, source, registry)
         except RowError as exc:
-            report.problems.append(f"{row.where}: {exc.reason}: {exc}")
+            report.refuse(row.where, exc.reason, str(exc), row.cells)
             continue
         key = (bill.institution, bill.kind, bill.ts)
         if key in seen and seen[key][1] != bill:
-            report.problems.append(f"{row.where}: {reasons.CONFLICTING_READING}: another bill for "
-                                   f"{bill.institution} {bill.kind} that month at {seen[key][0]}")
+            report.refuse(row.where, reasons.CONFLICTING_READING,
+                          f"another bill for {bill.institution} {bill.kind} that month at {seen[key][0]}", row.cells)
             continue
         seen.setdefault(key, (row.where, bill))
     report.stored += len(seen)

@@ -38,7 +38,7 @@ class Row:
 class Table:
     kind: str  # readings or bills
     rows: list[Row]
-    problems: list[str]  # rows that are not even rows: "where: problem"
+    problems: list[tuple[str, str]]  # rows that are not even rows: (where, problem)
 
 
 def read_tables(path: Path) -> list[Table]:
@@ -81,11 +81,11 @@ def _csv_table(path: Path) -> Table:
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) < len(header):
-                table.problems.append(f"{where}: {len(cells)} cells, the header has {len(header)}")
+                table.problems.append((where, f"{len(cells)} cells, the header has {len(header)}"))
                 continue
             table.rows.append(Row(where, {c: cells[i] for c, i in index.items()}))
     except csv.Error as exc:
-        table.problems.append(f"{path.name}:{reader.line_num}: unreadable CSV from here on: {exc}")
+        table.problems.append((f"{path.name}:{reader.line_num}", f"unreadable CSV from here on: {exc}"))
     return table
 
 
@@ -96,16 +96,18 @@ def _xlsx_tables(path: Path) -> list[Table]:
         workbook = openpyxl.load_workbook(path, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         raise BadFile(f"{path.name}: not a readable xlsx workbook: {exc}") from None
-    tables, refused = [], []
+    tables: list[Table] = []
+    refused: list[tuple[str, str]] = []  # (sheet, why it is not a table)
     for sheet in workbook.worksheets:
         grid = _unmerged(sheet)
         try:
             tables.append(_sheet_table(path.name, sheet.title, grid))
         except BadFile as exc:
             merged = ", ".join(str(r) for r in sheet.merged_cells.ranges)
-            refused.append(f"{exc}" + (f" (merged cells {merged})" if merged else ""))
+            where, _, why = str(exc).partition(": ")  # BadFile says "file:sheet!row: why"
+            refused.append((where, why + (f" (merged cells {merged})" if merged else "")))
     if not tables:
-        raise BadFile("; ".join(refused) or f"{path.name}: no sheet")
+        raise BadFile("; ".join(f"{where}: {why}" for where, why in refused) or f"{path.name}: no sheet")
     tables[0].problems[:0] = refused
     return tables
 

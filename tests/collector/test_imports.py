@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import openpyxl
 import pytest
 
 from meterwatch.localtime import CHINA
-from meterwatch.store import Batch, BillPoint, ReadingPoint, open_store
+from meterwatch.store import Batch, BillPoint, ReadingPoint, RejectRecord, open_store
 from tests.helpers import tiny_registry
 
 pytestmark = pytest.mark.servers
@@ -86,6 +87,11 @@ async def test_readings_get_consumption_from_stored_history_and_a_second_import_
     assert [r.register for r in e] == [400.0, 420.0]  # multiplier 40
     assert [r.consumption for r in e] == [None, 20.0]
     assert "stored 5, 1 following readings recomputed, 0 already stored, 3 refused" in done.stderr
+    # the refused rows are kept in ``reject`` as well, with where they were and the row as JSON
+    rejects = await stored(store_url, RejectRecord)
+    assert [(r.reason, r.detail.split(": ")[0], r.topic) for r in rejects] == [
+        ("bad_timestamp", "history.csv:4", ""), ("bad_value", "history.csv:5", ""), ("unknown_device", "history.csv:6", "")]
+    assert json.loads(rejects[1].payload) == {"device": "a-w1", "time": "2025/10/01 10:00", "register": "abc"}
 
     again = run_import(tmp_path, store_url, "history.csv")
 
@@ -159,7 +165,7 @@ async def test_xlsx_with_a_merged_title_and_merged_device_cells(tmp_path: Path, 
 
     for result in (dry, done):
         lines = result.stdout.splitlines()
-        assert lines[0].startswith("meters.xlsx:merged!1: header ['device and time', 'device and time', "
+        assert lines[0].startswith("meters.xlsx:merged!1: invalid_payload: header ['device and time', 'device and time', "
                                    "'register'] is not readings") and "merged cells A1:B1" in lines[0]
         assert lines[1].startswith("meters.xlsx:抄表!5: bad_timestamp: time 'yesterday'")
         assert len(lines) == 2 and "Traceback" not in result.stderr
