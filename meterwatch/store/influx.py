@@ -57,7 +57,7 @@ class InfluxStore:
         self.database = parts.path.strip("/") or "meterwatch"
         user = user or parts.username
         password = password or parts.password
-        self._auth = aiohttp.BasicAuth(user, password or "") if user else None
+        self._headers = {"Authorization": aiohttp.encode_basic_auth(user, password or "")} if user else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -79,7 +79,7 @@ class InfluxStore:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         return self._session
 
     async def _request(self, method: str, path: str, params: dict[str, str], data: bytes | None = None) -> Any:
