@@ -15,6 +15,7 @@ import numpy as np
 from analytics.budget import KINDS, Execution, execution
 from analytics.costs import price_through
 from meterwatch.localtime import local_text, utc_text, year_bounds
+from meterwatch.numbers import finite_or_none
 from meterwatch.registry import Registry
 from meterwatch.runtime import load_checked_registry
 from meterwatch.settings import Settings
@@ -69,8 +70,8 @@ async def _execution(settings: Settings, registry: Registry, at: int) -> Executi
         await store.close()
 
 
-def _num(x: float) -> float | None:
-    return None if not np.isfinite(x) else round(float(x), 2)
+def _num(value: float | None, digits: int = 2) -> float | None:
+    return finite_or_none(value, digits)
 
 
 def as_json(ex: Execution, rows: list[int]) -> dict[str, Any]:

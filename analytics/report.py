@@ -9,10 +9,10 @@ from analytics.budget import KINDS, Execution, execution
 from analytics.quota import QuotaTable, Standing, day_to_date, energy_kgce, standing
 from analytics.statistics import intensities
 from meterwatch.localtime import DAY, local_midnight, local_year
+from meterwatch.numbers import finite_or_none
 from meterwatch.registry import Registry
 from meterwatch.settings import AnalyticsSettings
 from meterwatch.store import Batch, StatisticPoint, Store
-
 
 PROFILE_MIN_DAYS = AnalyticsSettings.model_fields["profile_min_days"].default
 
@@ -107,8 +107,8 @@ def _standing(st: Standing, k: int, year: int) -> tuple:
             _num(st.projected[k]), str(st.status[k]), crossing)
 
 
-def _num(value: float) -> float | None:
-    return None if not np.isfinite(value) else round(float(value), 6)
+def _num(value: float | None, digits: int = 6) -> float | None:
+    return finite_or_none(value, digits)
 
 
 def _int(value: float) -> int | None:

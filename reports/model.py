@@ -21,6 +21,7 @@ from analytics.quota import INDICATORS, QuotaTable, energy_kgce, standing
 from analytics.statistics import intensities, rank_within
 from meterwatch.const import GARBAGE_CATEGORIES, INSTITUTION_TYPES
 from meterwatch.localtime import DAY, day_to_date, local_day, local_text, local_year, utc_text
+from meterwatch.numbers import finite_or_none
 from meterwatch.registry import Registry
 from meterwatch.store import Store
 from reports import gather
@@ -33,8 +34,8 @@ QUANTITY_CN = {"energy_kgce": "综合能耗", "water_m3": "用水"}
 STATUS_CN = {"guide": "优于引导值", "between": "引导值与约束值之间", "over": "预计超约束值", "": "无定额"}
 
 
-def _num(value: float, digits: int = 3) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+def _num(value: float | None, digits: int = 3) -> float | None:
+    return finite_or_none(value, digits)
 
 
 def _change(now: np.ndarray, before: np.ndarray) -> np.ndarray:

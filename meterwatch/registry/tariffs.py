@@ -125,19 +125,6 @@ class Tariffs:
                 out.append((midnight_of(day), chosen))
         return out
 
-    # -- one institution: see the module-level functions, which price many at once ------------------
-
-    def electricity_bands(self, inst: Institution, start: np.ndarray, end: np.ndarray,
-                          kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return price_electricity(self.timeline("electricity", inst), start, end, kwh)
-
-    def water_day_costs(self, inst: Institution, days: np.ndarray, m3: np.ndarray,
-                        monthly_quota_m3: float | None) -> np.ndarray:
-        return price_water(self.timeline("water", inst), days, m3, monthly_quota_m3)
-
-    def heat_day_cost(self, inst: Institution, days: np.ndarray, gj: np.ndarray) -> np.ndarray:
-        return price_heat(self.timeline("heat", inst), days, gj, inst.floor_area_m2)
-
 
 Timeline = list[tuple[int, Schedule]]
 
@@ -244,11 +231,6 @@ def _tiered(used: np.ndarray | float, quota: np.ndarray | float, tiers: tuple[tu
     if not tiers:
         charged = charged + np.maximum(0.0, used - quota)
     return charged
-
-
-def surcharge_factor(total: float, quota: float, tiers: tuple[tuple[float, float], ...]) -> float:
-    """Average price multiplier of a month's ``total`` against its ``quota`` (1.0 within the quota)."""
-    return float(_tiered(total, quota, tiers)) / total if total > 0 else 1.0
 
 
 def season_length(day: date, season: tuple[tuple[int, int], tuple[int, int]]) -> int:

@@ -10,7 +10,7 @@ import pytest
 from meterwatch.const import DEFAULT_CITIES, INSTITUTION_TYPES
 from meterwatch.localtime import midnight_of
 from meterwatch.registry.model import Institution
-from meterwatch.registry.tariffs import load_tariffs, season_length, surcharge_factor
+from meterwatch.registry.tariffs import load_tariffs, price_electricity, price_heat, price_water, season_length
 
 OFFICE = Institution("inst-a", "甲单位", "yinchuan", "office", "", 1000.0, 50)
 SCHOOL = Institution("inst-b", "乙学校", "guyuan", "education", "", 2000.0, 400)
@@ -47,7 +47,7 @@ def test_a_days_flat_profile_splits_over_the_bands_by_hours():
     """4 kWh every hour for a day: sharp 2 h, peak 7 h, valley 8 h (23-07 across midnight), flat the other 7."""
     t = load(SAMPLE)
     ends = local(2026, 10, 1) + 900 * np.arange(1, 97)
-    split, cost = t.electricity_bands(OFFICE, ends - 900, ends, np.full(96, 1.0))
+    split, cost = price_electricity(t.timeline("electricity", OFFICE), ends - 900, ends, np.full(96, 1.0))
     assert split.sum(axis=0) == pytest.approx([8.0, 28.0, 28.0, 32.0])
     assert cost.sum() == pytest.approx(8 * 1.10 + 28 * 0.95 + 28 * 0.62 + 32 * 0.30)  # 62.36 yuan
 
@@ -55,7 +55,7 @@ def test_a_days_flat_profile_splits_over_the_bands_by_hours():
 def test_an_interval_across_midnight_is_spread_evenly_over_its_bands():
     """22:30 -> 00:30, 4 kWh: half an hour of peak (1 kWh), then 1.5 h of valley (3 kWh)."""
     t = load(SAMPLE)
-    split, cost = t.electricity_bands(OFFICE, np.array([local(2026, 10, 1, 22, 30)]),
+    split, cost = price_electricity(t.timeline("electricity", OFFICE), np.array([local(2026, 10, 1, 22, 30)]),
                                       np.array([local(2026, 10, 2, 0, 30)]), np.array([4.0]))
     assert split[0] == pytest.approx([0.0, 1.0, 0.0, 3.0])
     assert cost[0] == pytest.approx(1 * 0.95 + 3 * 0.30)
@@ -65,10 +65,10 @@ def test_a_price_change_in_the_middle_of_a_month_reprices_from_its_date():
     """Flat 0.50 until 15 March, 0.60 from 16 March: 24 kWh from noon to noon is 12 at each price."""
     t = load('[[electricity]]\nfrom = 2026-01-01\nprice = { flat = 0.50 }\n\n'
              '[[electricity]]\nfrom = 2026-03-16\nprice = { flat = 0.60 }\n')
-    _, cost = t.electricity_bands(OFFICE, np.array([local(2026, 3, 15, 12)]), np.array([local(2026, 3, 16, 12)]),
+    _, cost = price_electricity(t.timeline("electricity", OFFICE), np.array([local(2026, 3, 15, 12)]), np.array([local(2026, 3, 16, 12)]),
                                   np.array([24.0]))
     assert cost[0] == pytest.approx(12 * 0.50 + 12 * 0.60)
-    _, before = t.electricity_bands(OFFICE, np.array([local(2025, 12, 31, 23)]), np.array([local(2026, 1, 1, 1)]),
+    _, before = price_electricity(t.timeline("electricity", OFFICE), np.array([local(2025, 12, 31, 23)]), np.array([local(2026, 1, 1, 1)]),
                                     np.array([2.0]))
     assert np.isnan(before[0])  # half of it has no tariff: not guessed
 
@@ -93,22 +93,21 @@ def test_the_most_specific_schedule_wins_then_the_latest():
 def test_water_surcharge_tiers_above_the_monthly_quota(used, expected):
     t = load(SAMPLE)
     days = np.arange(30) + (local(2026, 4, 1) + 8 * 3600) // 86400
-    daily = t.water_day_costs(OFFICE, days, np.full(30, used / 30), monthly_quota_m3=100.0)
+    daily = price_water(t.timeline("water", OFFICE), days, np.full(30, used / 30), 100.0)
     assert daily.sum() == pytest.approx(expected)
     assert daily[0] == pytest.approx(used / 30 * 4.4)  # the first day is within the quota
-    assert surcharge_factor(130.0, 100.0, ((0.0, 1.5), (0.2, 2.0))) == pytest.approx(660 / 4.4 / 130)
 
 
 def test_heat_by_gj_and_by_floor_area_over_the_season():
     t = load(SAMPLE + '\n[[heat]]\nfrom = 2026-10-01\nbasis = "m2"\nprice = 30.0\nseason = ["11-01", "03-31"]\n')
     day = (local(2026, 3, 10) + 8 * 3600) // 86400
-    assert t.heat_day_cost(OFFICE, np.array([day]), np.array([10.0]))[0] == pytest.approx(450.0)
+    assert price_heat(t.timeline("heat", OFFICE), np.array([day]), np.array([10.0]), OFFICE.floor_area_m2)[0] == pytest.approx(450.0)
     season = (local(2026, 11, 1) + 8 * 3600) // 86400 + np.arange(151)  # 1 Nov 2026 .. 31 Mar 2027
-    daily = t.heat_day_cost(OFFICE, season, np.zeros(151))
+    daily = price_heat(t.timeline("heat", OFFICE), season, np.zeros(151), OFFICE.floor_area_m2)
     assert daily.sum() == pytest.approx(1000 * 30.0)  # the whole season is area x price
     assert daily[61:92].sum() == pytest.approx(31 * 30000 / 151)  # January 2027
     summer = (local(2026, 10, 15) + 8 * 3600) // 86400
-    assert t.heat_day_cost(OFFICE, np.array([summer]), np.array([0.0]))[0] == 0.0
+    assert price_heat(t.timeline("heat", OFFICE), np.array([summer]), np.array([0.0]), OFFICE.floor_area_m2)[0] == 0.0
     assert season_length(date(2028, 1, 10), ((11, 1), (3, 31))) == 152  # leap February
 
 
@@ -157,7 +156,7 @@ def test_the_surcharge_can_apply_to_the_water_part_of_the_price_only():
              'surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]\n')
     days = np.arange(30) + (local(2026, 4, 1) + 8 * 3600) // 86400
     expected = 100 * 4.92 + 20 * (4.92 + 0.5 * 3.30) + 10 * (4.92 + 1.0 * 3.30)
-    assert t.water_day_costs(OFFICE, days, np.full(30, 130 / 30), monthly_quota_m3=100.0).sum() == pytest.approx(expected)
+    assert price_water(t.timeline("water", OFFICE), days, np.full(30, 130 / 30), 100.0).sum() == pytest.approx(expected)
 
 
 def test_the_shipped_sample_loads_clean_and_prices_schools_lower():
@@ -168,7 +167,7 @@ def test_the_shipped_sample_loads_clean_and_prices_schools_lower():
     assert t.schedule_for("water", SCHOOL, date(2026, 5, 1)).price == 3.11
     assert t.schedule_for("water", OFFICE, date(2026, 5, 1)).price == 4.92
     ends = local(2026, 10, 1) + 3600 * np.arange(1, 25)
-    split, _ = t.electricity_bands(OFFICE, ends - 3600, ends, np.ones(24))
+    split, _ = price_electricity(t.timeline("electricity", OFFICE), ends - 3600, ends, np.ones(24))
     assert split.sum(axis=0) == pytest.approx([0.0, 8.0, 8.0, 8.0])  # published: 8 h each of peak, flat, valley
 
 
@@ -178,7 +177,7 @@ def test_the_surcharge_accrues_on_the_days_that_pass_the_quota_and_a_price_chang
     t = load(SAMPLE + '\n[[water]]\nfrom = 2026-04-15\nprice = 5.00\n'
                       'surcharge = [ { above = 0.0, factor = 1.5 }, { above = 0.2, factor = 2.0 } ]\n')
     first = (local(2026, 4, 1) + 8 * 3600) // 86400
-    cost = t.water_day_costs(OFFICE, np.array([first, first + 19]), np.array([60.0, 60.0]), monthly_quota_m3=100.0)
+    cost = price_water(t.timeline("water", OFFICE), np.array([first, first + 19]), np.array([60.0, 60.0]), 100.0)
     assert cost[0] == pytest.approx(60 * 4.40)
     assert cost[1] == pytest.approx(40 * 5.00 + 20 * 5.00 * 1.5)
 
