@@ -37,11 +37,13 @@ second apart): InfluxDB identifies a point by its tags and time, so an
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -194,6 +196,27 @@ class AlertBook:
                 current.acknowledged = True
                 return self._event(key, current, "acknowledged", now)
         return None
+
+
+class StateBusy(RuntimeError):
+    """Another process holds the alert state file (a running ``meterwatch analyze``)."""
+
+
+@contextmanager
+def hold_state(path: Path) -> Iterator[None]:
+    """Hold the state file for this process: an exclusive lock on ``<state>.lock``, released on exit
+    (also when the process dies).  Two processes saving one state would each overwrite the other's
+    changes: an acknowledgement saved by one is lost at the other's next save."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateBusy(f"{path} is in use by another meterwatch analyze process") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def load_book(path: Path, *, update_interval_s: float, resolve_after: int = 2) -> AlertBook:

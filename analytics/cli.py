@@ -14,7 +14,9 @@ import logging
 import sys
 import time
 
-from analytics.alerts import load_book
+import aiomqtt
+
+from analytics.alerts import StateBusy, hold_state, load_book
 from analytics.notifiers import check_notifiers, http_notifier
 from analytics.notifiers.base import Notifier
 from analytics.notifiers.mqtt import MqttNotifier
@@ -23,7 +25,8 @@ from analytics.routing import unknown_rules
 from analytics.rules import configure, discover
 from analytics.runner import evaluate
 from analytics.sender import Sender
-from analytics.service import AnalyticsDied, acknowledge, run_scheduled
+from analytics.service import AnalyticsDied, acknowledge, publish_ack, run_scheduled
+from meterwatch.const import ACK_TOPIC
 from meterwatch.httpservice import parse_listen
 from meterwatch.runtime import load_checked_registry, run_until_signalled
 from meterwatch.timestamps import parse_timestamp
@@ -80,32 +83,47 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for line in lines:
             print("  " + line)
 
-    async def ack(alert_id: str) -> bool:
-        book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-        return await acknowledge(book, alert_id, args.by, store, notifiers, mute_file=cfg.mute_file)
+    async def ack(alert_id: str) -> bool | None:
+        """Acknowledged here (True), no such open alert (False), or handed to the running process (None),
+        which owns the state (and, with DuckDB, the store file)."""
+        try:
+            with hold_state(cfg.state_file):
+                book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
+                await store.open()
+                try:
+                    return await acknowledge(book, alert_id, args.by, store, notifiers, mute_file=cfg.mute_file)
+                finally:
+                    await store.close()
+        except StateBusy:  # as an operator's message would be: the process acknowledges and saves
+            await publish_ack(settings, alert_id, args.by)
+            return None
 
     code = 0
 
     async def main(stop: asyncio.Event) -> None:
         nonlocal code
-        await store.open()
-        try:
-            if args.ack:
-                acknowledged = await ack(args.ack)
-                print(f"alert {args.ack} acknowledged by {args.by}" if acknowledged
-                      else f"no open, unacknowledged alert with id {args.ack}")
-                code = 0 if acknowledged else 1
-            elif args.once:
-                await once()
-            else:
-                book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
-                await run_scheduled(settings, registry, store, book, notifiers, stop)
-        finally:
-            await store.close()
+        if args.ack:
+            acknowledged = await ack(args.ack)
+            print(f"alert {args.ack} acknowledged by {args.by}" if acknowledged
+                  else f"no open, unacknowledged alert with id {args.ack}" if acknowledged is False
+                  else f"alert {args.ack}: acknowledgement by {args.by} sent to the running analytics "
+                       f"process (topic {ACK_TOPIC}); it says in its log whether the alert was open")
+            code = 1 if acknowledged is False else 0
+            return
+        with hold_state(cfg.state_file):  # one evaluating process per state file
+            await store.open()
+            try:
+                if args.once:
+                    await once()
+                else:
+                    book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
+                    await run_scheduled(settings, registry, store, book, notifiers, stop)
+            finally:
+                await store.close()
 
     try:
         asyncio.run(run_until_signalled(main))
-    except (StoreError, AnalyticsDied) as exc:
+    except (StoreError, AnalyticsDied, StateBusy, aiomqtt.MqttError) as exc:
         log.error("analytics stopped", extra={"error": repr(exc)[:500]})
         print(f"error: {exc}", file=sys.stderr)
         return 1

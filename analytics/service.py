@@ -70,6 +70,12 @@ async def acknowledge(book: AlertBook, alert_id: str, by: str, store: Store, not
     return True
 
 
+async def publish_ack(settings: Settings, alert_id: str, by: str) -> None:
+    """Ask the running analytics process to acknowledge (QoS 1: the broker has it when this returns)."""
+    async with aiomqtt.Client(**client_kwargs(settings)) as client:
+        await client.publish(ACK_TOPIC, json.dumps({"id": alert_id, "by": by}, ensure_ascii=False), qos=1)
+
+
 async def listen_for_acks(settings: Settings, book: AlertBook, store: Store, notifiers: list[Notifier],
                           ready: asyncio.Event | None = None) -> None:
     """Acknowledge alerts named on ``meterwatch/ack/alerts``; reconnects on broker loss."""
@@ -78,6 +84,7 @@ async def listen_for_acks(settings: Settings, book: AlertBook, store: Store, not
         try:
             async with aiomqtt.Client(**client_kwargs(settings, identifier="meterwatch-analytics-acks")) as client:
                 await client.subscribe(ACK_TOPIC, qos=1)
+                log.info("listening for acknowledgements", extra={"topic": ACK_TOPIC})
                 if ready:
                     ready.set()
                 delay = 1.0

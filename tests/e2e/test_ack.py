@@ -71,3 +71,42 @@ async def _states(url: str) -> list[str]:
         return [a.state for a in await store.fetch(AlertPoint)]
     finally:
         await store.close()
+
+
+def test_cli_acknowledgement_while_the_scheduled_process_runs_is_not_overwritten(
+        mosquitto, duck_url, tmp_path, monkeypatch, capsys):
+    """The scheduled process owns the state file and saves it at every evaluation: `analyze --ack` used to
+    save its own copy, and the process's next save threw the acknowledgement away.  Now the command sees
+    the state held (``<state>.lock``) and hands the acknowledgement to the process over MQTT."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import until
+
+    alert_id = _setup(mosquitto, duck_url, tmp_path, monkeypatch)
+    os.environ["METERWATCH_STORE"] = f"duckdb://{tmp_path / 'other.duckdb'}"  # DuckDB: one process per file
+    log_path = tmp_path / "analytics.log"
+    env = {**os.environ, "METERWATCH_ANALYTICS__INTERVAL_S": "0.5"}
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "analyze"], env=env,
+                                stderr=log_file, stdout=subprocess.DEVNULL)
+    try:
+        asyncio.run(until(lambda: b"listening for acknowledgements" in log_path.read_bytes(), "the ack listener", 30))
+        assert main(["analyze", "--ack", alert_id, "--by", "张工"]) == 0
+        assert "sent to the running analytics process" in capsys.readouterr().out
+
+        def acknowledged() -> bool:
+            book = load_book(tmp_path / "alerts.json", update_interval_s=0)
+            return book.alerts["silent|a-w1"].acknowledged
+
+        asyncio.run(until(acknowledged, "the acknowledgement saved by the running process", 30))
+        evaluations = log_path.read_bytes().count(b"evaluation done")
+        asyncio.run(until(lambda: log_path.read_bytes().count(b"evaluation done") >= evaluations + 2,
+                          "two more evaluations (each saves the state)", 30))
+        assert acknowledged()  # still: the process's own saves keep it
+        assert main(["analyze", "--once"]) == 1  # a second evaluating process is refused while one runs
+        assert "in use by another meterwatch analyze process" in capsys.readouterr().err
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0, log_path.read_text(errors="replace")[-2000:]
