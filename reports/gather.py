@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics import bills
 from analytics.costs import KWH_PER_GJ
 from analytics.quota import energy_kgce
 from meterwatch.const import GARBAGE_CATEGORIES, UNKNOWN
@@ -35,6 +36,7 @@ class Use:
     values: dict[str, np.ndarray]
     garbage: dict[str, np.ndarray]  # category (incl. unknown) -> kg
     weighings: dict[str, np.ndarray]  # category -> count
+    billed: int = 0  # institution-months of a kind taken from bills (``analytics.bills``)
 
     def total(self, quantity: str) -> float:
         return float(np.sum(self.values[quantity]))
@@ -54,13 +56,14 @@ async def use(store: Store, registry: Registry, scope: Scope, window: Window, co
         meter = registry.devices.get(device)
         per = 1 / KWH_PER_GJ if kind == "heat" and meter is not None and meter.unit == "kWh" else 1.0
         values[KIND_QUANTITY[kind]][k] += c * per
-    values["energy_kgce"] = energy_kgce(values["electricity_kwh"], values["heat_gj"], conversion)
     res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "c": ("sum", "kgco2e")}, window.start,
                                           window.end, by=("institution",), where=scope.where))
     for inst, yuan, co2 in zip(res["institution"], res["y"], res["c"], strict=True):
         if inst in index:
             values["cost_yuan"][index[inst]] += np.nan_to_num(yuan)
             values["kgco2e"][index[inst]] += np.nan_to_num(co2)
+    billed = await _billed(store, scope, window, index, values)
+    values["energy_kgce"] = energy_kgce(values["electricity_kwh"], values["heat_gj"], conversion)
     garbage = {c: np.zeros(len(ids)) for c in (*GARBAGE_CATEGORIES, UNKNOWN)}
     weighings = {c: np.zeros(len(ids)) for c in garbage}
     res = await store.aggregate(Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg"), "n": ("count", "weight_kg")},
@@ -70,7 +73,32 @@ async def use(store: Store, registry: Registry, scope: Scope, window: Window, co
             cat = category if category in garbage else UNKNOWN
             garbage[cat][index[inst]] += np.nan_to_num(kg)
             weighings[cat][index[inst]] += np.nan_to_num(n)
-    return Use(window, values, garbage, weighings)
+    return Use(window, values, garbage, weighings, billed)
+
+
+async def _billed(store: Store, scope: Scope, window: Window, index: dict[str, int],
+                  values: dict[str, np.ndarray]) -> int:
+    """Add the bills of the window's whole months where the meters have nothing of that institution and
+    kind that month (a new deployment's last year); the number of institution-months taken from bills."""
+    months = [b for b in await bills.fetch_bills(store, window.start, window.end)
+              if b.institution in index and bills.month_end(b.ts) <= window.end]
+    taken = 0
+    for first in sorted({b.ts for b in months}):
+        end = bills.month_end(first)
+        res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, first, end,
+                                              by=("institution", "kind"), where=scope.where))
+        metered = {(i, k) for i, k, c in zip(res["institution"], res["kind"], res["c"], strict=True) if c > 0}
+        res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan")}, first, end,
+                                              by=("institution", "kind"), where=scope.where))
+        priced = {(i, k) for i, k, y in zip(res["institution"], res["kind"], res["y"], strict=True) if y > 0}
+        for b in (b for b in months if b.ts == first):
+            k = index[b.institution]
+            if (b.institution, b.kind) not in metered:
+                values[KIND_QUANTITY[b.kind]][k] += b.quantity  # bills count heat in GJ
+                taken += 1
+            if b.yuan is not None and (b.institution, b.kind) not in priced:
+                values["cost_yuan"][k] += b.yuan
+    return taken
 
 
 async def garbage_by(store: Store, scope: Scope, window: Window, tag: str) -> dict[tuple[str, str], tuple[float, int]]:

@@ -50,6 +50,9 @@ async def build(store: Store, registry: Registry, scope: Scope, win: Windows, *,
                                                   for w in (win.this, win.previous, win.last_year)))
     stats = _intensities(scope, this, last)
     notes = _notes(scope, win, this)
+    notes += [f"{name}: {use.billed} institution-months of a kind from utility bills (no meter readings in them)"
+              for name, use in (("this period", this), ("previous period", previous), ("last year", last))
+              if use.billed]
     report: dict[str, Any] = {
         "period": win.period.label, "period_cn": win.period.label_cn, "kind": win.period.kind,
         "start": utc_text(win.this.start), "end": utc_text(win.this.end), "ended": win.ended,

@@ -169,3 +169,24 @@ async def test_budget_standing_from_the_cost_measurement(province_store):
     assert budget["projected"] == pytest.approx(1860 * 365 / 304, abs=1e-3)
     assert budget["status"] == "over" and budget["crossing"] is not None
     assert report["standing"][0] is budget  # over first
+
+
+async def test_bills_stand_in_where_last_year_has_no_meter(province_store):
+    """A new deployment's last year from bills: inst-c had no electricity meter in October 2025 (its bill's
+    300 kWh count), inst-b's heat was metered (the meters win for the quantity, but nothing was priced, so the
+    bill's yuan is the cost)."""
+    from meterwatch.store import Batch, BillPoint
+
+    oct_2025 = local(2025, 10, 1)
+    await province_store.write(Batch(bills=[
+        BillPoint("inst-c", "guyuan", "medical", "electricity", oct_2025, 300.0, 180.0, "bills.csv"),
+        BillPoint("inst-b", "yinchuan", "office", "heat", oct_2025, 500.0, 20000.0, "bills.csv")]))
+    report = await report_of(province_store, "2026-10")
+    last = report["totals_last_year"]
+    assert last["electricity_kwh"] == 31 * 80.0 + 31 * 50.0 + 300.0
+    assert last["heat_gj"] == pytest.approx(31 * 2.0 + 31 * 12.96)  # inst-b's 500 GJ bill not added to its meter
+    assert last["cost_yuan"] == 180.0 + 20000.0
+    c = next(r for r in report["institutions"] if r["institution"] == "inst-c")
+    assert c["energy_kgce_last_year"] == pytest.approx(300 * 0.1229)
+    assert "last year: 1 institution-months of a kind from utility bills (no meter readings in them)" in report["notes"]
+    assert report["totals"]["cost_yuan"] == 31 * 60.0  # this period: no bill, the priced meters only
