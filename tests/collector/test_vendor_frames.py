@@ -12,6 +12,8 @@ it relies on is the one in coyool/XXOO_000
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector import reasons
 from collector.decoders import DECODERS, DecodeContext
@@ -259,3 +261,25 @@ def test_cjt188_other_identifier_and_a_heat_frame_on_a_water_device():
     heat = FOX_CJT_A.replace("68 10 01", "68 20 01").replace("48 16", "58 16")  # type 20 (heat), checksum + 0x10
     out = CJT.decode(heat.encode(), ctx(water("00000805000001")))
     assert [r.reason for r in out.rejects] == [reasons.KIND_MISMATCH]
+
+
+# -- any arrangement ------------------------------------------------------------------------------
+GOOD_1997 = {FOX_1997_9010: [("register", 1343.89)], I_B: [("current_b", 0.05)],
+             V_BLOCK: [("voltage_a", 220.0), ("voltage_b", 221.0), ("voltage_c", 219.0)],
+             REVERSE: [("energy_reverse_total", 0.25)]}
+# Garbage without a 68 (that could begin a frame) and not ending in FE (which would be the next frame's wake-up).
+garbage = st.binary(min_size=1, max_size=12).filter(lambda b: 0x68 not in b and b[-1] != 0xFE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(GOOD_1997)), st.integers(0, 4), st.none() | garbage),
+                min_size=1, max_size=8), st.booleans())
+def test_any_sequence_of_frames_and_garbage_keeps_every_frame_and_rejects_each_stretch_alone(parts, as_hex):
+    data = b"".join(b"\xfe" * fe + bytes.fromhex(frame).lstrip(b"\xfe") + (junk or b"") for frame, fe, junk in parts)
+    out = DLT.decode(data.hex(" ").encode() if as_hex else data, ctx(E97))
+    kept = [("register", s.value) for s in out.samples] + [(v.name, v.value) for v in out.values]
+    assert sorted(kept) == sorted(pair for frame, _, _ in parts for pair in GOOD_1997[frame])
+    stretches = [junk for _, _, junk in parts if junk]
+    if len(parts) + len(stretches) > 1:
+        assert [r.payload for r in out.rejects] == [j.hex(" ").upper().encode() if as_hex else j for j in stretches]
+    assert all(r.reason == reasons.BAD_FRAME for r in out.rejects)
