@@ -34,7 +34,7 @@ from collector.decoders.base import DecodeContext, Decoded, MeterValue, Sample
 from collector.decoders.frames import FrameError, Layout, bcd, check_address, check_envelope, decode_frames
 from meterwatch.localtime import CHINA
 
-LAYOUT = Layout(fixed=13, length_at=10)
+LAYOUT = Layout(fixed=13, length_at=10, address=slice(2, 9))
 READ_DATA = (b"\x1f\x90", b"\x90\x1f")  # DI 901F as the standard sends it, and high byte first
 
 # Unit code -> (quantity, factor to the base unit: m3, kWh or kW or m3/h).
@@ -77,7 +77,7 @@ def parse_frame(frame: bytes, ctx: DecodeContext, out: Decoded) -> None:
     """One 901F reply: envelope, address, meter type against the device kind, register and quantities."""
     length = check_envelope(frame, LAYOUT)
     meter_type, control, data = frame[1], frame[9], frame[11:11 + length]
-    check_address(frame[2:9], ctx.device.address)
+    check_address(frame[LAYOUT.address], ctx.device.address)
     kind = "water" if 0x10 <= meter_type <= 0x19 else "heat" if 0x20 <= meter_type <= 0x29 else None
     if kind != ctx.device.kind:
         raise FrameError(reasons.KIND_MISMATCH, f"meter type {meter_type:02x} on a {ctx.device.kind} device")
@@ -121,4 +121,4 @@ class Cjt188Decoder:
     kinds = frozenset({"water", "heat"})
 
     def decode(self, payload: bytes, ctx: DecodeContext) -> Decoded:
-        return decode_frames(parse_frame, LAYOUT, payload, ctx)
+        return decode_frames(parse_frame, LAYOUT, self.kinds, payload, ctx)

@@ -34,7 +34,7 @@ from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, MeterValue, Sample
 from collector.decoders.frames import FrameError, Layout, bcd, check_address, check_envelope, decode_frames
 
-LAYOUT = Layout(fixed=12, length_at=9, second_start=7)
+LAYOUT = Layout(fixed=12, length_at=9, address=slice(1, 7), second_start=7)
 RESPONSES = {0x91: 2007, 0xB1: 2007, 0x81: 1997, 0xA1: 1997}  # read-data response (, more follows)
 ERRORS = {0xD1: 2007, 0xC1: 1997}
 ID_SIZE = {2007: 4, 1997: 2}
@@ -109,7 +109,7 @@ def parse_values_1997(di: int, values: bytes) -> list[tuple[str, float]]:
 def parse_frame(frame: bytes, ctx: DecodeContext, out: Decoded) -> None:
     """One response frame: envelope, address, edition by control code, identifier, values."""
     length = check_envelope(frame, LAYOUT)
-    check_address(frame[1:7], ctx.device.address)
+    check_address(frame[LAYOUT.address], ctx.device.address)
     control = frame[8]
     data = bytes((b - 0x33) & 0xFF for b in frame[10:10 + length])
     if control in ERRORS:
@@ -139,4 +139,4 @@ class Dlt645Decoder:
     kinds = frozenset({"electricity"})
 
     def decode(self, payload: bytes, ctx: DecodeContext) -> Decoded:
-        return decode_frames(parse_frame, LAYOUT, payload, ctx)
+        return decode_frames(parse_frame, LAYOUT, self.kinds, payload, ctx)

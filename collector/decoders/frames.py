@@ -7,14 +7,16 @@ Gateways may send the frame as raw bytes or as hex text, and may forward
 several meters' replies in one payload: ``split`` cuts a payload into its
 frames and the bytes between them, and ``decode_frames`` decodes each frame
 on its own, so that one bad frame (or a stretch of garbage) is rejected
-alone and the others are kept.
+alone and the others are kept.  Each frame is bound to a device by its
+address: the topic's device, or another device of the same institution
+(a gateway forwarding several meters' replies), never a device elsewhere.
 """
 
 from __future__ import annotations
 
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from collector import reasons
 from collector.decoders.base import DecodeContext, Decoded, ItemReject
@@ -35,12 +37,13 @@ class FrameError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Where a protocol's envelope keeps its length: ``fixed`` is the frame size without its data
-    field, ``length_at`` the index of the length byte, ``second_start`` the index of a second 0x68
-    delimiter (DL/T 645) or None."""
+    """Where a protocol's envelope keeps its length and address: ``fixed`` is the frame size without its
+    data field, ``length_at`` the index of the length byte, ``address`` the address bytes,
+    ``second_start`` the index of a second 0x68 delimiter (DL/T 645) or None."""
 
     fixed: int
     length_at: int
+    address: slice
     second_start: int | None = None
 
 
@@ -174,22 +177,44 @@ def _garbage_detail(chunk: Chunk) -> str:
 FrameParser = Callable[[bytes, DecodeContext, Decoded], None]
 
 
-def _decode_one(parse: FrameParser, chunk: Chunk, ctx: DecodeContext, out: Decoded) -> None:
+def _bind(frame: bytes, layout: Layout, kinds: frozenset[str], ctx: DecodeContext,
+          out: Decoded) -> tuple[DecodeContext, Decoded]:
+    """The device a frame is for, as a context to parse it in, and the output it goes to: the topic's
+    device, or the peer at the frame's address (its own entry of ``out.forwarded``).  A frame for an
+    address no peer of a fitting kind has stays with the topic's device, whose address check refuses it."""
+    printed = printed_address(frame[layout.address])
+    if printed == ctx.device.address.upper() or printed not in ctx.peers:
+        return ctx, out
+    peer = ctx.peers[printed]
+    if peer is None:
+        raise FrameError(reasons.ADDRESS_MISMATCH, f"frame from address {printed}, which several devices of "
+                                                   f"institution {ctx.device.institution} share")
+    if peer.kind not in kinds:
+        return ctx, out
+    return replace(ctx, device=peer), out.forwarded.setdefault(peer, Decoded(stamped=True))
+
+
+def _decode_one(parse: FrameParser, layout: Layout, kinds: frozenset[str], chunk: Chunk, ctx: DecodeContext,
+                out: Decoded) -> None:
     if chunk.frame is None:
         raise FrameError(reasons.BAD_FRAME, _garbage_detail(chunk))
     if chunk.wake_up > MAX_WAKE_UP:
         raise FrameError(reasons.BAD_FRAME, f"{chunk.wake_up} wake-up bytes (at most {MAX_WAKE_UP})")
+    frame_ctx, into = _bind(chunk.frame, layout, kinds, ctx, out)
     frame = Decoded(stamped=True)
-    parse(chunk.frame, ctx, frame)  # into its own output: a frame refused half-way leaves nothing behind
-    out.samples += frame.samples
-    out.values += frame.values
+    parse(chunk.frame, frame_ctx, frame)  # into its own output: a frame refused half-way leaves nothing behind
+    into.samples += frame.samples
+    into.values += frame.values
 
 
-def decode_frames(parse: FrameParser, layout: Layout, payload: bytes, ctx: DecodeContext) -> Decoded:
+def decode_frames(parse: FrameParser, layout: Layout, kinds: frozenset[str], payload: bytes,
+                  ctx: DecodeContext) -> Decoded:
     """Decode every frame of a payload with ``parse`` (one frame, checked envelope and all) so that
     nothing escapes: a ``FrameError`` is a reject with its reason, any other slip on malformed bytes
     (an index past the end, a bad value) a ``bad_frame`` reject; each bad frame or stretch of garbage
-    is rejected alone, with its bytes and where it was, and the good frames are kept."""
+    is rejected alone, with its bytes and where it was, and the good frames are kept.  A frame for
+    another device of the institution (of one of ``kinds``) is decoded as that device's, into
+    ``Decoded.forwarded``."""
     out = Decoded(stamped=True)  # frames carry no time: their samples are stamped on receipt
     try:
         data, as_text = frame_bytes(payload)
@@ -205,7 +230,7 @@ def decode_frames(parse: FrameParser, layout: Layout, payload: bytes, ctx: Decod
         return out
     for n, chunk in enumerate(chunks, 1):
         try:
-            _decode_one(parse, chunk, ctx, out)
+            _decode_one(parse, layout, kinds, chunk, ctx, out)
         except FrameError as exc:
             out.rejects.append(_reject(exc.reason, str(exc), chunk, n, len(chunks), as_text))
         except (IndexError, ValueError) as exc:

@@ -283,3 +283,72 @@ def test_any_sequence_of_frames_and_garbage_keeps_every_frame_and_rejects_each_s
     if len(parts) + len(stretches) > 1:
         assert [r.payload for r in out.rejects] == [j.hex(" ").upper().encode() if as_hex else j for j in stretches]
     assert all(r.reason == reasons.BAD_FRAME for r in out.rejects)
+
+
+# -- a gateway forwarding several meters' replies: each frame bound to its device by address -------------
+E2 = Device("e2", "i1", "electricity", "kWh", 1.0, "000000000001")
+W1 = Device("w1", "i1", "water", "m3", 1.0, "00000805000001")
+OTHER_INSTITUTION = dlt_frame("000000000009", 0x91, bytes.fromhex("00 00 01 00 00 50 00 00"))  # 00010000: 50.00 kWh
+
+
+def test_frames_for_peers_of_the_institution_are_decoded_as_theirs():
+    # (a water meter is not at a 12-digit address in a real registry; here it only has to be another kind)
+    peers = {"351253111111": E97, "000000000001": E2, "000000000005": W1, "000000000007": None}
+    shared = dlt_frame("000000000007", 0x91, bytes.fromhex("00 00 01 00 00 01 00 00"))
+    water_address = dlt_frame("000000000005", 0x91, bytes.fromhex("00 00 01 00 00 01 00 00"))
+    payload = " ".join([FOX_1997_9010, FOX_2007_A, shared, water_address, OTHER_INSTITUTION, V_BLOCK]).encode()
+    out = DLT.decode(payload, DecodeContext(E97, NOW, 3600, 100, peers))
+    assert [s.value for s in out.samples] == [1343.89] and values(out)["voltage_a"] == 220.0
+    assert list(out.forwarded) == [E2] and [s.value for s in out.forwarded[E2].samples] == [26.37]
+    assert [r.reason for r in out.rejects] == [reasons.ADDRESS_MISMATCH] * 3
+    assert "several devices of institution i1 share" in out.rejects[0].detail  # an address two devices have
+    assert "000000000005" in out.rejects[1].detail  # a water meter's address on a DL/T 645 frame
+    assert "000000000009" in out.rejects[2].detail  # no device of the institution has it
+
+
+def test_ingest_stores_each_forwarded_frame_under_its_own_device_and_institution_tags(tmp_path):
+    from collector.ingest import Ingestor
+    from collector.message import Message
+    from meterwatch.registry import load_registry
+    from meterwatch.settings import CollectorSettings
+    from simulators.province import Province, write_registry
+    from tests.helpers import tiny_province
+
+    tiny = tiny_province()
+    devices = [Device("a-e1", "inst-a", "electricity", "kWh", 40.0, "351253111111"),
+               Device("a-e2", "inst-a", "electricity", "kWh", 1.0, "000000000001"),
+               Device("b-e1", "inst-b", "electricity", "kWh", 1.0, "000000000009"),
+               *[d for d in tiny.devices if d.kind != "electricity"]]
+    write_registry(Province(tiny.institutions, devices, tiny.cards), tmp_path)
+    registry, problems = load_registry(tmp_path)
+    assert problems == []
+    ingestor = Ingestor(registry, CollectorSettings(), clock=lambda: NOW)
+    payload = "\n".join([FOX_1997_9010, FOX_2007_A, OTHER_INSTITUTION, V_BLOCK]).encode()
+    (m,) = ingestor.process([Message("meterwatch/up/inst-a/a-e1/frame/dlt645", payload)])
+    readings = {(r.device, r.institution, r.kind): r.register for r in m.out.readings}
+    assert readings == {("a-e1", "inst-a", "electricity"): pytest.approx(1343.89 * 40),
+                        ("a-e2", "inst-a", "electricity"): 26.37}
+    assert {(v.device, v.quantity) for v in m.out.values} == {("a-e1", f"voltage_{p}") for p in "abc"}
+    (reject,) = m.out.rejects  # the frame of inst-b's meter: not forwarded across institutions
+    assert reject.reason == reasons.ADDRESS_MISMATCH and "000000000009" in reject.detail
+    assert reject.payload == OTHER_INSTITUTION.encode() and reject.device == "a-e1"
+    assert m.verdict == "stored"
+
+
+def test_cjt188_frame_for_a_peer_water_meter_is_forwarded_to_it():
+    peer = water("00002020120218")
+    out = CJT.decode(f"{FOX_CJT_A} {FOX_CJT_B}".encode(),
+                     DecodeContext(water("00000805000001"), NOW, 3600, 100, {"00002020120218": peer}))
+    assert out.rejects == [] and [s.value for s in out.samples] == [123.0]
+    assert [s.value for s in out.forwarded[peer].samples] == [2.0] and values(out.forwarded[peer])["status_word"] == 0xFF00
+
+
+def test_registry_index_by_address_is_per_institution_and_marks_a_shared_address():
+    from meterwatch.registry import Registry
+
+    x1, x2 = (Device(d, "i1", "electricity", "kWh", 1.0, "000000000007") for d in ("x1", "x2"))
+    x3, w = Device("x3", "i2", "electricity", "kWh", 1.0, "000000000007"), water("0000000000000a")
+    scale = Device("s1", "i1", "scale", "kg", 1.0, "")
+    registry = Registry({}, {d.id: d for d in (x1, x2, x3, w, scale)}, {})
+    assert registry.devices_by_address("i1") == {"000000000007": None, "0000000000000A": w}
+    assert registry.devices_by_address("i2") == {"000000000007": x3} and registry.devices_by_address("i9") == {}
