@@ -62,11 +62,11 @@ def frame_bytes(payload: bytes) -> tuple[bytes, bool]:
     """The payload as bytes, and whether it came as hex text (any case; spaces, tabs, line breaks and
     colons between digits allowed).  A binary frame is never taken for hex: its 0x68 is ``h``."""
     if payload and all(b in _HEX for b in payload):
-        text = payload.decode("ascii").replace(":", "")
-        try:
-            return bytes.fromhex("".join(text.split())), True
-        except ValueError:
-            raise FrameError(reasons.BAD_FRAME, "hex text with an odd number of digits") from None
+        tokens = payload.decode("ascii").replace(":", " ").split()
+        odd = next((t for t in tokens if len(t) % 2), None)
+        if odd is not None:  # a lost digit would shift every byte after it: refused, not guessed at
+            raise FrameError(reasons.BAD_FRAME, f"hex text with an odd number of digits in {odd[:16]!r}")
+        return bytes.fromhex("".join(tokens)), True
     return payload, False
 
 

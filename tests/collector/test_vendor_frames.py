@@ -179,6 +179,8 @@ def test_a_frame_with_a_bad_checksum_among_good_ones_is_rejected_alone():
 @pytest.mark.parametrize("payload, reason", [
     (FOX_1997_9010[:-12], reasons.BAD_FRAME),  # truncated, alone
     ("68 11 11 11 53 12 3", reasons.BAD_FRAME),  # odd hex
+    # a digit lost and one gained: an even count in all, but every byte between them would be shifted
+    ("FE FE 68 1 11 11 53 12 35 68 81 07 43 C3 BC 76 46 33 34 0A 166", reasons.BAD_FRAME),
     ("FE FE FE FE FE " + FOX_1997_9010, reasons.BAD_FRAME),  # nine wake-up bytes
     ("", reasons.BAD_FRAME),
     ("FE FE FE FE", reasons.BAD_FRAME),  # wake-up bytes and no frame
