@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from collector import reasons
-from collector.decoders import DECODERS, DecodeContext, Decoder, RawWeighing, Sample
+from collector.decoders import DECODERS, DecodeContext, Decoded, Decoder, RawWeighing, Sample
 from collector.deltas import DeviceHistory, Interval, seed
 from collector.logsummary import LogSummary
 from collector.message import Message
@@ -154,14 +154,19 @@ class Ingestor:
 
     def _decode(self, m: Message) -> None:
         assert m.device is not None and m.decoder is not None  # routed
-        ctx = DecodeContext(m.device, self.clock(), self.settings.future_tolerance_s, self.settings.max_batch_readings)
+        ctx = DecodeContext(m.device, self.clock(), self.settings.future_tolerance_s, self.settings.max_batch_readings,
+                            self.registry.devices_by_address(m.device.institution))
         m.decoded = m.decoder.decode(m.payload, ctx)
         for bad in m.decoded.rejects:
             self.reject(m, bad.reason, bad.detail, bad.payload)
 
     def _derive(self, m: Message) -> None:
         assert m.device is not None and m.decoded is not None  # decoded
-        device, decoded = m.device, m.decoded
+        self._derive_device(m, m.device, m.decoded)
+        for device, decoded in m.decoded.forwarded.items():  # frames a gateway forwarded for its other meters
+            self._derive_device(m, device, decoded)
+
+    def _derive_device(self, m: Message, device: Device, decoded: Decoded) -> None:
         if decoded.samples and self._readings(m, device, decoded.samples, decoded.stamped):
             return  # a frame received again: its values are the first one's too
         if decoded.weighings:

@@ -10,6 +10,7 @@ and says so (``Decoded.stamped``), so that a redelivery can be recognised.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,9 @@ class DecodeContext:
     now: float
     future_tolerance_s: float
     max_batch: int
+    # The devices of the topic's institution by protocol address (None: an address several share), to
+    # which a frame decoder binds the frames a gateway forwarded for other meters (``Decoded.forwarded``).
+    peers: Mapping[str, Device | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,8 @@ class Decoded:
     values: list[MeterValue] = field(default_factory=list)
     rejects: list[ItemReject] = field(default_factory=list)
     stamped: bool = False  # the payload carries no time: samples are stamped with ``ctx.now`` (binary frames)
+    # What frames for other devices of the institution (``DecodeContext.peers``) carried, by device
+    forwarded: dict[Device, Decoded] = field(default_factory=dict)
 
     def add_reject(self, reason: str, detail: str) -> None:
         self.rejects.append(ItemReject(reason, detail))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,3 +86,16 @@ class Registry:
 
     def devices_of(self, kind: str) -> list[Device]:
         return [d for d in self.devices.values() if d.kind == kind]
+
+    def devices_by_address(self, institution: str) -> Mapping[str, Device | None]:
+        """The institution's devices by protocol address (upper case); None for an address two of them share."""
+        return self._by_address.get(institution, {})
+
+    @cached_property
+    def _by_address(self) -> dict[str, dict[str, Device | None]]:
+        index: dict[str, dict[str, Device | None]] = {}
+        for d in self.devices.values():
+            if d.address:
+                addresses = index.setdefault(d.institution, {})
+                addresses[d.address.upper()] = None if d.address.upper() in addresses else d
+        return index
