@@ -80,7 +80,7 @@ def generate_province(n: int = 5010, seed: int = 42, cities: dict[str, str] | No
 def write_registry(province: Province, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for filename, columns, rows in (("institutions.csv", INSTITUTION_COLUMNS, province.institutions),
-                                    ("devices.csv", DEVICE_COLUMNS, province.devices),
+                                    ("devices.csv", (*DEVICE_COLUMNS, "platform_id"), province.devices),
                                     ("cards.csv", CARD_COLUMNS, province.cards)):
         with (out / filename).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
