@@ -75,7 +75,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
                                lambda: health(collector.metrics))
             platforms = PushRoutes(collector).install(http)
             await http.start()
-            log.info("http service listening", extra={"port": http.port, "push": platforms})
+            log.info("http service listening", extra={"port": http.port, "push": ",".join(platforms) or "off"})
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, collector.reload_registry)  # registry check first; bad: kept old
         try:
