@@ -70,7 +70,8 @@ class PushRoutes:
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
         cfg = collector.cfg
-        self.max_bytes, self.timeout_s = cfg.push_max_bytes, cfg.push_timeout_s
+        self.max_bytes, self.timeout_s, self.flush_s = cfg.push_max_bytes, cfg.push_timeout_s, cfg.push_flush_s
+        self._flushing: asyncio.Task | None = None
         self.onenet = OneNet(cfg.onenet_token.get_secret_value()) if cfg.onenet_token else None
         self.ctwing = CtWing(cfg.ctwing_token.get_secret_value()) if cfg.ctwing_token else None
 
@@ -129,6 +130,7 @@ class PushRoutes:
                                                   (problem.reason, problem.detail))
             pending.append((problem.platform_id, durable))
         if pending:
+            self._flush_soon()
             _, waiting = await asyncio.wait([f for _, f in pending], timeout=self.timeout_s)
             if waiting:
                 self._count(platform, 503)
@@ -141,6 +143,20 @@ class PushRoutes:
         status = 400 if parsed.problems else 200
         self._count(platform, status)
         return web.json_response(vars(outcome), status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    def _flush_soon(self) -> None:
+        """A platform waits for its answer: flush within ``push_flush_s`` rather than ``batch_interval_s``.
+
+        Answers held for a whole batch interval would cap a platform at its
+        concurrency per interval; a short linger still gathers concurrent
+        pushes into one write.
+        """
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_after())
+
+    async def _flush_after(self) -> None:
+        await asyncio.sleep(self.flush_s)  # the linger: pushes arriving meanwhile share the write
+        await self.collector.flush()
 
     async def _submit(self, platform: str, item: PushItem) -> asyncio.Future[Message]:
         device = self.collector.ingestor.registry.by_platform_id.get(item.platform_id)

@@ -57,6 +57,8 @@ class CollectorSettings(BaseModel):
     ctwing_token: SecretStr | None = Field(None, description="CTWing (AEP) push secret (METERWATCH_COLLECTOR__CTWING_TOKEN)"
                                            ": the subscription URL carries it as ?token=; none: /push/ctwing is off")
     push_max_bytes: int = Field(64 * 1024, ge=1024, description="a push request body above this is refused (413)")
+    push_flush_s: float = Field(0.05, gt=0, description="a push waiting for its answer is flushed within this "
+                                "(pushes arriving meanwhile share the write), not after batch_interval_s")
     push_timeout_s: float = Field(30.0, gt=0, description="a push is answered 503 (the platform retries) when its "
                                   "readings are not durable (store or spool) within this")
 
