@@ -30,7 +30,7 @@ from meterwatch.store import ReadingPoint, RejectRecord, open_store
 from simulators.province import Province, write_registry
 from tests.collector.test_platforms import CTWING_REPORT, ONENET_CAPTURE
 from tests.conftest import _unavailable
-from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.e2e.conftest import eventually, make_settings, running_collector, until
 from tests.helpers import cjt188_water_frame, dlt645_energy_frame, tiny_province
 from benchmarks.servers import ServerUnavailable, free_port, start_influxd
 
@@ -221,3 +221,33 @@ async def test_meterwatch_collect_serves_the_push_routes_with_secrets_from_the_e
     text = log.read_text()
     assert "push=onenet,ctwing" in text
     assert ONENET_TOKEN not in text and CTWING_TOKEN not in text
+
+
+async def test_a_push_not_durable_in_time_is_answered_503_and_its_resend_is_a_duplicate(mosquitto, influx, tmp_path):
+    """influxd hangs (SIGSTOP): the write is not durable within push_timeout_s, so the platform hears 503 and
+    sends again; the first delivery is stored once influxd resumes, and the resend is a duplicate."""
+    url = f"influxdb://127.0.0.1:{influx.port}/push503"
+    now = int(time.time())
+    registry = push_registry(tmp_path / "registry")
+    settings = make_settings(mosquitto.port, url, tmp_path / "registry", store_timeout_s=3.0,
+                             ctwing_token=CTWING_TOKEN, push_timeout_s=0.5)
+    async with running_collector(settings, registry) as collector, aiohttp.ClientSession() as http:
+        app = HttpService("127.0.0.1:0", prometheus_registry(collector.metrics), lambda: (True, ""))
+        PushRoutes(collector).install(app)
+        await app.start()
+        try:
+            push = f"http://127.0.0.1:{app.port}/push/ctwing?token={CTWING_TOKEN}"
+            body = ctwing_body(json.dumps({"ts": now - 30, "value": 42.0}).encode())
+            influx.proc.send_signal(signal.SIGSTOP)
+            try:
+                status, answer = await send(http, "POST", push, body)
+                assert (status, answer["error"]) == (503, "not_durable")
+            finally:
+                influx.proc.send_signal(signal.SIGCONT)
+            await until(lambda: collector.metrics.acknowledged == 1, "the first delivery durable")
+            status, answer = await send(http, "POST", push, body)  # the platform's retry
+            assert (status, answer["stored"], answer["duplicates"]) == (200, 0, 1)
+        finally:
+            await app.stop()
+    assert [(r.device, r.ts, r.register) for r in await stored(url, ReadingPoint)] == [("a-w1", now - 30, 42.0)]
+    assert collector.metrics.push_requests == {("ctwing", 503): 1, ("ctwing", 200): 1}
