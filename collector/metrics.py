@@ -33,6 +33,7 @@ class CollectorMetrics:
     # message lands in exactly one: received == acknowledged == sum(messages_by_outcome) when idle.
     messages_by_outcome: Counter[str] = field(default_factory=Counter)
     register_flags: Counter[str] = field(default_factory=Counter)  # rollover, replacement, bad_reading, jump
+    push_requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # HTTP push: (platform, status) -> n
     last_message_at: float = 0.0  # the clock's time at start, then at each message
     connected: bool = False
 
@@ -55,7 +56,8 @@ class CollectorMetrics:
                 "register_flags": dict(self.register_flags), "unknown_cards": self.unknown_cards,
                 "lag_s": round(self.lag, 1), "write_ms": round(self.write_ms, 1),
                 "idle_s": round(self.idle_s(self.clock()), 1), "connected": self.connected,
-                "rejected_by_reason": dict(self.rejected_by_reason)}
+                "rejected_by_reason": dict(self.rejected_by_reason),
+                "push_requests": {f"{p} {s}": n for (p, s), n in sorted(self.push_requests.items())}}
 
 
 class PrometheusView:
@@ -66,7 +68,7 @@ class PrometheusView:
 
     def collect(self) -> Iterator[Metric]:
         m, now = self.metrics, time.time()
-        for name, value, text in (("received", m.received, "MQTT messages received"),
+        for name, value, text in (("received", m.received, "messages received (MQTT and HTTP push items)"),
                                   ("acknowledged", m.acknowledged, "messages acknowledged after a durable write"),
                                   ("stored", m.stored, "readings and weighings durable in the store"),
                                   ("duplicates", m.duplicates, "duplicates collapsed"),
@@ -77,6 +79,11 @@ class PrometheusView:
         for reason, n in sorted(m.rejected_by_reason.items()):
             rejected.add_metric([reason], n)
         yield rejected
+        pushes = CounterMetricFamily("meterwatch_collector_push_requests", "HTTP push requests by platform and "
+                                     "answer (401/403: bad signature or token)", labels=["platform", "status"])
+        for (platform, status), n in sorted(m.push_requests.items()):
+            pushes.add_metric([platform, str(status)], n)
+        yield pushes
         for name, value, text in (("spool_bytes", m.spool_bytes, "what the spool holds now"),
                                   ("lag_seconds", m.lag, "newest reading of the last batch to its write"),
                                   ("idle_seconds", m.idle_s(now), "since the last message"),

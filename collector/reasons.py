@@ -22,4 +22,5 @@ BAD_CHECKSUM: Final = "bad_checksum"
 ADDRESS_MISMATCH: Final = "address_mismatch"
 METER_ERROR: Final = "meter_error"
 UNSUPPORTED_DATA: Final = "unsupported_data"
+BAD_SIGNATURE: Final = "bad_signature"  # an HTTP push whose signature or token is wrong (the secret never kept)
 INTERNAL_ERROR: Final = "internal_error"  # handling the message raised: a bug of ours, the message kept whole

@@ -109,12 +109,37 @@ class Collector:
 
     # -- the stages ---------------------------------------------------------------------------------
 
-    def handle(self, topic: str, payload: bytes, ack: Ack) -> None:
+    def handle(self, topic: str, payload: bytes, ack: Ack) -> Message:
         """Arrival: only bookkeeping; the stages run per batch in ``flush``."""
         now = self.clock()
         self.metrics.received += 1
         self.metrics.last_message_at = now
-        self._pending.append(Message(topic, payload, ack, now))
+        message = Message(topic, payload, ack, now)
+        self._pending.append(message)
+        return message
+
+    async def submit(self, topic: str, payload: bytes, refused: tuple[str, str] | None = None
+                     ) -> asyncio.Future[Message]:
+        """A message from outside MQTT (``collector.push``), handled as one: same stages, same write.
+
+        The future resolves with the message once it is durable (store or
+        spool) and never if the collector stops first.  ``refused`` (reason,
+        detail) keeps it as a reject of that reason without decoding it.
+        Waits while the writer is behind, as the MQTT consumer does.
+        """
+        durable: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        def ack() -> None:
+            if not durable.done():
+                durable.set_result(message)
+
+        message = self.handle(topic, payload, ack)
+        if refused is not None:
+            self.ingestor.reject(message, *refused)
+            message.settled = True
+        if len(self._pending) >= self.cfg.batch_size:
+            await self.flush()
+        return durable
 
     def _take(self) -> list[Message]:
         taken, self._pending = self._pending, []

@@ -50,7 +50,17 @@ class CollectorSettings(BaseModel):
     frame_repeat_s: float = Field(300.0, ge=0, description="a binary frame (stamped on receipt) whose register "
                                   "equals the device's latest reading, received less than this before, is a "
                                   "redelivery: a duplicate, not a second reading (0: never)")
-    http_listen: str | None = Field(None, description="serve /healthz and Prometheus /metrics here (host:port)")
+    http_listen: str | None = Field(None, description="serve /healthz, Prometheus /metrics and the platforms' HTTP "
+                                                      "push routes here (host:port)")
+    onenet_token: SecretStr | None = Field(None, description="OneNET HTTP push token (METERWATCH_COLLECTOR__ONENET_TOKEN):"
+                                           " signs the pushes; none: /push/onenet is off; never logged")
+    ctwing_token: SecretStr | None = Field(None, description="CTWing (AEP) push secret (METERWATCH_COLLECTOR__CTWING_TOKEN)"
+                                           ": the subscription URL carries it as ?token=; none: /push/ctwing is off")
+    push_max_bytes: int = Field(64 * 1024, ge=1024, description="a push request body above this is refused (413)")
+    push_flush_s: float = Field(0.05, gt=0, description="a push waiting for its answer is flushed within this "
+                                "(pushes arriving meanwhile share the write), not after batch_interval_s")
+    push_timeout_s: float = Field(30.0, gt=0, description="a push is answered 503 (the platform retries) when its "
+                                  "readings are not durable (store or spool) within this")
 
 
 class NotifierSettings(BaseModel):

@@ -48,6 +48,7 @@ def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     from collector.metrics import health, prometheus_registry
+    from collector.push import PushRoutes
     from collector.service import Collector, CollectorDied
     from meterwatch.httpservice import HttpService, parse_listen
     from meterwatch.store import store_for
@@ -69,10 +70,12 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     async def main(stop: asyncio.Event) -> None:
         collector = Collector(settings, registry, store)
         http = None
-        if settings.collector.http_listen:  # /healthz and /metrics for the operators' supervisor and scraper
+        if settings.collector.http_listen:  # /healthz, /metrics, and the platforms' HTTP push
             http = HttpService(settings.collector.http_listen, prometheus_registry(collector.metrics),
                                lambda: health(collector.metrics))
+            platforms = PushRoutes(collector).install(http)
             await http.start()
+            log.info("http service listening", extra={"port": http.port, "push": ",".join(platforms) or "off"})
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, collector.reload_registry)  # registry check first; bad: kept old
         try:

@@ -79,10 +79,12 @@ def generate_province(n: int = 5010, seed: int = 42, cities: dict[str, str] | No
 
 def write_registry(province: Province, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    on_platforms = any(d.platform_id for d in province.devices)  # the optional column only when used
+    device_columns = (*DEVICE_COLUMNS, "platform_id") if on_platforms else DEVICE_COLUMNS
     for filename, columns, rows in (("institutions.csv", INSTITUTION_COLUMNS, province.institutions),
-                                    ("devices.csv", DEVICE_COLUMNS, province.devices),
+                                    ("devices.csv", device_columns, province.devices),
                                     ("cards.csv", CARD_COLUMNS, province.cards)):
         with (out / filename).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(columns)
-            writer.writerows(astuple(r) for r in rows)
+            writer.writerows(astuple(r)[:len(columns)] for r in rows)

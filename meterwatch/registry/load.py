@@ -32,7 +32,7 @@ from meterwatch.registry.tariffs import emission_problem, load_tariffs
 BUDGET_COLUMNS = ("institution", "year", "kind", "yuan")
 BUDGET_KINDS = ("electricity", "water", "heat", "total")
 INSTITUTION_COLUMNS = ("id", "name", "city", "type", "subclass", "floor_area_m2", "occupants")
-DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")
+DEVICE_COLUMNS = ("id", "institution", "kind", "unit", "multiplier", "address")  # and optionally platform_id
 CONTACT_COLUMNS = ("id", "name", "channel", "address", "scope", "rules", "min_severity", "quiet_hours")
 CARD_COLUMNS = ("card", "institution", "zone", "owner_unit", "cleaner", "category")
 ADDRESS_DIGITS = {"electricity": 12, "water": 14, "heat": 14}
@@ -140,7 +140,26 @@ def _institution_builder(cities: Mapping[str, str]) -> Callable[[dict[str, str],
     return build
 
 
+_PLATFORM_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def _check_platform_id(row: dict[str, str], seen: dict[str, str], errors: list[str]) -> str:
+    """The optional ``platform_id`` column: one registry device per platform device id."""
+    platform_id = row.get("platform_id", "")
+    if not platform_id:
+        return ""
+    if not _PLATFORM_ID.fullmatch(platform_id):
+        errors.append(f"bad platform_id {platform_id!r}: 1-128 characters of A-Z a-z 0-9 _ . : -")
+    elif platform_id in seen and seen[platform_id] != row["id"]:
+        errors.append(f"duplicate platform_id {platform_id!r} (also device {seen[platform_id]!r})")
+    else:
+        seen[platform_id] = row["id"]
+    return platform_id
+
+
 def _device_builder(institutions: Mapping[str, Institution]) -> Callable[[dict[str, str], list[str]], Device]:
+    platform_ids: dict[str, str] = {}  # platform_id -> the device id that has it
+
     def build(row: dict[str, str], errors: list[str]) -> Device:
         kind, unit, address = row["kind"], row["unit"], row["address"]
         if row["institution"] not in institutions:
@@ -156,7 +175,8 @@ def _device_builder(institutions: Mapping[str, Institution]) -> Callable[[dict[s
         if address and (digits is None or len(address) != digits or not address.isdigit()):
             expected = f"{digits} digits" if digits else "empty for a scale"
             errors.append(f"bad address {address!r} ({expected})")
-        return Device(row["id"], row["institution"], kind, unit, multiplier or 1.0, address)
+        platform_id = _check_platform_id(row, platform_ids, errors)
+        return Device(row["id"], row["institution"], kind, unit, multiplier or 1.0, address, platform_id)
     return build
 
 

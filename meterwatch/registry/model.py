@@ -30,6 +30,8 @@ class Device:
     unit: str
     multiplier: float
     address: str
+    platform_id: str = ""  # the device's id on an NB-IoT platform (CTWing deviceId, OneNET dev_id): HTTP push
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,11 @@ class Registry:
     tariffs: Tariffs | None = None  # tariffs.toml, when the registry has one
     budgets: dict[tuple[str, int, str], float] = field(default_factory=dict)  # budgets.csv: (inst, year, kind)
     contacts: dict[str, Contact] = field(default_factory=dict)  # contacts.csv: alert routes, by id
+    by_platform_id: dict[str, Device] = field(default_factory=dict)  # devices.csv platform_id -> device
+
+    def __post_init__(self) -> None:
+        if not self.by_platform_id:
+            self.by_platform_id.update((d.platform_id, d) for d in self.devices.values() if d.platform_id)
 
     def devices_of(self, kind: str) -> list[Device]:
         return [d for d in self.devices.values() if d.kind == kind]

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from analytics.rules import discover
-from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
+from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, push, store
 from dashboards.boards import all_boards
 from meterwatch_cli.main import main
 from benchmarks.servers import ServerUnavailable
@@ -60,6 +60,21 @@ def test_ingest_smoke_stores_every_reading_and_reports_positive_rates() -> None:
     collector_cpu = float(re.search(r"CPU seconds: collector ([\d.]+)", report).group(1))
     per_cpu_s = number(re.search(r"one collector process: ([\d,]+) readings per CPU second", report).group(1))
     assert collector_cpu >= 0 and per_cpu_s > 0
+
+
+def test_push_smoke_answers_every_request_200_and_stores_every_reading() -> None:
+    try:
+        report = asyncio.run(push.run(300, 10, 4, 32, timeout_s=120))
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+        return
+    sent, readings = map(number, re.search(r"^([\d,]+) push requests .*, (\d+) readings each", report).groups())
+    assert (sent, readings) == (300, 4)
+    rows = table(report)
+    assert rows["answers"] == ["300 x 200"]  # every push answered durable, none refused or timed out
+    assert rows["readings stored"] == ["1,200 of 1,200"] and rows["lost"] == ["0"]
+    assert number(rows["requests/s answered (200 = durable)"][0]) > 0
+    assert number(rows["time from the first request until all stored"][0].removesuffix(" s")) > 0
 
 
 def test_midnight_smoke_stores_every_reading_and_weighing() -> None:

@@ -96,3 +96,29 @@ def test_control_characters_in_any_text_column_are_refused_with_file_and_line(tm
     out = capsys.readouterr().out
     assert f"{tmp_path / 'cards.csv'}:2: zone: control or invisible character U+000A (line feed) at position 2" in out
     assert f"{tmp_path / 'devices.csv'}:3: unit: control or invisible character U+0000 (null) at position 3" in out
+
+
+def test_platform_id_column_maps_platform_devices_and_refuses_duplicates(tmp_path, capsys):
+    (tmp_path / "institutions.csv").write_text("id,name,city,type,subclass,floor_area_m2,occupants\n"
+                                               "i1,一号楼,yinchuan,office,bureau,1000,50\n")
+    (tmp_path / "devices.csv").write_text(
+        "id,institution,kind,unit,multiplier,address,platform_id\n"
+        "d1,i1,water,m3,1,00000000000001,40edca19b0124480864366de4621de99\n"  # line 2: a CTWing deviceId
+        "d2,i1,electricity,kWh,1,000000000001,524552229\n"                    # line 3: a OneNET dev_id
+        "d3,i1,water,m3,1,,\n"                                                # line 4: not on a platform
+        "d4,i1,water,m3,1,,524552229\n"                                       # line 5: d2's id again
+        "d5,i1,water,m3,1,,bad id\n")                                         # line 6: a space
+    registry, problems = load_registry(tmp_path)
+    assert {d: registry.by_platform_id[d].id for d in registry.by_platform_id} == {
+        "40edca19b0124480864366de4621de99": "d1", "524552229": "d2"}
+    assert [(p.line, p.message) for p in problems] == [
+        (5, "duplicate platform_id '524552229' (also device 'd2')"),
+        (6, "bad platform_id 'bad id': 1-128 characters of A-Z a-z 0-9 _ . : -")]
+    assert main(["registry", "check", "--dir", str(tmp_path)]) == 1
+    assert f"{tmp_path / 'devices.csv'}:5: duplicate platform_id '524552229'" in capsys.readouterr().out
+
+
+def test_devices_csv_without_platform_id_still_loads(tmp_path):
+    _write(tmp_path, "i1,一号楼,yinchuan,office,bureau,1000,50\n", "d1,i1,water,m3,1,00000000000001\n")
+    registry, problems = load_registry(tmp_path)
+    assert problems == [] and registry.devices["d1"].platform_id == "" and registry.by_platform_id == {}
