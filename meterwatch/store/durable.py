@@ -87,20 +87,35 @@ class DurableWriter:
     async def write(self, batch: Batch, give_up: asyncio.Event | None = None) -> Written:
         """Make ``batch`` durable; waits (backpressure) while the disk has no room for the spool.
 
-        Raises ``TransientStoreError`` only if ``give_up`` is set while waiting for room.
+        While nothing is spooled the store is tried first, and again after each wait for room: a
+        batch larger than the spool may ever hold is stored once the store is back.  Raises
+        ``TransientStoreError`` only if ``give_up`` is set while waiting for room.
         """
-        if self.healthy:
+        said = False
+        while True:
+            if self.healthy:
+                try:
+                    refusals = await self._bisect(batch)
+                except TransientStoreError as exc:
+                    if not said:
+                        log.warning("store unavailable; spooling to disk", extra={"error": str(exc)[:200]})
+                        said = True
+                else:
+                    if self.full_since is not None:
+                        log.warning("store back: the batch the spool had no room for is stored",
+                                    extra={"held_back_s": round(time.monotonic() - self.full_since, 1)})
+                        self.full_since = None
+                    written = Written("store")
+                    await self._settle(refusals, written, give_up)
+                    return written
             try:
-                refusals = await self._bisect(batch)
-            except TransientStoreError as exc:
-                log.warning("store unavailable; spooling to disk", extra={"error": str(exc)[:200]})
-            else:
-                written = Written("store")
-                await self._settle(refusals, written, give_up)
-                return written
-        await self._with_room(lambda: self.spool.append(batch), give_up)
-        self._changed.set()
-        return Written("spool")
+                self.spool.append(batch)
+            except SpoolFull as exc:
+                await self._wait_for_room(exc, give_up)
+                continue
+            self._room_again()
+            self._changed.set()
+            return Written("spool")
 
     async def _bisect(self, batch: Batch) -> list[Refusal]:
         """Write ``batch``; what the store refuses is retried in halves down to single records."""
@@ -148,20 +163,27 @@ class DurableWriter:
             try:
                 put()
             except SpoolFull as exc:
-                self._holding_back(exc)
-                if give_up is not None and give_up.is_set():
-                    raise TransientStoreError(str(exc)) from exc
-                self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
+                await self._wait_for_room(exc, give_up)
             else:
-                if self.full_since is not None:
-                    log.warning("disk accepts again; acknowledging and consuming",
-                                extra={"held_back_s": round(time.monotonic() - self.full_since, 1)})
-                self.full_since = None
+                self._room_again()
                 return
+
+    async def _wait_for_room(self, exc: SpoolFull, give_up: asyncio.Event | None) -> None:
+        """One wait (at most a second, less if the spool changes) for the disk to have room."""
+        self._holding_back(exc)
+        if give_up is not None and give_up.is_set():
+            raise TransientStoreError(str(exc)) from exc
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
+
+    def _room_again(self) -> None:
+        if self.full_since is not None:
+            log.warning("disk accepts again; acknowledging and consuming",
+                        extra={"held_back_s": round(time.monotonic() - self.full_since, 1)})
+        self.full_since = None
 
     def _holding_back(self, exc: SpoolFull) -> None:
         now = time.monotonic()

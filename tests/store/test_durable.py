@@ -112,3 +112,28 @@ async def test_a_full_disk_under_the_spool_is_backpressure_until_space_returns(t
     said = [r for r in caplog.records if "cannot take" in r.getMessage()]
     assert len(said) == 1 and "No space left" in said[0].error
     assert any("accepts again" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_batch_larger_than_the_spool_bound_is_stored_once_the_store_returns(tmp_path):
+    """With nothing spooled, a batch the spool can never hold (over ``spool_max_bytes``) used to wait for disk
+    room forever, even after the store came back; now each wait for room tries the store again."""
+    from benchmarks.servers import start_influxd
+
+    server = start_influxd(tmp_path / "influxd")
+    store = InfluxStore(f"influxdb://127.0.0.1:{server.port}/back", timeout_s=1)
+    writer = DurableWriter(store, DiskSpool(tmp_path / "spool", 10_000), Quarantine(tmp_path / "q"))
+    try:
+        await store.open()
+        server.stop()
+        blocked = asyncio.create_task(writer.write(Batch(readings=readings(1000))))  # about 72 KB
+        deadline = time.monotonic() + 15
+        while writer.full_since is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert writer.full_since is not None and not blocked.done() and len(writer.spool) == 0
+        server.start()
+        written = await asyncio.wait_for(blocked, 30)
+        assert written.where == "store" and writer.full_since is None
+        assert len(await store.fetch(ReadingPoint)) == 1000
+    finally:
+        await store.close()
+        server.stop()
