@@ -7,8 +7,11 @@ clock set to the time it first arrived, so a binary frame is stamped as it
 was then; the devices' history is the store's.  What passes now (a device
 added to the registry since) is stored; what still fails is counted by
 reason and left where it is.  A reading already stored is a duplicate, so
-replaying twice stores once.  ``store_refused`` rejects carry no topic
-and are not replayed.
+replaying twice stores once.  An item of an HTTP push (topic
+``push/{platform}/{platform device id}``) is replayed as its device's
+message once ``devices.csv`` maps that id.  Rejects without an MQTT or push
+item topic are not replayed: ``store_refused`` records, refused import rows
+(import the corrected file) and whole refused push requests.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from datetime import datetime
 from collector.ingest import Ingestor
 from collector.late import place_late
 from collector.message import Message
+from collector.push import suffix_for
+from meterwatch.const import UP_PREFIX
 from meterwatch.localtime import CHINA, DAY
 from meterwatch.registry import Registry
 from meterwatch.settings import Settings
@@ -57,7 +62,25 @@ class ReplayReport:
         still = ", ".join(f"{n} {reason}" for reason, n in self.still.most_common()) or "none"
         return (f"{self.replayed} rejects replayed: {verb} {self.stored} points, {self.duplicates} already stored, "
                 f"{self.recomputed} following readings recomputed; "
-                f"still rejected: {still}; {self.skipped} not replayable (no topic)")
+                f"still rejected: {still}; {self.skipped} not replayable (no MQTT or push item topic)")
+
+
+def replayable(r: RejectRecord) -> bool:
+    """An MQTT message (its topic) or an item of an HTTP push (``push/{platform}/{platform device id}``);
+    not a whole refused push request, a refused import row or a record the store refused (no topic)."""
+    return r.topic.startswith(UP_PREFIX + "/") or r.topic.count("/") >= 2 and r.topic.startswith("push/")
+
+
+def up_topic(r: RejectRecord, registry: Registry) -> str:
+    """The topic to replay ``r`` on: its own, or for a pushed item the one its platform device id maps to
+    now ("" while that id is still unknown)."""
+    if not r.topic.startswith("push/"):
+        return r.topic
+    device = registry.by_platform_id.get(r.topic.split("/", 2)[2])
+    if device is None:
+        return ""
+    form = "json" if r.payload.lstrip()[:1] in (b"{", b"[") else "frame"
+    return f"{UP_PREFIX}/{device.institution}/{device.id}/{suffix_for(device.kind, form)}"
 
 
 async def replay(rejects: list[RejectRecord], registry: Registry, settings: Settings, store: Store,
@@ -65,16 +88,21 @@ async def replay(rejects: list[RejectRecord], registry: Registry, settings: Sett
     report = ReplayReport()
     now = [0.0]
     ingestor = Ingestor(registry, settings.collector, clock=lambda: now[0])
-    replayable = sorted((r for r in rejects if r.topic), key=lambda r: r.ts_ns)
-    report.skipped = len(rejects) - len(replayable)
-    if not replayable:
+    chosen = sorted((r for r in rejects if replayable(r)), key=lambda r: r.ts_ns)
+    report.skipped = len(rejects) - len(chosen)
+    if not chosen:
         return report
-    devices = sorted({r.device for r in replayable if r.device})
-    since = replayable[0].ts_ns // 1_000_000_000 - BASELINE_DAYS * DAY
+    topics = [up_topic(r, registry) for r in chosen]
+    devices = sorted({r.device for r in chosen if r.device} | {t.split("/")[3] for t in topics if t.count("/") >= 4})
+    since = chosen[0].ts_ns // 1_000_000_000 - BASELINE_DAYS * DAY
     ingestor.seed(await store.latest_readings(since, devices))
-    for r in replayable:
+    for r, topic in zip(chosen, topics, strict=True):
+        if not topic:  # a pushed item whose platform device id is still not in devices.csv
+            report.replayed += 1
+            report.still[r.reason] += 1
+            continue
         now[0] = r.ts_ns / 1e9
-        message = Message(r.topic, r.payload, arrived=now[0])
+        message = Message(topic, r.payload, arrived=now[0])
         ingestor.process([message])
         await place_late(ingestor, store, [message])
         out = message.out

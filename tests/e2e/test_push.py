@@ -26,7 +26,7 @@ from collector.push import PushRoutes
 from collector.service import Collector
 from meterwatch.httpservice import HttpService
 from meterwatch.registry import Device, load_registry
-from meterwatch.store import ReadingPoint, RejectRecord, open_store
+from meterwatch.store import MeterValuePoint, ReadingPoint, RejectRecord, open_store
 from simulators.province import Province, write_registry
 from tests.collector.test_platforms import CTWING_REPORT, ONENET_CAPTURE
 from tests.conftest import _unavailable
@@ -251,3 +251,36 @@ async def test_a_push_not_durable_in_time_is_answered_503_and_its_resend_is_a_du
             await app.stop()
     assert [(r.device, r.ts, r.register) for r in await stored(url, ReadingPoint)] == [("a-w1", now - 30, 42.0)]
     assert collector.metrics.push_requests == {("ctwing", 503): 1, ("ctwing", 200): 1}
+
+
+async def test_a_pushed_reading_of_an_unknown_platform_device_is_replayed_once_devices_csv_maps_it(
+        mosquitto, duck_url, tmp_path):
+    """Issue 17 item 4 for HTTP push: the item is kept as ``push/ctwing/{deviceId}``; once devices.csv gives
+    that id a device, ``rejects replay`` stores it as the device's reading (and a second replay stores nothing)."""
+    from collector.replay import replay, stored_rejects
+    from meterwatch.settings import Settings
+
+    async with pushing_collector(mosquitto, duck_url, tmp_path) as (_, base), aiohttp.ClientSession() as http:
+        frame = cjt188_water_frame("00000000000007", 12.5)
+        status, body = await send(http, "POST", f"{base}/push/ctwing?token={CTWING_TOKEN}",
+                                  ctwing_body(frame, device="NEWPID0001"))
+        assert (status, [r["reason"] for r in body["rejected"]]) == (200, ["unknown_device"])
+    with open(tmp_path / "registry" / "devices.csv", "a", encoding="utf-8") as f:
+        f.write("a-w7,inst-a,water,m3,1,00000000000007,NEWPID0001\n")
+    registry, problems = load_registry(tmp_path / "registry")
+    assert problems == []
+    store = open_store(duck_url)
+    await store.open()
+    try:
+        rejects = await stored_rejects(store, "unknown_device")
+        assert [r.topic for r in rejects] == ["push/ctwing/NEWPID0001"]
+        first = await replay(rejects, registry, Settings(), store)
+        again = await replay(rejects, registry, Settings(), store)
+        readings = [(r.device, r.register) for r in await store.fetch(ReadingPoint)]
+        values = await store.fetch(MeterValuePoint)
+    finally:
+        await store.close()
+    assert (first.replayed, first.stored, first.skipped) == (1, 1 + len(values), 0)  # the reading, the frame's values
+    assert {v.device for v in values} == {"a-w7"}
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert readings == [("a-w7", 12.5)]

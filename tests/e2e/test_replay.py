@@ -126,7 +126,7 @@ async def test_replay_leaves_what_still_fails_and_dry_run_stores_nothing(tmp_pat
     assert "3 rejects replayed" not in dry.stderr
     assert ("2 rejects replayed: would store 1 points, 0 already stored, 0 following readings recomputed; "
             "still rejected: 1 unknown_device; "
-            "1 not replayable (no topic)") in dry.stderr
+            "1 not replayable (no MQTT or push item topic)") in dry.stderr
     assert after_dry == []
     assert "2 rejects replayed: stored 1 points" in done.stderr
     assert [(r.device, r.ts, r.register) for r in await _readings(store_url)] == [("a-w1", t0, 7.0)]
