@@ -5,6 +5,11 @@ it handles the devices whose id hashes to ``i`` (``collector.topics.Partition``)
 on its own MQTT session, spool and status topic, so a device's consumption is
 computed by one process from its whole history.  The supervisor
 
+- first makes sure every worker's MQTT session exists (connects once with
+  each worker's client id and subscribes), so that from then on the broker
+  queues every message for every partition: a worker up before another
+  acknowledges the other's messages unhandled, and the other must find
+  them in its session when it comes up;
 - forwards SIGTERM and SIGINT (both stop a worker, which flushes and
   acknowledges what it holds) and SIGHUP (reload the registry) to every
   worker.  Workers run in their own session, so a Ctrl-C at a terminal
@@ -40,11 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import aiomqtt
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.topics import SUBSCRIPTIONS, Partition
 from meterwatch.httpservice import HttpService
+from meterwatch.mqtt import client_kwargs
 from meterwatch.settings import Settings
 from meterwatch.store.spool import DiskSpool
 
@@ -166,6 +174,21 @@ class Supervisor:
             except TimeoutError:
                 worker.restarts += 1
 
+    async def _prepare_sessions(self) -> None:
+        try:
+            async with asyncio.timeout(30):
+                for worker in self.workers:
+                    client_id = self.settings.collector.client_id + Partition(worker.index, worker.count).suffix
+                    async with aiomqtt.Client(**client_kwargs(self.settings, identifier=client_id,
+                                                              clean_session=False)) as client:
+                        for topic in SUBSCRIPTIONS:
+                            await client.subscribe(topic, qos=1)
+        except (aiomqtt.MqttError, TimeoutError, OSError, ValueError) as exc:
+            log.warning("could not prepare the workers' sessions: each worker makes its own when it connects, and "
+                        "until all have, a message published may miss its partition", extra={"error": str(exc)[:200]})
+        else:
+            log.info("collector workers' sessions ready", extra={"workers": len(self.workers)})
+
     def signal_all(self, sig: signal.Signals) -> None:
         for worker in self.workers:
             if worker.running:
@@ -176,6 +199,7 @@ class Supervisor:
         """Keep the workers up until ``stop``; then stop them all. Returns the exit code."""
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.signal_all, signal.SIGHUP)
+        await self._prepare_sessions()
         keepers = [asyncio.create_task(self._keep_up(w, stop), name=f"worker {w.name}") for w in self.workers]
         http = await self._serve()
         reporter = asyncio.create_task(self._report(), name="report")

@@ -157,3 +157,22 @@ async def _count(url: str) -> int:
 
 async def _some_stored(url: str) -> bool:
     return await _count(url) > 0
+
+
+async def test_every_workers_session_exists_before_any_worker_runs(mosquitto, tmp_path):
+    """A worker up before another acknowledges the other's messages unhandled: the other's session must already
+    exist and queue them.  The supervisor makes all of them first."""
+    import aiomqtt
+
+    from meterwatch.settings import CollectorSettings, Settings
+    from meterwatch_cli.workers import Supervisor
+
+    settings = Settings(broker=f"mqtt://127.0.0.1:{mosquitto.port}",
+                        collector=CollectorSettings(client_id="prepared", spool_dir=tmp_path / "spool"))
+    await Supervisor(settings, 3)._prepare_sessions()  # noqa: SLF001
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as publisher:
+        await publisher.publish("meterwatch/up/inst-a/a-w1/reading", b"queued", qos=1)
+    for i in range(3):  # each worker's session kept it, although no worker has connected yet
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier=f"prepared-p{i}", clean_session=False) as c:
+            assert (await asyncio.wait_for(anext(c.messages), 10)).payload == b"queued"
+            await c.unsubscribe("meterwatch/up/#")  # leave nothing behind on the shared broker
