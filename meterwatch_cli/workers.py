@@ -52,7 +52,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.topics import SUBSCRIPTIONS, Partition
 from meterwatch.httpservice import HttpService
-from meterwatch.mqtt import client_kwargs
+from meterwatch.mqtt import client_kwargs, enable_manual_ack
 from meterwatch.settings import Settings
 from meterwatch.store.spool import DiskSpool
 
@@ -179,8 +179,10 @@ class Supervisor:
             async with asyncio.timeout(30):
                 for worker in self.workers:
                     client_id = self.settings.collector.client_id + Partition(worker.index, worker.count).suffix
-                    async with aiomqtt.Client(**client_kwargs(self.settings, identifier=client_id,
-                                                              clean_session=False)) as client:
+                    client = aiomqtt.Client(**client_kwargs(self.settings, identifier=client_id,
+                                                            clean_session=False))
+                    enable_manual_ack(client)  # what the session holds is the worker's: redelivered to it
+                    async with client:
                         for topic in SUBSCRIPTIONS:
                             await client.subscribe(topic, qos=1)
         except (aiomqtt.MqttError, TimeoutError, OSError, ValueError) as exc:

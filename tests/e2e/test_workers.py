@@ -172,6 +172,7 @@ async def test_every_workers_session_exists_before_any_worker_runs(mosquitto, tm
     await Supervisor(settings, 3)._prepare_sessions()  # noqa: SLF001
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as publisher:
         await publisher.publish("meterwatch/up/inst-a/a-w1/reading", b"queued", qos=1)
+    await Supervisor(settings, 3)._prepare_sessions()  # noqa: SLF001  (a restart: it must not consume the queue)
     for i in range(3):  # each worker's session kept it, although no worker has connected yet
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier=f"prepared-p{i}", clean_session=False) as c:
             assert (await asyncio.wait_for(anext(c.messages), 10)).payload == b"queued"
