@@ -64,7 +64,7 @@ def test_ingest_smoke_stores_every_reading_and_reports_positive_rates() -> None:
 
 def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
     try:
-        report = asyncio.run(midnight.run(10, 1.0, timeout_s=120))
+        report = asyncio.run(midnight.run(10, 0.0, timeout_s=120, workers=2))  # all at once, two workers
     except ServerUnavailable as exc:
         _unavailable(str(exc))
         return
@@ -80,7 +80,9 @@ def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
     assert rows["lost"] == ["0"]
     assert number(rows["time from the first message until all stored"][0].removesuffix(" s")) > 0
     assert number(rows["readings/s over the burst"][0]) > 0
-    assert number(rows["collector peak resident memory"][0].removesuffix(" MB")) > 0
+    assert number(rows["time from the last message published until all stored"][0].removesuffix(" s")) >= 0
+    memory = rows["peak resident memory per collector process"][0].removesuffix(" MB").split(", ")
+    assert len(memory) == 2 and all(number(mb) > 0 for mb in memory)  # one figure per worker
 
 
 def test_dashboards_smoke_times_every_panel_query_and_finds_the_loaded_data(influxd) -> None:
