@@ -153,9 +153,13 @@ class Supervisor:
         """Run the worker until ``stop``; restart it with backoff when it exits; give up after MAX_FAILURES."""
         while not stop.is_set():
             started = time.monotonic()
-            await self._spawn(worker)
-            assert worker.proc is not None
-            code = await worker.proc.wait()
+            try:
+                await self._spawn(worker)
+                assert worker.proc is not None
+                code = await worker.proc.wait()
+            except OSError as exc:  # the interpreter cannot be started (fd or process limits): a death too
+                log.error("collector worker could not be started", extra={"partition": worker.name, "error": str(exc)})
+                code = None
             if stop.is_set():
                 return
             worker.failures = 1 if time.monotonic() - started >= STABLE_S else worker.failures + 1
@@ -191,6 +195,13 @@ class Supervisor:
         else:
             log.info("collector workers' sessions ready", extra={"workers": len(self.workers)})
 
+    def _keeper_done(self, task: asyncio.Task, stop: asyncio.Event) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("collector worker's keeper failed: stopping all workers", extra={"task": task.get_name()},
+                         exc_info=task.exception())
+            self.gave_up = True
+            stop.set()
+
     def signal_all(self, sig: signal.Signals) -> None:
         for worker in self.workers:
             if worker.running:
@@ -203,6 +214,8 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.signal_all, signal.SIGHUP)
         await self._prepare_sessions()
         keepers = [asyncio.create_task(self._keep_up(w, stop), name=f"worker {w.name}") for w in self.workers]
+        for keeper in keepers:  # a keeper that fails (a bug of ours) must not leave its partition unserved quietly
+            keeper.add_done_callback(lambda task: self._keeper_done(task, stop))
         http = await self._serve()
         reporter = asyncio.create_task(self._report(), name="report")
         try:
