@@ -26,21 +26,13 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.midnight import burst
+from benchmarks.midnight import burst, cpu_s
 from benchmarks.servers import free_port, start_influxd, start_mosquitto
 from meterwatch.localtime import local_midnight
 from meterwatch.registry import load_registry
 from meterwatch.settings import Settings
 from simulators.province import generate_province, write_registry
 from simulators.publish import publish_messages
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
 
 async def _seen(port: int) -> float:
     """received + skipped_other_partition, from the worker's /metrics."""
@@ -105,8 +97,8 @@ async def run(institutions: int = 1000) -> str:
             f"| {skip_wall:.1f} |\n"
             f"| 0/2: owns every message (decode 96 readings, derive, write) | {own_cpu:.2f} | "
             f"{own_cpu / n * 1e6:,.0f} | {own_wall:.1f} |\n\n"
-            f"a skipped message costs {skip_cpu / own_cpu:.1%} of a handled one; with N workers each spends "
-            f"(N - 1) / N of the messages skipping")
+            f"a skipped message costs {f'{skip_cpu / own_cpu:.1%}' if own_cpu else '(too few to measure)'} of a "
+            "handled one; with N workers each spends (N - 1) / N of the messages skipping")
 
 
 def main() -> None:

@@ -73,6 +73,15 @@ def _rss_kb(pid: int, key: str) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -80,10 +89,11 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _peaks(pid: int, workers: int, peaks: dict[int, int]) -> None:
-    """Each collector process's peak resident memory (kB), by pid: the process itself, or its workers."""
+def _peaks(pid: int, workers: int, peaks: dict[int, int], cpu: dict[int, float]) -> None:
+    """Each collector process's peak resident memory (kB) and CPU seconds, by pid: the process, or its workers."""
     for p in _children(pid) if workers > 1 else [pid]:
         peaks[p] = max(peaks.get(p, 0), _rss_kb(p, "VmHWM"))
+        cpu[p] = max(cpu.get(p, 0.0), cpu_s(p))
 
 
 async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float = 900.0, workers: int = 1) -> str:
@@ -107,6 +117,10 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
         while (await _subscribed(broker.port, workers)) is False and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         settings = Settings(broker=f"mqtt://127.0.0.1:{broker.port}")
+        servers_cpu = cpu_s(broker.proc.pid) + cpu_s(influxd.proc.pid)
+        cpu: dict[int, float] = {}
+        _peaks(proc.pid, workers, {}, cpu)
+        collectors_cpu = sum(cpu.values())
         started = time.monotonic()
         rate = len(messages) / spread_s if spread_s > 0 else 1e9  # spread 0: as fast as the publisher goes
         publishing = asyncio.create_task(publish_messages(settings, messages, max_rate=rate, workers=64))
@@ -114,7 +128,7 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
         deadline = started + timeout_s
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            _peaks(proc.pid, workers, peaks)
+            _peaks(proc.pid, workers, peaks, cpu)
             if publishing.done():
                 published_at = published_at or time.monotonic()
                 stored = await store.count(ReadingPoint)
@@ -125,7 +139,10 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
         publish_s = (published_at or started) - started
         published = (await publishing).published
         stored_w = await store.count(WeighingPoint)
-        _peaks(proc.pid, workers, peaks)
+        _peaks(proc.pid, workers, peaks, cpu)
+        collectors_cpu = sum(cpu.values()) - collectors_cpu
+        servers_cpu = cpu_s(broker.proc.pid) + cpu_s(influxd.proc.pid) - servers_cpu
+        load = os.getloadavg()[0]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -144,7 +161,9 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
             f"| weighings stored | {stored_w:,} of {weighings:,} |\n"
             f"| lost | {readings - stored + weighings - stored_w:,} |\n"
             f"| readings/s over the burst | {stored / elapsed:,.0f} |\n"
-            f"| peak resident memory per collector process | {memory} MB |")
+            f"| peak resident memory per collector process | {memory} MB |\n"
+            f"| CPU seconds: collector processes, broker + influxd | {collectors_cpu:.1f}, {servers_cpu:.1f} |\n"
+            f"| machine load at the end (1 min, all processes; {os.cpu_count()} cores) | {load:.1f} |")
 
 
 async def _subscribed(port: int, workers: int = 1) -> bool:

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from analytics.rules import discover
-from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, store
+from benchmarks import analytics_accuracy, analytics_speed, dashboards, fanout, ingest, midnight, store
 from dashboards.boards import all_boards
 from meterwatch_cli.main import main
 from benchmarks.servers import ServerUnavailable
@@ -83,6 +83,20 @@ def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
     assert number(rows["time from the last message published until all stored"][0].removesuffix(" s")) >= 0
     memory = rows["peak resident memory per collector process"][0].removesuffix(" MB").split(", ")
     assert len(memory) == 2 and all(number(mb) > 0 for mb in memory)  # one figure per worker
+
+
+def test_fanout_smoke_measures_a_skipping_and_an_owning_worker_over_the_same_messages() -> None:
+    try:
+        report = asyncio.run(fanout.run(20))
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+        return
+    n = number(re.match(r"([\d,]+) messages", report).group(1))
+    rows = {name.split(":")[0]: cells for name, cells in table(report).items() if name[:3] in ("1/2", "0/2")}
+    assert n > 0 and sorted(rows) == ["0/2", "1/2"]
+    for cpu, per_message, _ in rows.values():
+        assert number(cpu) >= 0 and number(per_message) == pytest.approx(number(cpu) / n * 1e6, abs=1)
+    assert "a skipped message costs" in report
 
 
 def test_dashboards_smoke_times_every_panel_query_and_finds_the_loaded_data(influxd) -> None:
