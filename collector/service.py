@@ -72,9 +72,7 @@ class Collector:
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.partition = Partition.parse(settings.collector.partition) if settings.collector.partition else None
-        self.cfg = settings.collector if self.partition is None else settings.collector.model_copy(update={
-            "client_id": settings.collector.client_id + self.partition.suffix,
-            "instance": settings.collector.instance + self.partition.suffix})
+        self.cfg = settings.collector if self.partition is None else self.partition.own(settings.collector)
         self.store = store
         self.clock = clock
         self.monotonic = monotonic

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from meterwatch.const import UP_PREFIX
 from meterwatch.ids import is_valid_id
+from meterwatch.settings import CollectorSettings
 
 # The whole tree: a topic that almost matches (an extra or a missing level, ``readings``) must reach
 # the collector to be rejected with its reason, not vanish at the broker.
@@ -63,10 +64,10 @@ class Partition:
             return self.index == 0
         return zlib.crc32(device.encode()) % self.count == self.index
 
-    @property
-    def suffix(self) -> str:
-        """Appended to the client id and instance: each worker has its own session, spool and status.
+    def own(self, cfg: CollectorSettings) -> CollectorSettings:
+        """This worker's settings: client id and instance suffixed ``-p<i>``, so its own session, spool and status.
 
-        It names the index only, not N: after a change of N, workers 0..N-1 resume the sessions that queued
-        every message while they were stopped."""
-        return f"-p{self.index}"
+        The suffix names the index only, not N: after a change of N, workers 0..N-1 resume the sessions that
+        queued every message while they were stopped."""
+        suffix = f"-p{self.index}"
+        return cfg.model_copy(update={"client_id": cfg.client_id + suffix, "instance": cfg.instance + suffix})

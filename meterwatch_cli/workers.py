@@ -182,7 +182,7 @@ class Supervisor:
         try:
             async with asyncio.timeout(30):
                 for worker in self.workers:
-                    client_id = self.settings.collector.client_id + Partition(worker.index, worker.count).suffix
+                    client_id = Partition(worker.index, worker.count).own(self.settings.collector).client_id
                     client = aiomqtt.Client(**client_kwargs(self.settings, identifier=client_id,
                                                             clean_session=False))
                     enable_manual_ack(client)  # what the session holds is the worker's: redelivered to it
