@@ -117,13 +117,12 @@ class Collector:
         """Arrival: only bookkeeping; the stages run per batch in ``flush``.
 
         Another partition's message is acknowledged at once: its owner's session holds it too."""
+        now = self.metrics.last_message_at = self.clock()  # any message shows the broker's routing works
         if self.partition is not None and not self.partition.owns(topic):
             self.metrics.skipped_other_partition += 1
             ack()
             return
-        now = self.clock()
         self.metrics.received += 1
-        self.metrics.last_message_at = now
         self._pending.append(Message(topic, payload, ack, now))
 
     def _take(self) -> list[Message]:
