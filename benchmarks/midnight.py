@@ -117,7 +117,7 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
         while (await _subscribed(broker.port, workers)) is False and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         settings = Settings(broker=f"mqtt://127.0.0.1:{broker.port}")
-        servers_cpu = cpu_s(broker.proc.pid) + cpu_s(influxd.proc.pid)
+        broker_cpu, influxd_cpu = cpu_s(broker.proc.pid), cpu_s(influxd.proc.pid)
         cpu: dict[int, float] = {}
         _peaks(proc.pid, workers, {}, cpu)
         collectors_cpu = sum(cpu.values())
@@ -141,7 +141,7 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
         stored_w = await store.count(WeighingPoint)
         _peaks(proc.pid, workers, peaks, cpu)
         collectors_cpu = sum(cpu.values()) - collectors_cpu
-        servers_cpu = cpu_s(broker.proc.pid) + cpu_s(influxd.proc.pid) - servers_cpu
+        broker_cpu, influxd_cpu = cpu_s(broker.proc.pid) - broker_cpu, cpu_s(influxd.proc.pid) - influxd_cpu
         load = os.getloadavg()[0]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -162,7 +162,8 @@ async def run(institutions: int = 5010, spread_s: float = 60.0, timeout_s: float
             f"| lost | {readings - stored + weighings - stored_w:,} |\n"
             f"| readings/s over the burst | {stored / elapsed:,.0f} |\n"
             f"| peak resident memory per collector process | {memory} MB |\n"
-            f"| CPU seconds: collector processes, broker + influxd | {collectors_cpu:.1f}, {servers_cpu:.1f} |\n"
+            f"| CPU seconds: collector processes, mosquitto, influxd | {collectors_cpu:.1f}, {broker_cpu:.1f}, "
+            f"{influxd_cpu:.1f} |\n"
             f"| machine load at the end (1 min, all processes; {os.cpu_count()} cores) | {load:.1f} |")
 
 
