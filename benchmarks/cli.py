@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from meterwatch.settings import Settings
 
-SUITES = ("ingest", "midnight", "store", "analytics-speed", "analytics-accuracy", "dashboards", "budget", "delivery",
-          "import", "reports", "push")
+SUITES = ("ingest", "midnight", "midnight-burst", "fanout", "store", "analytics-speed", "analytics-accuracy", "dashboards",
+          "budget", "delivery", "import", "reports", "push")
 
 
 def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
@@ -26,6 +26,7 @@ def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
         budget,
         dashboards,
         delivery,
+        fanout,
         imports,
         ingest,
         midnight,
@@ -36,12 +37,14 @@ def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
 
     if quick:
         return {"ingest": lambda: ingest.run(4_000), "midnight": lambda: midnight.run(20, 2.0),
+                "midnight-burst": lambda: midnight.run(20, 0.0, workers=2), "fanout": lambda: fanout.run(20),
                 "store": lambda: store.run(10, 2), "analytics-speed": lambda: analytics_speed.run(500),
                 "analytics-accuracy": lambda: analytics_accuracy.run(40, 8, 12.0, None),
                 "dashboards": lambda: dashboards.run(10, 1, 1), "budget": lambda: budget.run(20, 1),
                 "delivery": lambda: delivery.run(20, 0.2, 1), "import": lambda: imports.run(2_000, 10),
                 "reports": lambda: reports.run(20, 2), "push": lambda: push.run(300, 10, 4, 32)}
     return {"ingest": lambda: ingest.run(200_000), "midnight": lambda: midnight.run(5010, 60.0),
+            "midnight-burst": lambda: midnight.run(5010, 0.0, workers=2), "fanout": lambda: fanout.run(1000),
             "store": lambda: store.run(500, 30), "analytics-speed": lambda: analytics_speed.run(25_000),
             "analytics-accuracy": lambda: analytics_accuracy.run(1000, 30, 1.0, None),
             "dashboards": lambda: dashboards.run(5010, 2, 5), "budget": lambda: budget.run(5010, 3),

@@ -65,17 +65,6 @@ class Ingestor:
         for device, (ts, register) in latest.items():
             self._seeded(device, ts, register)
 
-    def refresh(self, latest: dict[str, tuple[int, float]]) -> None:
-        """Adopt the store's newest reading where it is newer than what this process saw.
-
-        With a shared subscription another collector may have handled a
-        device's previous upload; its reading, not ours, is the baseline.
-        """
-        for device, (ts, register) in latest.items():
-            history = self.histories.get(device)
-            if history is None or not history.ts or ts > history.ts[-1]:
-                self._seeded(device, ts, register)
-
     def next_reject_ns(self) -> int:
         """A reject's time: unique and increasing, because InfluxDB keys a reject by its tags and time."""
         self._last_reject_ns = max(int(self.clock() * 1e9), self._last_reject_ns + 1)

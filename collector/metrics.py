@@ -26,6 +26,9 @@ class CollectorMetrics:
     spool_bytes: int = 0  # what the spool holds now
     quarantined: int = 0  # records the store refused even one by one, kept on disk with the error
     unknown_cards: int = 0
+    # With a partition: messages of other partitions' devices, acknowledged on arrival and not counted as
+    # received (their owner counts them): received + skipped_other_partition is what the broker delivered.
+    skipped_other_partition: int = 0
     lag: float = 0.0  # seconds between the newest reading of the last batch and the write
     write_ms: float = 0.0  # duration of the last successful write
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
@@ -50,6 +53,7 @@ class CollectorMetrics:
 
     def summary(self) -> dict[str, object]:
         return {"received": self.received, "acknowledged": self.acknowledged,
+                "skipped_other_partition": self.skipped_other_partition,
                 "messages_by_outcome": dict(self.messages_by_outcome), "stored": self.stored, "rejected": self.rejected,
                 "duplicates": self.duplicates, "spooled": self.spooled, "spool_bytes": self.spool_bytes,
                 "quarantined": self.quarantined,
@@ -73,7 +77,9 @@ class PrometheusView:
                                   ("stored", m.stored, "readings and weighings durable in the store"),
                                   ("duplicates", m.duplicates, "duplicates collapsed"),
                                   ("spooled", m.spooled, "records that went through the disk spool"),
-                                  ("quarantined", m.quarantined, "records the store refused, kept on disk")):
+                                  ("quarantined", m.quarantined, "records the store refused, kept on disk"),
+                                  ("skipped_other_partition", m.skipped_other_partition,
+                                   "messages of other partitions' devices, acknowledged unhandled")):
             yield CounterMetricFamily(f"meterwatch_collector_{name}", text, value=value)
         rejected = CounterMetricFamily("meterwatch_collector_rejected", "rejects, by reason", labels=["reason"])
         for reason, n in sorted(m.rejected_by_reason.items()):

@@ -1,23 +1,26 @@
 """The collector process: one record per MQTT message, through named stages, acknowledged when durable.
 
-Every message becomes a ``Message`` (``collector.message``) on arrival and
+With ``collector.partition`` (``i/N``, one worker of ``collect --workers N``),
+a message of another partition's device is acknowledged on arrival and goes
+no further (``Partition.owns``: its owner holds it in its own session).
+Every other message becomes a ``Message`` (``collector.message``) on arrival and
 waits, with its ack, until the pending list is full (``batch_size``) or old
 enough (``batch_interval_s``).  ``flush`` then runs the stages on the list:
 
 1. ``route`` (``collector.ingest``): size, topic parsed once, decoder,
    registry checks (device, institution, kind);
-2. with a shared subscription, each device's baseline refreshed from the store;
-3. ``decode``: the decoder, each item checked on its own;
-4. ``derive``: consumption, flags, duplicates, conflicts, from each device's
-   history; ``place_late`` (``collector.late``): readings older than it,
+2. ``decode``: the decoder, each item checked on its own;
+3. ``derive``: consumption, flags, duplicates, conflicts, from each device's
+   history (only this process handles the device, so its history is the
+   device's); ``place_late`` (``collector.late``): readings older than it,
    between their stored neighbours;
-5. ``batch`` (``collector.message``): every message's points and rejects as
+4. ``batch`` (``collector.message``): every message's points and rejects as
    one store ``Batch``, and the messages' outcomes counted in the metrics.
 
 The batch goes to a single writer (so writes stay in order), which makes it
-durable (6. ``write``, ``meterwatch.store.durable``: in the store, or while
+durable (5. ``write``, ``meterwatch.store.durable``: in the store, or while
 the store is down or slow in the disk spool replayed in order when it
-returns) and only then acknowledges its messages (7. ``acknowledge``).  A
+returns) and only then acknowledges its messages (6. ``acknowledge``).  A
 message that is not acknowledged is redelivered by the broker (persistent
 session), so a crash loses nothing that was acknowledged.  Rejects are
 written like data and then acknowledged, so bad input can never fill the
@@ -41,7 +44,7 @@ from collector.ingest import Ingestor
 from collector.late import place_late
 from collector.message import Message, batch
 from collector.metrics import CollectorMetrics
-from collector.topics import subscriptions
+from collector.topics import SUBSCRIPTIONS, Partition
 from meterwatch.const import STATUS_TOPIC
 from meterwatch.localtime import DAY
 from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
@@ -68,7 +71,8 @@ class Collector:
     def __init__(self, settings: Settings, registry: Registry, store: Store,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self.cfg = settings.collector
+        self.partition = Partition.parse(settings.collector.partition) if settings.collector.partition else None
+        self.cfg = settings.collector if self.partition is None else self.partition.own(settings.collector)
         self.store = store
         self.clock = clock
         self.monotonic = monotonic
@@ -109,11 +113,19 @@ class Collector:
 
     # -- the stages ---------------------------------------------------------------------------------
 
-    def handle(self, topic: str, payload: bytes, ack: Ack) -> Message:
-        """Arrival: only bookkeeping; the stages run per batch in ``flush``."""
-        now = self.clock()
+    def handle(self, topic: str, payload: bytes, ack: Ack) -> None:
+        """MQTT arrival: only bookkeeping; the stages run per batch in ``flush``.
+
+        Another partition's message is acknowledged at once: its owner's session holds it too."""
+        now = self.metrics.last_message_at = self.clock()  # any message shows the broker's routing works
+        if self.partition is not None and not self.partition.owns(topic):
+            self.metrics.skipped_other_partition += 1
+            ack()
+            return
+        self._arrive(topic, payload, ack, now)
+
+    def _arrive(self, topic: str, payload: bytes, ack: Ack, now: float) -> Message:
         self.metrics.received += 1
-        self.metrics.last_message_at = now
         message = Message(topic, payload, ack, now)
         self._pending.append(message)
         return message
@@ -125,7 +137,9 @@ class Collector:
         The future resolves with the message once it is durable (store or
         spool) and never if the collector stops first.  ``refused`` (reason,
         detail) keeps it as a reject of that reason without decoding it.
-        Waits while the writer is behind, as the MQTT consumer does.
+        Waits while the writer is behind, as the MQTT consumer does.  No
+        partition filter: with ``--workers`` the pushes reach worker 0 only
+        (``meterwatch_cli.workers``), so each pushing device has one worker.
         """
         durable: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
 
@@ -133,7 +147,8 @@ class Collector:
             if not durable.done():
                 durable.set_result(message)
 
-        message = self.handle(topic, payload, ack)
+        now = self.metrics.last_message_at = self.clock()
+        message = self._arrive(topic, payload, ack, now)
         if refused is not None:
             self.ingestor.reject(message, *refused)
             message.settled = True
@@ -153,23 +168,10 @@ class Collector:
             if not messages:
                 return
             self.ingestor.route(messages)
-            if self.cfg.shared_group:
-                await self._refresh_baselines(messages)
             self.ingestor.decode(messages)
             self.ingestor.derive(messages)
             await place_late(self.ingestor, self.store, messages)
             await self._queue.put((self._batch(messages), messages))
-
-    async def _refresh_baselines(self, messages: list[Message]) -> None:
-        devices = sorted({m.device.id for m in messages if m.device is not None})
-        try:
-            self.ingestor.refresh(await self.store.latest_readings(int(self.clock()) - BASELINE_DAYS * DAY,
-                                                                   devices))
-        except TransientStoreError:
-            pass  # the store is down: our own history and the spool are the best baseline there is
-        except Exception as exc:  # noqa: BLE001  (a failed refresh must not stop ingestion: same fallback)
-            self.ingestor.log_summary.error("baseline refresh from the store failed; continuing from this "
-                                            "process's history", exc, f"{len(devices)} devices")
 
     def _batch(self, messages: list[Message]) -> Batch:
         """The batch stage, and each message's outcome counted: the one place duplicates and flags are summed."""
@@ -300,7 +302,7 @@ class Collector:
     async def _consume(self) -> None:
         client = self._client()
         async with client:
-            for topic in subscriptions(self.cfg.shared_group):
+            for topic in SUBSCRIPTIONS:
                 await client.subscribe(topic, qos=1)
             status = STATUS_TOPIC.format(component=self.cfg.instance)
             await client.publish(status, b"online", qos=1, retain=True)

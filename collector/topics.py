@@ -1,11 +1,13 @@
-"""Parse ``meterwatch/up/{inst}/{dev}/{suffix}`` topics."""
+"""Parse ``meterwatch/up/{inst}/{dev}/{suffix}`` topics, and which partition a topic belongs to."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from meterwatch.const import UP_PREFIX
 from meterwatch.ids import is_valid_id
+from meterwatch.settings import CollectorSettings
 
 # The whole tree: a topic that almost matches (an extra or a missing level, ``readings``) must reach
 # the collector to be rejected with its reason, not vanish at the broker.
@@ -37,8 +39,35 @@ def parse_up_topic(topic: str) -> UpTopic:
     return UpTopic(institution, device, suffix)
 
 
-def subscriptions(shared_group: str | None) -> list[str]:
-    """Topic filters; with a group, as MQTT 5 / mosquitto shared subscriptions."""
-    if not shared_group:
-        return list(SUBSCRIPTIONS)
-    return [f"$share/{shared_group}/{t}" for t in SUBSCRIPTIONS]
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """``i/N`` (``collector.partition``): the worker that handles every message of the devices hashing to ``i``.
+
+    The hash is CRC-32 of the device id (stable across processes and Python
+    versions, unlike ``hash``), so a device's messages always reach the same
+    worker, whose history alone computes its consumption.  A topic without a
+    device (``bad_topic``) belongs to partition 0, so its reject is kept once.
+    """
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        index, _, count = text.partition("/")
+        return cls(int(index), int(count))
+
+    def owns(self, topic: str) -> bool:
+        try:
+            device = parse_up_topic(topic).device
+        except TopicError:
+            return self.index == 0
+        return zlib.crc32(device.encode()) % self.count == self.index
+
+    def own(self, cfg: CollectorSettings) -> CollectorSettings:
+        """This worker's settings: client id and instance suffixed ``-p<i>``, so its own session, spool and status.
+
+        The suffix names the index only, not N: after a change of N, workers 0..N-1 resume the sessions that
+        queued every message while they were stopped."""
+        suffix = f"-p{self.index}"
+        return cfg.model_copy(update={"client_id": cfg.client_id + suffix, "instance": cfg.instance + suffix})

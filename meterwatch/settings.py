@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +27,10 @@ DEFAULT_CONFIG_FILE = Path("meterwatch.toml")
 class CollectorSettings(BaseModel):
     client_id: str = Field("meterwatch-collector", description="fixed MQTT client id: the persistent session's key")
     instance: str = Field("collector-1", description="tag of this process in the `collector` measurement")
-    shared_group: str | None = Field(None, description="if set, subscribe as $share/<group>/... to split load")
+    partition: str | None = Field(None, description="i/N: this process handles only the devices whose id hashes "
+                                  "to i of N, on its own session (`collect --workers N` sets it for each worker)")
+    workers: int | None = Field(None, ge=1, description="`meterwatch collect` runs this many partition workers under "
+                                "a supervisor (default: the machine's cores with InfluxDB, 1 with DuckDB)")
     batch_size: int = Field(500, ge=1, le=50_000, description="flush when this many messages wait")
     batch_interval_s: float = Field(1.0, gt=0, description="flush at least this often")
     max_payload_bytes: int = Field(256 * 1024, ge=64)
@@ -61,6 +64,25 @@ class CollectorSettings(BaseModel):
                                 "(pushes arriving meanwhile share the write), not after batch_interval_s")
     push_timeout_s: float = Field(30.0, gt=0, description="a push is answered 503 (the platform retries) when its "
                                   "readings are not durable (store or spool) within this")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_shared_group(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("shared_group"):
+            raise ValueError("collector.shared_group is no longer supported: collectors sharing a subscription can "
+                             "compute a wrong consumption when one meter's uploads reach two of them at once; run "
+                             "`meterwatch collect --workers N`, or one `--partition i/N` per host")
+        return data
+
+    @field_validator("partition")
+    @classmethod
+    def _partition(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        index, sep, count = value.partition("/")
+        if not (sep and index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+            raise ValueError(f"partition {value!r} must be i/N with 0 <= i < N, e.g. 0/2")
+        return f"{int(index)}/{int(count)}"
 
 
 class NotifierSettings(BaseModel):

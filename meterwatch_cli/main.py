@@ -12,6 +12,7 @@ import argparse
 import asyncio
 from datetime import datetime
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -58,9 +59,12 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if settings.collector.http_listen:
             parse_listen(settings.collector.http_listen)
+        settings, workers = _collect_layout(args, settings)
     except ValueError as exc:
-        print(f"error: bad settings: collector.http_listen: {exc}", file=sys.stderr)
+        print(f"error: bad settings: {exc}", file=sys.stderr)
         return 2
+    if workers > 1:
+        return run_workers(settings, workers, args.config)
     registry = load_checked_registry(settings)
     store = store_for(settings, timeout_s=settings.collector.store_timeout_s,
                       max_body_bytes=settings.collector.write_max_bytes)
@@ -73,7 +77,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
         if settings.collector.http_listen:  # /healthz, /metrics, and the platforms' HTTP push
             http = HttpService(settings.collector.http_listen, prometheus_registry(collector.metrics),
                                lambda: health(collector.metrics))
-            platforms = PushRoutes(collector).install(http)
+            first = collector.partition is None or collector.partition.index == 0  # pushes go to worker 0
+            platforms = PushRoutes(collector).install(http) if first else []
             await http.start()
             log.info("http service listening", extra={"port": http.port, "push": ",".join(platforms) or "off"})
         loop = asyncio.get_running_loop()
@@ -92,6 +97,61 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _collect_layout(args: argparse.Namespace, settings: Settings) -> tuple[Settings, int]:
+    """The settings of this process and how many workers to supervise (1: this process collects).
+
+    ``--partition i/N`` (a worker of ``--workers N``) collects one partition.
+    ValueError for a layout that cannot work: several processes on one DuckDB
+    file, or a spool left by another layout (its batches were acknowledged to
+    the broker, and only its own process would write them to the store)."""
+    from meterwatch.settings import CollectorSettings
+    from meterwatch_cli.workers import default_workers, stranded_spools
+
+    if args.partition is not None:
+        if args.workers is not None:
+            raise ValueError("--partition is one worker of --workers: give one or the other")
+        cfg = CollectorSettings(**{**settings.collector.model_dump(), "partition": args.partition})
+        settings = settings.model_copy(update={"collector": cfg})
+    if settings.collector.partition is not None:
+        _log_partition(settings.collector.partition)
+        return settings, 1
+    workers = args.workers or settings.collector.workers or default_workers(settings)
+    if workers > 1 and settings.store.startswith("duckdb:"):
+        raise ValueError(f"--workers {workers}: a DuckDB file is held by one process; use --workers 1, or InfluxDB")
+    for directory, batches in stranded_spools(settings, workers if workers > 1 else None):
+        suffix = re.fullmatch(r".*-p(\d+)", directory.name)
+        needs = f"--workers {int(suffix[1]) + 1} or more" if suffix else "--workers 1"
+        raise ValueError(f"spool {directory} holds {batches} batch(es) acknowledged but not yet stored, which "
+                         f"{workers} worker(s) would not replay: run with {needs} until it drains")
+    return settings, workers
+
+
+def _log_partition(partition: str) -> None:
+    """Every log line of a worker says which one it is."""
+    def tag(record: logging.LogRecord) -> bool:
+        record.partition = partition
+        return True
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(tag)
+
+
+def run_workers(settings: Settings, workers: int, config: Path | None) -> int:
+    from meterwatch_cli.workers import Supervisor
+
+    load_checked_registry(settings)  # a registry no worker could start with fails here, once
+    supervisor = Supervisor(settings, workers, config)
+    code = 1
+
+    async def main(stop: asyncio.Event) -> None:
+        nonlocal code
+        code = await supervisor.run(stop)
+
+    log.info("collector supervisor starting", extra={"workers": workers, "store": redact_url(settings.store),
+                                                     "broker": redact_url(settings.broker)})
+    asyncio.run(run_until_signalled(main))
+    return code
 
 
 def collect_status(settings: Settings) -> int:
@@ -226,6 +286,13 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- parser ---------------------------------------------------------------------------------------
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meterwatch", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, help="TOML settings file (default: ./meterwatch.toml if present)")
@@ -240,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="run the collector until SIGTERM / Ctrl-C")
     p.add_argument("--status", action="store_true", help="print what the collectors last reported, and exit")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="collector processes under one supervisor, each device always on the same one (default: "
+                        "collector.workers, else the machine's cores with InfluxDB, 1 with DuckDB)")
+    p.add_argument("--partition", metavar="I/N", default=None,
+                   help="collect only the devices of partition I of N (what each worker of --workers N runs)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("simulate", help="generate a registry, publish a province, or backfill history")

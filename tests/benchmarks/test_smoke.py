@@ -14,7 +14,7 @@ import re
 import pytest
 
 from analytics.rules import discover
-from benchmarks import analytics_accuracy, analytics_speed, dashboards, ingest, midnight, push, store
+from benchmarks import analytics_accuracy, analytics_speed, dashboards, fanout, ingest, midnight, push, store
 from dashboards.boards import all_boards
 from meterwatch_cli.main import main
 from benchmarks.servers import ServerUnavailable
@@ -79,7 +79,7 @@ def test_push_smoke_answers_every_request_200_and_stores_every_reading() -> None
 
 def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
     try:
-        report = asyncio.run(midnight.run(10, 1.0, timeout_s=120))
+        report = asyncio.run(midnight.run(10, 0.0, timeout_s=120, workers=2))  # all at once, two workers
     except ServerUnavailable as exc:
         _unavailable(str(exc))
         return
@@ -95,7 +95,23 @@ def test_midnight_smoke_stores_every_reading_and_weighing() -> None:
     assert rows["lost"] == ["0"]
     assert number(rows["time from the first message until all stored"][0].removesuffix(" s")) > 0
     assert number(rows["readings/s over the burst"][0]) > 0
-    assert number(rows["collector peak resident memory"][0].removesuffix(" MB")) > 0
+    assert number(rows["time from the last message published until all stored"][0].removesuffix(" s")) >= 0
+    memory = rows["peak resident memory per collector process"][0].removesuffix(" MB").split(", ")
+    assert len(memory) == 2 and all(number(mb) > 0 for mb in memory)  # one figure per worker
+
+
+def test_fanout_smoke_measures_a_skipping_and_an_owning_worker_over_the_same_messages() -> None:
+    try:
+        report = asyncio.run(fanout.run(20))
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+        return
+    n = number(re.match(r"([\d,]+) messages", report).group(1))
+    rows = {name.split(":")[0]: cells for name, cells in table(report).items() if name[:3] in ("1/2", "0/2")}
+    assert n > 0 and sorted(rows) == ["0/2", "1/2"]
+    for cpu, per_message, _ in rows.values():
+        assert number(cpu) >= 0 and number(per_message) == pytest.approx(number(cpu) / n * 1e6, abs=1)
+    assert "a skipped message costs" in report
 
 
 def test_dashboards_smoke_times_every_panel_query_and_finds_the_loaded_data(influxd) -> None:

@@ -6,7 +6,7 @@ import pytest
 from collector import reasons
 from collector.ingest import Ingestor
 from collector.message import Message
-from collector.topics import subscriptions
+from collector.topics import SUBSCRIPTIONS
 from meterwatch.settings import CollectorSettings
 from tests.helpers import dlt645_energy_frame, tiny_registry
 
@@ -145,8 +145,7 @@ def test_topics_that_almost_match_are_rejected(ingestor, topic, reason):
 
 
 def test_subscriptions_cover_the_whole_up_tree():
-    assert subscriptions(None) == ["meterwatch/up/#"]
-    assert subscriptions("grp") == ["$share/grp/meterwatch/up/#"]
+    assert SUBSCRIPTIONS == ("meterwatch/up/#",)
 
 
 def test_a_flood_of_rejects_logs_a_bounded_summary_with_counts_per_reason(ingestor, caplog):

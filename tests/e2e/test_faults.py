@@ -158,7 +158,7 @@ async def write(self, batch):
 
 InfluxStore.write = write
 from meterwatch_cli.main import main
-sys.exit(main(["collect"]))
+sys.exit(main(["collect", "--workers", "1"]))  # one process: the patch above is in it
 """
 
 

@@ -185,19 +185,24 @@ async def test_pushes_with_the_store_stopped_are_answered_once_spooled_and_store
     assert [r.consumption for r in readings[1:]] == [1.0] * (sent - 1)
 
 
-async def test_meterwatch_collect_serves_the_push_routes_with_secrets_from_the_environment(mosquitto, tmp_path):
-    """The real process: tokens from METERWATCH_* variables, routes wired, a push stored, no secret in the log."""
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_meterwatch_collect_serves_the_push_routes_with_secrets_from_the_environment(mosquitto, tmp_path,
+                                                                                          request, workers):
+    """The real process: tokens from METERWATCH_* variables, routes wired, a push stored, no secret in the log.
+    With ``--workers 2`` (InfluxDB) the supervisor's port passes the pushes to worker 0."""
     push_registry(tmp_path / "registry")
-    port, duck = free_port(), tmp_path / "push.duckdb"
-    env = {**os.environ, "METERWATCH_BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "METERWATCH_STORE": f"duckdb://{duck}",
+    port = free_port()
+    url = (f"duckdb://{tmp_path / 'push.duckdb'}" if workers == 1
+           else f"influxdb://127.0.0.1:{request.getfixturevalue('influx').port}/pushworkers")
+    env = {**os.environ, "METERWATCH_BROKER": f"mqtt://127.0.0.1:{mosquitto.port}", "METERWATCH_STORE": url,
            "METERWATCH_REGISTRY": str(tmp_path / "registry"), "METERWATCH_COLLECTOR__CLIENT_ID": "test-push",
            "METERWATCH_COLLECTOR__SPOOL_DIR": str(tmp_path / "spool"), "METERWATCH_COLLECTOR__BATCH_INTERVAL_S": "0.2",
            "METERWATCH_COLLECTOR__HTTP_LISTEN": f"127.0.0.1:{port}",
            "METERWATCH_COLLECTOR__ONENET_TOKEN": ONENET_TOKEN, "METERWATCH_COLLECTOR__CTWING_TOKEN": CTWING_TOKEN}
     log = tmp_path / "collect.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=fh,
-                                cwd=tmp_path)
+        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect", "--workers", str(workers)],
+                                env=env, stderr=fh, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
 
     async def healthy() -> int:
@@ -217,7 +222,7 @@ async def test_meterwatch_collect_serves_the_push_routes_with_secrets_from_the_e
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 30)
     assert proc.returncode == 0, log.read_text()[-2000:]
-    assert [(r.device, r.register) for r in await stored(f"duckdb://{duck}", ReadingPoint)] == [("a-w1", 3.5)]
+    assert [(r.device, r.register) for r in await stored(url, ReadingPoint)] == [("a-w1", 3.5)]
     text = log.read_text()
     assert "push=onenet,ctwing" in text
     assert ONENET_TOKEN not in text and CTWING_TOKEN not in text

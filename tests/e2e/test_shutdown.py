@@ -9,6 +9,7 @@ buffered; the broker will redeliver it, and the store's idempotence absorbs that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -32,7 +33,8 @@ TOPIC = "meterwatch/up/inst-a/a-w1/reading"
 COUNT = 20
 
 
-def start_collect(broker_port: int, store_url: str, tmp_path: Path, client_id: str) -> tuple[subprocess.Popen, Path]:
+def start_collect(broker_port: int, store_url: str, tmp_path: Path, client_id: str,
+                  workers: int = 1) -> tuple[subprocess.Popen, Path]:
     tiny_registry(tmp_path / "registry")
     env = {**os.environ, "METERWATCH_BROKER": f"mqtt://127.0.0.1:{broker_port}", "METERWATCH_STORE": store_url,
            "METERWATCH_REGISTRY": str(tmp_path / "registry"), "METERWATCH_COLLECTOR__CLIENT_ID": client_id,
@@ -41,7 +43,8 @@ def start_collect(broker_port: int, store_url: str, tmp_path: Path, client_id: s
            "METERWATCH_COLLECTOR__METRICS_INTERVAL_S": "0.2"}  # its counters reach the store: we see it buffer
     log = tmp_path / "collect.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect"], env=env, stderr=fh, cwd=tmp_path)
+        proc = subprocess.Popen([sys.executable, "-m", "meterwatch_cli.main", "collect", "--workers", str(workers)],
+                                env=env, stderr=fh, cwd=tmp_path)
     return proc, log
 
 
@@ -65,17 +68,23 @@ async def sigterm(proc: subprocess.Popen, log: Path) -> None:
     assert "collector stopped" in text and "password" not in text.lower()
 
 
-async def first_message_after_restart(port: int, client_id: str) -> bytes:
-    """Resume the collector's session and publish a sentinel: the broker sends anything left unacknowledged
-    first, so the first message is the sentinel only if every reading was acknowledged."""
-    async with aiomqtt.Client("127.0.0.1", port, identifier=client_id, clean_session=False) as client:
+async def first_messages_after_restart(port: int, client_ids: list[str]) -> list[bytes]:
+    """Resume the collectors' sessions and publish a sentinel: the broker sends anything left unacknowledged
+    first, so each first message is the sentinel only if every reading was acknowledged on that session."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(aiomqtt.Client("127.0.0.1", port, identifier=c,
+                                                                  clean_session=False)) for c in client_ids]
         async with aiomqtt.Client("127.0.0.1", port) as publisher:
             await publisher.publish(TOPIC, b"sentinel", qos=1)
-        return (await asyncio.wait_for(anext(client.messages), 10)).payload
+        return [(await asyncio.wait_for(anext(c.messages), 10)).payload for c in clients]
 
 
-async def test_sigterm_flushes_and_acknowledges_buffered_readings(mosquitto, influx_url, tmp_path):
-    proc, log = start_collect(mosquitto.port, influx_url, tmp_path, "test-sigterm")
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_flushes_and_acknowledges_buffered_readings(mosquitto, influx_url, tmp_path, workers):
+    """With --workers 2 the supervisor passes SIGTERM on: the worker owning the meter flushes and acknowledges,
+    the other has acknowledged its skips; neither session holds anything for a restart."""
+    client_id = f"test-sigterm-{workers}"
+    proc, log = start_collect(mosquitto.port, influx_url, tmp_path, client_id, workers)
     store = open_store(influx_url)
     try:
         await log_says(log, "connected and subscribed", proc)
@@ -89,7 +98,8 @@ async def test_sigterm_flushes_and_acknowledges_buffered_readings(mosquitto, inf
         if proc.poll() is None:
             proc.kill()
         await store.close()
-    assert await first_message_after_restart(mosquitto.port, "test-sigterm") == b"sentinel"
+    sessions = [client_id] if workers == 1 else [f"{client_id}-p{i}" for i in range(workers)]
+    assert await first_messages_after_restart(mosquitto.port, sessions) == [b"sentinel"] * workers
 
 
 @pytest.fixture
