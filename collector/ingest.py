@@ -13,6 +13,8 @@ Each stage takes a list of ``Message`` and fills in its part (see
   duplicates (a reading, a weighing or a redelivered frame already
   received) and conflicts; readings older than the history are left in
   ``late`` for ``collector.late`` to place between their stored neighbours.
+  A batch decoded as columns that is newer than the history is appended at
+  once (``DeviceHistory.extend``); otherwise it goes reading by reading.
 
 The stages are total: whatever goes wrong with one message becomes a reject
 of that message (``internal_error``, the exception's class in the detail),
@@ -29,7 +31,7 @@ import time
 from collections.abc import Callable
 
 from collector import reasons
-from collector.decoders import DECODERS, DecodeContext, Decoder, RawWeighing, Sample
+from collector.decoders import DECODERS, DecodeContext, Decoder, RawWeighing, Sample, SampleColumns
 from collector.deltas import DeviceHistory, Interval, seed
 from collector.logsummary import LogSummary
 from collector.message import Message
@@ -162,6 +164,8 @@ class Ingestor:
     def _derive(self, m: Message) -> None:
         assert m.device is not None and m.decoded is not None  # decoded
         device, decoded = m.device, m.decoded
+        if decoded.columns is not None:
+            self._columns(m, device, decoded.columns)
         if decoded.samples and self._readings(m, device, decoded.samples, decoded.stamped):
             return  # a frame received again: its values are the first one's too
         if decoded.weighings:
@@ -182,6 +186,21 @@ class Ingestor:
         inst = self.registry.institutions[device.institution]
         return ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
                             p.ts, p.register, p.consumption, p.interval_s, p.flag)
+
+    def _columns(self, m: Message, device: Device, columns: SampleColumns) -> None:
+        """A batch appended to the history at once, or, when it is not plainly newer, reading by reading."""
+        extended = self.history(device).extend(columns.ts, columns.value * device.multiplier)
+        if extended is None:
+            self._readings(m, device, columns.samples(), stamped=False)
+            return
+        inst = self.registry.institutions[device.institution]
+        tags = (device.id, device.institution, inst.city, inst.type, device.kind)
+        m.out.readings += [
+            ReadingPoint(*tags, ts, register, None if consumption != consumption else consumption,
+                         None if interval_s < 0 else interval_s)
+            for ts, register, consumption, interval_s in zip(
+                extended.ts.tolist(), extended.register.tolist(), extended.consumption.tolist(),
+                extended.interval_s.tolist(), strict=True)]
 
     def _readings(self, m: Message, device: Device, samples: list[Sample], stamped: bool) -> bool:
         """Add the samples to the device's history; True when they were all a redelivered frame."""

@@ -19,7 +19,7 @@ from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, encode_lines
+from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list
 from meterwatch.store.records import Batch, Record, Schema, attr_names
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class InfluxStore:
     async def write(self, batch: Batch) -> None:
         for record_type, rows in batch.groups():
             schema = record_type.schema
-            await self._write_all(encode_lines(schema, rows).split("\n"), schema.time_unit)
+            await self._write_all(line_list(schema, rows), schema.time_unit)
 
     async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
         schema = record_type.schema
