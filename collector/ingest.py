@@ -39,7 +39,7 @@ from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UNKNOWN
 from meterwatch.registry import Device, Registry
 from meterwatch.settings import CollectorSettings
-from meterwatch.store import MeterValuePoint, ReadingPoint, RejectRecord, WeighingPoint
+from meterwatch.store import MeterValuePoint, ReadingColumns, ReadingPoint, RejectRecord, WeighingPoint
 
 log = logging.getLogger(__name__)
 RECENT_WEIGHINGS = 100_000  # identities remembered to spot a repeat (two days of the province's scales)
@@ -48,8 +48,9 @@ RECENT_WEIGHINGS = 100_000  # identities remembered to spot a repeat (two days o
 class Ingestor:
     def __init__(self, registry: Registry, settings: CollectorSettings,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 decoders: dict[str, Decoder] | None = None) -> None:
+                 decoders: dict[str, Decoder] | None = None, columns: bool = False) -> None:
         self.registry = registry
+        self.columns = columns  # readings appended at once are kept as ``ReadingColumns``, not one point each
         self.settings = settings
         self.clock = clock
         self.decoders = decoders or DECODERS
@@ -194,13 +195,12 @@ class Ingestor:
             self._readings(m, device, columns.samples(), stamped=False)
             return
         inst = self.registry.institutions[device.institution]
-        tags = (device.id, device.institution, inst.city, inst.type, device.kind)
-        m.out.readings += [
-            ReadingPoint(*tags, ts, register, None if consumption != consumption else consumption,
-                         None if interval_s < 0 else interval_s)
-            for ts, register, consumption, interval_s in zip(
-                extended.ts.tolist(), extended.register.tolist(), extended.consumption.tolist(),
-                extended.interval_s.tolist(), strict=True)]
+        block = ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind, extended.ts,
+                               extended.register, extended.consumption, extended.interval_s)
+        if self.columns:
+            m.out.reading_columns.append(block)
+        else:
+            m.out.readings += block.points()
 
     def _readings(self, m: Message, device: Device, samples: list[Sample], stamped: bool) -> bool:
         """Add the samples to the device's history; True when they were all a redelivered frame."""

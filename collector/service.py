@@ -72,7 +72,7 @@ class Collector:
         self.store = store
         self.clock = clock
         self.monotonic = monotonic
-        self.ingestor = Ingestor(registry, self.cfg, clock, monotonic)
+        self.ingestor = Ingestor(registry, self.cfg, clock, monotonic, columns=True)
         self.metrics = CollectorMetrics(self.cfg.instance, clock)
         self.spool = DiskSpool(self.cfg.spool_dir / self.cfg.instance, self.cfg.spool_max_bytes)
         self.quarantine = Quarantine(self.cfg.spool_dir / f"{self.cfg.instance}-quarantine")
@@ -191,7 +191,8 @@ class Collector:
 
     def _count(self, batch: Batch, written: Written) -> None:
         m = self.metrics
-        kept = len(batch.readings) + len(batch.weighings) - len(written.refused.readings) - len(written.refused.weighings)
+        kept = (batch.reading_count() + len(batch.weighings) - written.refused.reading_count()
+                - len(written.refused.weighings))
         if written.where == "spool":
             m.spooled += kept
         m.stored += kept
@@ -200,8 +201,9 @@ class Collector:
         m.rejected += len(rejects)
         for r in rejects:
             m.rejected_by_reason[r.reason] += 1
-        if batch.readings:
-            m.lag = max(0.0, self.clock() - max(r.ts for r in batch.readings))
+        if batch.readings or batch.reading_columns:
+            newest = max([r.ts for r in batch.readings] + [int(c.ts[-1]) for c in batch.reading_columns])
+            m.lag = max(0.0, self.clock() - newest)
 
     async def _writer(self, give_up: asyncio.Event) -> None:
         while (outgoing := await self._queue.get()) is not None:

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
-from meterwatch.store.records import Schema
+from meterwatch.store.records import ReadingColumns, ReadingPoint, Schema
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 _TAG = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
@@ -166,6 +166,24 @@ def line_list(schema: Schema, records: Iterable[Any]) -> list[str]:
             else:
                 parts.append(key + encode_field(value, kind))  # type: ignore[operator]  (not None: value is not)
         lines.append(f"{prefix} {','.join(parts)} {int(ts)}")
+    return lines
+
+
+def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
+    """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s."""
+    schema = ReadingPoint.schema
+    lines = []
+    for block in blocks:
+        prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
+        for ts, register, consumption, interval_s in zip(block.ts.tolist(), block.register.tolist(),
+                                                         block.consumption.tolist(), block.interval_s.tolist(),
+                                                         strict=True):
+            fields = f"register={register!r}"
+            if consumption == consumption and math.isfinite(consumption):
+                fields += f",consumption={consumption!r}"
+            if interval_s >= 0:
+                fields += f",interval_s={interval_s}i"
+            lines.append(f"{prefix} {fields} {ts}")
     return lines
 
 

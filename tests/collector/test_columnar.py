@@ -40,10 +40,11 @@ def registry(tmp_path_factory):
     return tiny_registry(tmp_path_factory.mktemp("registry"))
 
 
-def ingestors(registry) -> tuple[Ingestor, Ingestor]:
+def ingestors(registry, columns: bool = True) -> tuple[Ingestor, Ingestor]:
+    """(the per-reading reference, the columnar path keeping readings as columns as the collector does)."""
     per_reading = {**DECODERS, "reading": JsonReadingDecoder(columnar=False)}
     return (Ingestor(registry, CollectorSettings(), clock=lambda: NOW, decoders=per_reading),
-            Ingestor(registry, CollectorSettings(), clock=lambda: NOW))
+            Ingestor(registry, CollectorSettings(), clock=lambda: NOW, columns=columns))
 
 
 def items_of(data: st.DataObject, state: dict[str, float], unit: str) -> list[dict]:
@@ -98,7 +99,8 @@ def items_of(data: st.DataObject, state: dict[str, float], unit: str) -> list[di
 
 
 def outcome(m: Message) -> tuple:
-    return ([(p.device, p.ts, p.register, p.consumption, p.interval_s, p.flag) for p in m.out.readings],
+    readings = m.out.expanded().readings  # columns as points, before the rows: the order stores write them in
+    return ([(p.device, p.ts, p.register, p.consumption, p.interval_s, p.flag) for p in readings],
             [(r.reason, r.detail, r.payload, r.topic, r.device) for r in m.out.rejects],
             m.duplicates, [(p.ts, p.register) for p in m.late], dict(m.flags), m.verdict)
 
@@ -132,17 +134,20 @@ def test_columnar_path_comes_out_exactly_as_the_per_reading_path(registry, data)
             assert history_state(columnar.histories[device]) == history_state(per_reading.histories[device])
 
 
-def test_columnar_path_takes_an_ordinary_batch_and_computes_consumption(registry) -> None:
+@pytest.mark.parametrize("columns", [False, True])
+def test_columnar_path_takes_an_ordinary_batch_and_computes_consumption(registry, columns) -> None:
     """A day's batch of a 40x meter, by hand: consumption = 40 x the rise, the first reading of a device has none."""
-    _, ingestor = ingestors(registry)
+    _, ingestor = ingestors(registry, columns)
     items = [{"ts": NOW - 900 * (96 - k), "value": 100.0 + 0.25 * k} for k in range(96)]
     (m,) = ingestor.process([Message("meterwatch/up/inst-a/a-e1/reading", json.dumps({"readings": items}).encode())])
     assert m.decoded is not None and m.decoded.columns is not None  # the columnar path, not the fallback
-    first, second, last = m.out.readings[0], m.out.readings[1], m.out.readings[-1]
+    assert len(m.out.reading_columns) == (1 if columns else 0) and m.verdict == "stored"
+    readings = m.out.expanded().readings
+    first, second, last = readings[0], readings[1], readings[-1]
     assert (first.register, first.consumption, first.interval_s) == (4000.0, None, None)
     assert (second.register, second.consumption, second.interval_s) == (4010.0, 10.0, 900)
     assert (last.ts, last.register) == (NOW - 900, 40 * (100.0 + 0.25 * 95))
-    assert len(m.out.readings) == 96 and m.out.rejects == [] and m.duplicates == 0
+    assert len(readings) == 96 and m.out.rejects == [] and m.duplicates == 0
 
 
 def test_a_bad_item_sends_the_batch_item_by_item_and_only_it_is_rejected(registry) -> None:
