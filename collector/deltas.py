@@ -124,26 +124,27 @@ class DeviceHistory:
         """
         if self.capacity <= JUMP_WINDOW:
             return None
-        gaps = np.diff(ts)
+        gaps = ts[1:] - ts[:-1]
         if not (gaps > 0).all():
             order = np.argsort(ts, kind="stable")
             ts, register = ts[order], register[order]
-            gaps = np.diff(ts)
+            gaps = ts[1:] - ts[:-1]
             if not (gaps > 0).all():
                 return None  # a time twice in the batch: a duplicate or a conflict, one by one
         known = len(self.ts)
         if known:
-            if ts[0] <= self.ts[-1] or (self._bad and max(self._bad) >= ts[0]):
+            first_ts = int(ts[0])
+            if first_ts <= self.ts[-1] or (self._bad and max(self._bad) >= first_ts):
                 return None
             prev_reg = np.concatenate(((self.register[-1],), register[:-1]))
-            steps, new_reg = np.concatenate(((ts[0] - self.ts[-1],), gaps)), register
+            steps, new_reg = np.concatenate(((first_ts - self.ts[-1],), gaps)), register
         else:  # the device's very first reading has nothing before it
             prev_reg, steps, new_reg = register[:-1], gaps, register[1:]
         if (new_reg + REGISTER_TOLERANCE < prev_reg).any():
             return None
         medians, median, due = self._medians(ts, register, len(steps))
         rise = new_reg - prev_reg
-        if ((medians > 0) & (rise / steps > JUMP_FACTOR * medians)).any():
+        if medians is not None and ((medians > 0) & (rise / steps > JUMP_FACTOR * medians)).any():
             return None
         consumption, interval_s = np.maximum(rise, 0.0), steps
         if not known:
@@ -155,13 +156,21 @@ class DeviceHistory:
         self._trim()
         return Extended(ts, register, consumption, interval_s)
 
-    def _medians(self, ts: np.ndarray, register: np.ndarray, count: int) -> tuple[np.ndarray, float | None, int]:
-        """The median rate ``_append`` would judge each of the last ``count`` readings by (NaN: none), and the
-        state after them; ``ts`` and ``register`` are the batch, newer than the history."""
-        medians = np.full(count, np.nan)
+    def _medians(self, ts: np.ndarray, register: np.ndarray, count: int
+                 ) -> tuple[np.ndarray | float | None, float | None, int]:
+        """The median rate ``_append`` would judge each of the last ``count`` readings by, and the state after them.
+
+        One number when one median judges them all (the common case), None
+        when none has a median, else an array (NaN: none).  ``ts`` and
+        ``register`` are the batch, newer than the history.
+        """
         median, due = self._median, self._median_due
+        if median is not None and due >= count:
+            return median, median, due - count
+        medians = np.full(count, np.nan)
         start = len(self.ts) + len(ts) - count  # readings before the first judged one
         every: tuple[np.ndarray, np.ndarray] | None = None
+        judged = False
         k = 0
         while k < count:
             if median is None or due <= 0:
@@ -171,10 +180,10 @@ class DeviceHistory:
                 median, due = median_rate(*every, start + k), JUMP_REFRESH
             run = 1 if median is None else min(due, count - k)  # appends judged by this median
             if median is not None:
-                medians[k:k + run] = median
+                medians[k:k + run], judged = median, True
             due -= run
             k += run
-        return medians, median, due
+        return (medians if judged else None), median, due
 
     def repeats_latest(self, ts: int, register: float, within_s: float) -> bool:
         """True when ``register`` at ``ts`` is the newest reading again, less than ``within_s`` later.
