@@ -229,7 +229,7 @@ def request_bodies(lines: list[str], max_bytes: int, max_lines: int = LINES_PER_
     chunk: list[str] = []
     size = 0
     for line in lines:
-        n = len(line.encode("utf-8")) + 1
+        n = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1  # most lines are ASCII: no encoding
         if chunk and (size + n > max_bytes or len(chunk) >= max_lines):
             yield "\n".join(chunk)
             chunk, size = [], 0

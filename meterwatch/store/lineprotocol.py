@@ -32,6 +32,8 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
+
 from meterwatch.store.records import ReadingColumns, ReadingPoint, Schema
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
@@ -175,9 +177,13 @@ def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
     lines = []
     for block in blocks:
         prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
-        for ts, register, consumption, interval_s in zip(block.ts.tolist(), block.register.tolist(),
-                                                         block.consumption.tolist(), block.interval_s.tolist(),
-                                                         strict=True):
+        rows = zip(block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
+                   strict=True)
+        if np.isfinite(block.consumption).all() and (block.interval_s >= 0).all():  # every reading has both
+            lines += [f"{prefix} register={register!r},consumption={consumption!r},interval_s={interval_s}i {ts}"
+                      for ts, register, consumption, interval_s in rows]
+            continue
+        for ts, register, consumption, interval_s in rows:
             fields = f"register={register!r}"
             if consumption == consumption and math.isfinite(consumption):
                 fields += f",consumption={consumption!r}"
