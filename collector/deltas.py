@@ -9,6 +9,12 @@ rather than a wrong one.
 
 Registers that go down or leap are classified by ``collector.registers``;
 consumption is never negative and never a spike.
+
+A batch newer than the history with nothing odd in it (the common case: a
+meter's next upload) is appended at once by ``extend``, as numpy
+operations; whatever ``extend`` cannot prove ordinary (a duplicate, a late
+or out-of-order reading, a register that went down, a jump) goes through
+``add`` reading by reading, the reference ``extend`` is tested against.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Literal
 
-from collector.registers import JUMP_REFRESH, classify_decrease, is_jump, median_rate
+import numpy as np
+
+from collector.registers import JUMP_FACTOR, JUMP_REFRESH, JUMP_WINDOW, classify_decrease, is_jump, median_rate
 
 Status = Literal["new", "duplicate", "conflict", "late"]
 REGISTER_TOLERANCE = 1e-9
@@ -39,6 +47,16 @@ class Interval:
 class AddResult:
     status: Status
     points: tuple[Interval, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """Readings appended at once by ``DeviceHistory.extend``: the columns of what is stored, in time order."""
+
+    ts: np.ndarray  # int64
+    register: np.ndarray  # float64, after the multiplier
+    consumption: np.ndarray  # float64; NaN: none (the device's first reading)
+    interval_s: np.ndarray  # int64; -1: none
 
 
 def interval(prev_ts: int, prev_reg: float, ts: int, reg: float, multiplier: float = 1.0) -> Interval:
@@ -96,6 +114,77 @@ class DeviceHistory:
         self._insert(i, ts, register)
         return AddResult("new", points)
 
+    def extend(self, ts: np.ndarray, register: np.ndarray) -> Extended | None:
+        """Append a batch newer than the history in one go, exactly as ``add`` would one by one.
+
+        None, with the history untouched, when some reading needs ``add``: a
+        time repeated in the batch or not after the newest reading, a time of
+        a reading kept out as bad, a register that goes down, a jump, or a
+        window too short to hold the median's readings.
+        """
+        if self.capacity <= JUMP_WINDOW:
+            return None
+        gaps = ts[1:] - ts[:-1]
+        if not (gaps > 0).all():
+            order = np.argsort(ts, kind="stable")
+            ts, register = ts[order], register[order]
+            gaps = ts[1:] - ts[:-1]
+            if not (gaps > 0).all():
+                return None  # a time twice in the batch: a duplicate or a conflict, one by one
+        known = len(self.ts)
+        if known:
+            first_ts = int(ts[0])
+            if first_ts <= self.ts[-1] or (self._bad and max(self._bad) >= first_ts):
+                return None
+            prev_reg = np.concatenate(((self.register[-1],), register[:-1]))
+            steps, new_reg = np.concatenate(((first_ts - self.ts[-1],), gaps)), register
+        else:  # the device's very first reading has nothing before it
+            prev_reg, steps, new_reg = register[:-1], gaps, register[1:]
+        if (new_reg + REGISTER_TOLERANCE < prev_reg).any():
+            return None
+        medians, median, due = self._medians(ts, register, len(steps))
+        rise = new_reg - prev_reg
+        if medians is not None and ((medians > 0) & (rise / steps > JUMP_FACTOR * medians)).any():
+            return None
+        consumption, interval_s = np.maximum(rise, 0.0), steps
+        if not known:
+            consumption = np.concatenate(((np.nan,), consumption))
+            interval_s = np.concatenate(((-1,), steps))
+        self._median, self._median_due = median, due
+        self.ts.frombytes(ts.tobytes())
+        self.register.frombytes(register.tobytes())
+        self._trim()
+        return Extended(ts, register, consumption, interval_s)
+
+    def _medians(self, ts: np.ndarray, register: np.ndarray, count: int
+                 ) -> tuple[np.ndarray | float | None, float | None, int]:
+        """The median rate ``_append`` would judge each of the last ``count`` readings by, and the state after them.
+
+        One number when one median judges them all (the common case), None
+        when none has a median, else an array (NaN: none).  ``ts`` and
+        ``register`` are the batch, newer than the history.
+        """
+        median, due = self._median, self._median_due
+        if median is not None and due >= count:
+            return median, median, due - count
+        medians = np.full(count, np.nan)
+        start = len(self.ts) + len(ts) - count  # readings before the first judged one
+        every: tuple[np.ndarray, np.ndarray] | None = None
+        judged = False
+        k = 0
+        while k < count:
+            if median is None or due <= 0:
+                if every is None:
+                    every = (np.concatenate((np.frombuffer(self.ts, dtype=np.int64), ts)),
+                             np.concatenate((np.frombuffer(self.register, dtype=np.float64), register)))
+                median, due = median_rate(*every, start + k), JUMP_REFRESH
+            run = 1 if median is None else min(due, count - k)  # appends judged by this median
+            if median is not None:
+                medians[k:k + run], judged = median, True
+            due -= run
+            k += run
+        return (medians if judged else None), median, due
+
     def repeats_latest(self, ts: int, register: float, within_s: float) -> bool:
         """True when ``register`` at ``ts`` is the newest reading again, less than ``within_s`` later.
 
@@ -134,8 +223,13 @@ class DeviceHistory:
     def _insert(self, i: int, ts: int, register: float) -> None:
         self.ts.insert(i, ts)
         self.register.insert(i, register)
-        if len(self.ts) > self.capacity:
-            del self.ts[0], self.register[0]
+        self._trim()
+
+    def _trim(self) -> None:
+        """Keep the newest ``capacity`` readings; the window is contiguous from the oldest kept."""
+        extra = len(self.ts) - self.capacity
+        if extra > 0:
+            del self.ts[:extra], self.register[:extra]
             self.known_from = self.ts[0]
             self._bad = {t for t in self._bad if t >= self.known_from}
             self._jumps = {t for t in self._jumps if t >= self.known_from}

@@ -13,6 +13,8 @@ Each stage takes a list of ``Message`` and fills in its part (see
   duplicates (a reading, a weighing or a redelivered frame already
   received) and conflicts; readings older than the history are left in
   ``late`` for ``collector.late`` to place between their stored neighbours.
+  A batch decoded as columns that is newer than the history is appended at
+  once (``DeviceHistory.extend``); otherwise it goes reading by reading.
 
 The stages are total: whatever goes wrong with one message becomes a reject
 of that message (``internal_error``, the exception's class in the detail),
@@ -29,7 +31,7 @@ import time
 from collections.abc import Callable
 
 from collector import reasons
-from collector.decoders import DECODERS, DecodeContext, Decoded, Decoder, RawWeighing, Sample
+from collector.decoders import DECODERS, DecodeContext, Decoded, Decoder, RawWeighing, Sample, SampleColumns
 from collector.deltas import DeviceHistory, Interval, seed
 from collector.logsummary import LogSummary
 from collector.message import Message
@@ -37,7 +39,7 @@ from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UNKNOWN
 from meterwatch.registry import Device, Registry
 from meterwatch.settings import CollectorSettings
-from meterwatch.store import MeterValuePoint, ReadingPoint, RejectRecord, WeighingPoint
+from meterwatch.store import MeterValuePoint, ReadingColumns, ReadingPoint, RejectRecord, WeighingPoint
 
 log = logging.getLogger(__name__)
 RECENT_WEIGHINGS = 100_000  # identities remembered to spot a repeat (two days of the province's scales)
@@ -46,8 +48,9 @@ RECENT_WEIGHINGS = 100_000  # identities remembered to spot a repeat (two days o
 class Ingestor:
     def __init__(self, registry: Registry, settings: CollectorSettings,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 decoders: dict[str, Decoder] | None = None) -> None:
+                 decoders: dict[str, Decoder] | None = None, columns: bool = False) -> None:
         self.registry = registry
+        self.columns = columns  # readings appended at once are kept as ``ReadingColumns``, not one point each
         self.settings = settings
         self.clock = clock
         self.decoders = decoders or DECODERS
@@ -156,6 +159,8 @@ class Ingestor:
             self._derive_device(m, device, decoded)
 
     def _derive_device(self, m: Message, device: Device, decoded: Decoded) -> None:
+        if decoded.columns is not None:
+            self._columns(m, device, decoded.columns)
         if decoded.samples and self._readings(m, device, decoded.samples, decoded.stamped):
             return  # a frame received again: its values are the first one's too
         if decoded.weighings:
@@ -176,6 +181,20 @@ class Ingestor:
         inst = self.registry.institutions[device.institution]
         return ReadingPoint(device.id, device.institution, inst.city, inst.type, device.kind,
                             p.ts, p.register, p.consumption, p.interval_s, p.flag)
+
+    def _columns(self, m: Message, device: Device, columns: SampleColumns) -> None:
+        """A batch appended to the history at once, or, when it is not plainly newer, reading by reading."""
+        extended = self.history(device).extend(columns.ts, columns.value * device.multiplier)
+        if extended is None:
+            self._readings(m, device, columns.samples(), stamped=False)
+            return
+        inst = self.registry.institutions[device.institution]
+        block = ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind, extended.ts,
+                               extended.register, extended.consumption, extended.interval_s)
+        if self.columns:
+            m.out.reading_columns.append(block)
+        else:
+            m.out.readings += block.points()
 
     def _readings(self, m: Message, device: Device, samples: list[Sample], stamped: bool) -> bool:
         """Add the samples to the device's history; True when they were all a redelivered frame."""

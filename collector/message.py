@@ -48,7 +48,7 @@ class Message:
     def verdict(self) -> str:
         """What became of the message: ``stored`` (some data kept), ``duplicate``, ``rejected``, or ``""``."""
         out = self.out
-        if out.readings or out.weighings or out.values or self.late:
+        if out.readings or out.reading_columns or out.weighings or out.values or self.late:
             return "stored"
         return "duplicate" if self.duplicates else "rejected" if out.rejects else ""
 
@@ -62,6 +62,7 @@ def batch(messages: list[Message]) -> Batch:
     out = Batch()
     for m in messages:
         out.readings += m.out.readings
+        out.reading_columns += m.out.reading_columns
         out.weighings += m.out.weighings
         out.values += m.out.values
         out.rejects += m.out.rejects

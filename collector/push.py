@@ -61,7 +61,7 @@ class Outcome:
     rejected: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, platform_id: str, message: Message) -> None:
-        self.stored += len(message.out.readings) + len(message.out.weighings) + len(message.late)
+        self.stored += message.out.reading_count() + len(message.out.weighings) + len(message.late)
         self.duplicates += message.duplicates
         self.rejected += [{"device": platform_id, "reason": r.reason, "detail": r.detail} for r in message.out.rejects]
 

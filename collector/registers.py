@@ -54,14 +54,22 @@ def classify_decrease(prev_reg: float, reg: float, multiplier: float) -> tuple[s
     return DECREASE_FLAGS[int(flag[0])], None if np.isnan(value) else value
 
 
-def median_rate(ts: Sequence[int], register: Sequence[float]) -> float | None:
-    """The device's normal: median rate of rise over its latest ``JUMP_WINDOW`` intervals (None: too few)."""
-    if len(ts) < JUMP_MIN_HISTORY + 1:
+def median_rate(ts: Sequence[int] | np.ndarray, register: Sequence[float] | np.ndarray,
+                end: int | None = None) -> float | None:
+    """The device's normal: median rate of rise over the ``JUMP_WINDOW`` intervals before ``end`` (None: too few).
+
+    ``end`` (default: all) lets ``DeviceHistory.extend`` ask what the median
+    was before each reading of a batch it appends at once.
+    """
+    end = len(ts) if end is None else end
+    if end < JUMP_MIN_HISTORY + 1:
         return None
-    first = max(0, len(ts) - 1 - JUMP_WINDOW)
-    rates = sorted((register[i + 1] - register[i]) / (ts[i + 1] - ts[i])
-                   for i in range(first, len(ts) - 1) if ts[i + 1] > ts[i])
-    return rates[len(rates) // 2] if rates else None
+    first = max(0, end - 1 - JUMP_WINDOW)
+    times = np.asarray(ts[first:end], dtype=np.int64)
+    steps = np.diff(times)
+    rising = steps > 0
+    rates = np.diff(np.asarray(register[first:end], dtype=np.float64))[rising] / steps[rising]
+    return float(np.sort(rates)[len(rates) // 2]) if len(rates) else None
 
 
 def is_jump(last_ts: int, last_reg: float, new_ts: int, new_reg: float, median: float | None) -> bool:

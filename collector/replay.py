@@ -110,7 +110,7 @@ async def replay(rejects: list[RejectRecord], registry: Registry, settings: Sett
         report.duplicates += message.duplicates
         report.still.update(bad.reason for bad in out.rejects)
         kept = Batch(readings=out.readings, weighings=out.weighings, values=out.values)
-        own = {s.ts for s in message.decoded.samples} if message.decoded else set()
+        own = {s.ts for s in message.decoded.all_samples()} if message.decoded else set()
         following = sum(p.ts not in own for p in out.readings)
         report.stored += len(kept) - following
         report.recomputed += following

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from collector.decoders.base import Decoded, DecodeContext, Decoder, ItemReject, MeterValue, RawWeighing, Sample
+from collector.decoders.base import (
+    Decoded,
+    DecodeContext,
+    Decoder,
+    ItemReject,
+    MeterValue,
+    RawWeighing,
+    Sample,
+    SampleColumns,
+)
 from collector.decoders.cjt188 import Cjt188Decoder
 from collector.decoders.dlt645 import Dlt645Decoder
 from collector.decoders.reading_json import JsonReadingDecoder
@@ -12,4 +21,5 @@ DECODERS: dict[str, Decoder] = {
     d.suffix: d for d in (JsonReadingDecoder(), JsonWeighingDecoder(), Dlt645Decoder(), Cjt188Decoder())
 }
 
-__all__ = ["DECODERS", "DecodeContext", "Decoded", "Decoder", "ItemReject", "MeterValue", "RawWeighing", "Sample"]
+__all__ = ["DECODERS", "DecodeContext", "Decoded", "Decoder", "ItemReject", "MeterValue", "RawWeighing", "Sample",
+           "SampleColumns"]

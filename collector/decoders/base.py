@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from meterwatch.registry import Device
 
 
@@ -59,15 +61,35 @@ class ItemReject:
     payload: bytes | None = None  # the offending item; None means the whole message
 
 
+@dataclass(frozen=True, slots=True)
+class SampleColumns:
+    """A batch of samples as columns, every one already valid (``collector.decoders.columnar``).
+
+    In payload order: sorting, duplicates and consumption are the derive
+    stage's (``DeviceHistory.extend``).
+    """
+
+    ts: np.ndarray  # int64 Unix seconds
+    value: np.ndarray  # float64, in the device's unit, before the multiplier
+
+    def samples(self) -> list[Sample]:
+        return [Sample(t, v) for t, v in zip(self.ts.tolist(), self.value.tolist(), strict=True)]
+
+
 @dataclass
 class Decoded:
     samples: list[Sample] = field(default_factory=list)
+    columns: SampleColumns | None = None  # a batch decoded as columns: its samples, when ``samples`` is empty
     weighings: list[RawWeighing] = field(default_factory=list)
     values: list[MeterValue] = field(default_factory=list)
     rejects: list[ItemReject] = field(default_factory=list)
     stamped: bool = False  # the payload carries no time: samples are stamped with ``ctx.now`` (binary frames)
     # What frames for other devices of the institution (``DecodeContext.peers``) carried, by device
     forwarded: dict[Device, Decoded] = field(default_factory=dict)
+
+    def all_samples(self) -> list[Sample]:
+        """Every sample, whether decoded one by one or as columns."""
+        return self.samples + (self.columns.samples() if self.columns is not None else [])
 
     def add_reject(self, reason: str, detail: str) -> None:
         self.rejects.append(ItemReject(reason, detail))

@@ -25,6 +25,7 @@ from meterwatch.store.records import (
     StatisticPoint,
     CostPoint,
     PricedDay,
+    ReadingColumns,
     WeighingPoint,
 )
 
@@ -59,6 +60,6 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: in
 
 __all__ = [
     "AlertPoint", "Batch", "BillPoint", "CollectorSample", "DeliveryPoint", "DeviceActivity", "MeterValuePoint",
-    "PermanentStoreError", "ReadingPoint",
+    "PermanentStoreError", "ReadingColumns", "ReadingPoint",
     "RejectRecord", "StatisticPoint", "CostPoint", "PricedDay", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]

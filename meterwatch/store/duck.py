@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_numpy
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.records import RECORD_TYPES, Batch, Record, attr_names
+from meterwatch.store.records import RECORD_TYPES, Batch, ReadingColumns, ReadingPoint, Record, attr_names
 
 R = TypeVar("R", bound=Record)
 SQL_TYPES = {"str": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bytes": "BLOB"}
@@ -64,6 +65,25 @@ def to_arrow(record_type: type[Record], rows: list[Any]) -> pa.Table:
     unique = list({tuple(getattr(r, k) for k in schema.key): r for r in rows}.values())
     types = _column_types(record_type)
     return pa.table({n: pa.array([getattr(r, n) for r in unique], type=ARROW_TYPES[k]) for n, k in types.items()})
+
+
+def columns_to_arrow(blocks: list[ReadingColumns]) -> pa.Table:
+    """Readings held as columns to the ``reading`` table's Arrow table (NaN consumption and -1 interval: NULL).
+
+    Each device's times are strictly increasing across a batch's blocks, so no key repeats.
+    """
+    sizes = [len(block) for block in blocks]
+    concat = lambda name: np.concatenate([getattr(block, name) for block in blocks])  # noqa: E731
+    consumption, interval_s = concat("consumption"), concat("interval_s")
+    tags = {name: pa.array(np.repeat(np.array([getattr(block, name) for block in blocks], dtype=object), sizes),
+                           type=pa.string())
+            for name in ("device", "institution", "city", "type", "kind")}
+    n = sum(sizes)
+    return pa.table({**tags, "ts": pa.array(concat("ts"), type=pa.int64()),
+                     "register": pa.array(concat("register"), type=pa.float64()),
+                     "consumption": pa.array(consumption, type=pa.float64(), mask=np.isnan(consumption)),
+                     "interval_s": pa.array(interval_s, type=pa.int64(), mask=interval_s < 0),
+                     "flag": pa.nulls(n, type=pa.string()), "source": pa.nulls(n, type=pa.string())})
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, record_type: type[Record], table: pa.Table) -> None:
@@ -118,7 +138,9 @@ class DuckStore:
         await asyncio.to_thread(_close)
 
     async def write(self, batch: Batch) -> None:
-        tables = [(t, to_arrow(t, rows)) for t, rows in batch.groups()]
+        tables = [(t, to_arrow(t, rows)) for t, rows in batch.row_groups()]
+        if batch.reading_columns:  # first: a rewrite among the rows must come after the point it rewrites
+            tables.insert(0, (ReadingPoint, columns_to_arrow(batch.reading_columns)))
 
         def _write(con: duckdb.DuckDBPyConnection) -> None:
             con.begin()

@@ -47,6 +47,7 @@ class Written:
 
 def halves(batch: Batch) -> tuple[Batch, Batch]:
     """A batch of two or more records in two, record types kept apart where they can be."""
+    batch = batch.expanded()
     flat = [(rows, r) for _, rows in batch.groups() for r in rows]
     names = {id(rows): name for name, rows in vars(batch).items()}
     parts = (Batch(), Batch())
@@ -57,7 +58,8 @@ def halves(batch: Batch) -> tuple[Batch, Batch]:
 
 def measured_data(batch: Batch) -> Batch:
     """The records that can be dead-lettered: measured data (readings, weighings, meter values)."""
-    return Batch(readings=batch.readings, weighings=batch.weighings, values=batch.values)
+    return Batch(readings=batch.readings, weighings=batch.weighings, values=batch.values,
+                 reading_columns=batch.reading_columns)
 
 
 def _merge(into: Batch, other: Batch) -> None:
@@ -124,7 +126,7 @@ class DurableWriter:
             return []
         except PermanentStoreError as exc:
             if len(batch) <= 1:
-                return [(batch, str(exc))]
+                return [(batch.expanded(), str(exc))]
         first, second = halves(batch)
         return await self._bisect(first) + await self._bisect(second)
 

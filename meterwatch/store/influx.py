@@ -19,8 +19,8 @@ from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_rows
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, encode_lines
-from meterwatch.store.records import Batch, Record, Schema, attr_names
+from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
+from meterwatch.store.records import Batch, ReadingPoint, Record, Schema, attr_names
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
@@ -109,9 +109,11 @@ class InfluxStore:
             await self._request("POST", "/write", params, body.encode("utf-8"))
 
     async def write(self, batch: Batch) -> None:
-        for record_type, rows in batch.groups():
+        if batch.reading_columns:  # first: a rewrite among the rows must come after the point it rewrites
+            await self._write_all(reading_lines(batch.reading_columns), ReadingPoint.schema.time_unit)
+        for record_type, rows in batch.row_groups():
             schema = record_type.schema
-            await self._write_all(encode_lines(schema, rows).split("\n"), schema.time_unit)
+            await self._write_all(line_list(schema, rows), schema.time_unit)
 
     async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
         schema = record_type.schema
@@ -227,7 +229,7 @@ def request_bodies(lines: list[str], max_bytes: int, max_lines: int = LINES_PER_
     chunk: list[str] = []
     size = 0
     for line in lines:
-        n = len(line.encode("utf-8")) + 1
+        n = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1  # most lines are ASCII: no encoding
         if chunk and (size + n > max_bytes or len(chunk) >= max_lines):
             yield "\n".join(chunk)
             chunk, size = [], 0

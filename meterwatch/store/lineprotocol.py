@@ -29,9 +29,12 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
-from meterwatch.store.records import Schema
+import numpy as np
+
+from meterwatch.store.records import ReadingColumns, ReadingPoint, Schema
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 _TAG = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
@@ -119,19 +122,75 @@ def encode_point(schema: Schema, record: Any) -> str:
     return encode_lines(schema, [record])
 
 
+PREFIXES_KEPT = 200_000  # tag sets remembered across batches (the province's series, and room to spare)
+_prefixes: dict[tuple[str, tuple[Any, ...]], str] = {}
+
+
+def _cached_prefix(schema: Schema, tags: tuple[Any, ...]) -> str:
+    """The measurement and tag part of a line, built once per tag set for the process, not once per batch."""
+    key = (schema.measurement, tags)
+    prefix = _prefixes.get(key)
+    if prefix is None:
+        if len(_prefixes) >= PREFIXES_KEPT:
+            _prefixes.clear()
+        prefix = _prefixes[key] = _prefix(schema, schema.tags, tuple(value or "" for value in tags))
+    return prefix
+
+
 def encode_lines(schema: Schema, records: Iterable[Any]) -> str:
-    """Line protocol for records; the tag part is built once per distinct tag set (a batch repeats them)."""
-    keys = _field_keys(schema)
-    prefixes: dict[tuple[str, ...], str] = {}
+    return "\n".join(line_list(schema, records))
+
+
+def line_list(schema: Schema, records: Iterable[Any]) -> list[str]:
+    """Line protocol for records, one line each (the hot path of every write: kept flat)."""
+    tags_of = attrgetter(*schema.tags) if schema.tags else (lambda _: ())
+    if len(schema.tags) == 1:
+        one = tags_of
+        tags_of = lambda record: (one(record),)  # noqa: E731
+    keys = [(f"{escape_tag(name)}=", kind) for name, kind in schema.fields]
+    values_of = attrgetter(*(name for name, _ in schema.fields), schema.time_attr)
+    isfinite, measurement = math.isfinite, schema.measurement
     lines = []
     for record in records:
-        tags = tuple(getattr(record, name) or "" for name in schema.tags)
-        prefix = prefixes.get(tags)
-        if prefix is None:
-            prefix = prefixes[tags] = _prefix(schema, schema.tags, tags)
-        fields = _fields(keys, lambda name: getattr(record, name))  # noqa: B023 - used at once
-        lines.append(f"{prefix} {fields} {int(getattr(record, schema.time_attr))}")
-    return "\n".join(lines)
+        tags = tags_of(record)
+        prefix = _prefixes.get((measurement, tags)) or _cached_prefix(schema, tags)
+        *values, ts = values_of(record)
+        parts = []
+        for (key, kind), value in zip(keys, values):
+            if value is None:
+                continue
+            if kind == "float":
+                value = float(value)
+                if isfinite(value):
+                    parts.append(key + repr(value))
+            elif kind == "int":
+                parts.append(f"{key}{int(value)}i")
+            else:
+                parts.append(key + encode_field(value, kind))  # type: ignore[operator]  (not None: value is not)
+        lines.append(f"{prefix} {','.join(parts)} {int(ts)}")
+    return lines
+
+
+def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
+    """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s."""
+    schema = ReadingPoint.schema
+    lines = []
+    for block in blocks:
+        prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
+        rows = zip(block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
+                   strict=True)
+        if np.isfinite(block.consumption).all() and (block.interval_s >= 0).all():  # every reading has both
+            lines += [f"{prefix} register={register!r},consumption={consumption!r},interval_s={interval_s}i {ts}"
+                      for ts, register, consumption, interval_s in rows]
+            continue
+        for ts, register, consumption, interval_s in rows:
+            fields = f"register={register!r}"
+            if consumption == consumption and math.isfinite(consumption):
+                fields += f",consumption={consumption!r}"
+            if interval_s >= 0:
+                fields += f",interval_s={interval_s}i"
+            lines.append(f"{prefix} {fields} {ts}")
+    return lines
 
 
 def encode_columns(schema: Schema, columns: dict[str, Any]) -> list[str]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, Protocol
 
+import numpy as np
+
 FieldType = Literal["str", "float", "int", "bytes"]
 
 
@@ -61,6 +63,45 @@ class ReadingPoint:
          ("source", "str")),
         key=("device", "ts"), count_field="register",
     )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadingColumns:
+    """Readings of one device as columns, as the collector's columnar ingest makes them (issue 18).
+
+    The same records as ``ReadingPoint`` (one per row, ``flag`` and
+    ``source`` None), without an object per reading: InfluxDB gets line
+    protocol built from the columns, DuckDB an Arrow table.  Times are
+    strictly increasing and newer than anything else of the device in the
+    same batch except rewrites, which is why a batch writes its columns
+    before its ``readings`` (``Batch.groups``): a rewrite comes last and wins.
+    """
+
+    device: str
+    institution: str
+    city: str
+    type: str
+    kind: str
+    ts: np.ndarray  # int64 Unix seconds
+    register: np.ndarray  # float64
+    consumption: np.ndarray  # float64; NaN: none
+    interval_s: np.ndarray  # int64; -1: none
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def tags(self) -> tuple[str, str, str, str, str]:
+        """In ``ReadingPoint.schema.tags`` order."""
+        return self.institution, self.city, self.type, self.kind, self.device
+
+    def points(self) -> list[ReadingPoint]:
+        head = (self.device, self.institution, self.city, self.type, self.kind)
+        return [ReadingPoint(*head, ts, register, None if consumption != consumption else consumption,
+                             None if interval_s < 0 else interval_s)
+                for ts, register, consumption, interval_s in zip(
+                    self.ts.tolist(), self.register.tolist(), self.consumption.tolist(), self.interval_s.tolist(),
+                    strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,17 +383,41 @@ class Batch:
     ledger: list[PricedDay] = field(default_factory=list)
     deliveries: list[DeliveryPoint] = field(default_factory=list)
     bills: list[BillPoint] = field(default_factory=list)
+    reading_columns: list[ReadingColumns] = field(default_factory=list)  # more readings, as columns: written first
 
     def groups(self) -> list[tuple[type[Record], list[Any]]]:
-        """(record type, its records) for each type the batch holds, in ``BATCH_LISTS`` order."""
+        """(record type, its records) for each type the batch holds, in ``BATCH_LISTS`` order.
+
+        Readings held as columns come as points, before ``readings``.  A
+        store that writes columns as such uses ``row_groups`` and
+        ``reading_columns``, in that order of precedence.
+        """
+        return self.expanded().row_groups()
+
+    def row_groups(self) -> list[tuple[type[Record], list[Any]]]:
+        """``groups`` without the readings held as columns."""
         return [(t, rows) for t, name in BATCH_LISTS.items() if (rows := getattr(self, name))]
+
+    def _column_points(self) -> list[ReadingPoint]:
+        return [p for block in self.reading_columns for p in block.points()]
+
+    def expanded(self) -> Batch:
+        """The same records, readings held as columns turned into points (bisection, dead letters)."""
+        if not self.reading_columns:
+            return self
+        out = Batch(**{name: list(getattr(self, name)) for name in BATCH_LISTS.values()})
+        out.readings = self._column_points() + out.readings
+        return out
+
+    def reading_count(self) -> int:
+        return len(self.readings) + sum(len(block) for block in self.reading_columns)
 
     def rows_of(self, record_type: type[Record]) -> list[Any]:
         """The list of ``record_type`` records in this batch (to append to)."""
         return getattr(self, BATCH_LISTS[record_type])
 
     def __len__(self) -> int:
-        return sum(len(rows) for _, rows in self.groups())
+        return sum(len(rows) for _, rows in self.row_groups()) + sum(len(block) for block in self.reading_columns)
 
 
 # Which list of a Batch holds which record type: the one table of stored types (the DuckDB tables, the spool's

@@ -40,23 +40,26 @@ def table(report: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_ingest_smoke_stores_every_reading_and_reports_positive_rates() -> None:
+@pytest.mark.parametrize("per_message", [ingest.PER_MESSAGE, 96])
+def test_ingest_smoke_stores_every_reading_and_reports_positive_rates(per_message: int) -> None:
     try:
-        report = asyncio.run(ingest.run(2_000))
+        report = asyncio.run(ingest.run(1_920, per_message))
     except ServerUnavailable as exc:
         _unavailable(str(exc))
         return
     total, messages = map(number, re.search(r"^([\d,]+) readings in ([\d,]+) messages", report).groups())
-    assert total == 2_000 and messages == total / ingest.PER_MESSAGE
+    assert total == 1_920 and messages == total / per_message
     drains = {name[:3]: cells for name, cells in table(report).items() if name.startswith("(")}
-    assert set(drains) == {"(a)", "(b)", "(c)"}
+    assert set(drains) == {"(a)", "(b)", "(c)", "(d)"}
     stored = number(re.search(r"\(([\d,]+) stored\)", report).group(1))
     assert stored == total  # every reading, once
     rate = {name: number(cells[1]) for name, cells in drains.items()}
     assert all(r > 0 for r in rate.values())
-    a_b, a_c = map(float, re.search(r"a/b = ([\d.]+) \(target >= 5\); a/c = ([\d.]+)", report).groups())
+    a_b, a_c, a_d = map(float, re.search(r"a/b = ([\d.]+) \(target >= 5\); a/c = ([\d.]+) \(target >= 0.5\); "
+                                         r"a/d = ([\d.]+)", report).groups())
     assert a_b == pytest.approx(rate["(a)"] / rate["(b)"], abs=0.06)  # the ratios are those of the rates
     assert a_c == pytest.approx(rate["(a)"] / rate["(c)"], abs=0.006)
+    assert a_d == pytest.approx(rate["(a)"] / rate["(d)"], abs=0.006)
     collector_cpu = float(re.search(r"CPU seconds: collector ([\d.]+)", report).group(1))
     per_cpu_s = number(re.search(r"one collector process: ([\d,]+) readings per CPU second", report).group(1))
     assert collector_cpu >= 0 and per_cpu_s > 0

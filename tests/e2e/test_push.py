@@ -289,3 +289,17 @@ async def test_a_pushed_reading_of_an_unknown_platform_device_is_replayed_once_d
     assert {v.device for v in values} == {"a-w7"}
     assert (again.stored, again.duplicates) == (0, 1)
     assert readings == [("a-w7", 12.5)]
+
+
+async def test_a_pushed_batch_of_readings_is_answered_with_what_was_stored(mosquitto, duck_url, tmp_path):
+    """A CTWing product with a thing model pushes the decoded JSON: a 12-reading batch takes the columnar path,
+    and the answer must count its readings (it said 0 when they were held as columns)."""
+    now = int(time.time()) // 900 * 900
+    batch = {"readings": [{"ts": now - 900 * (12 - k), "value": 100.0 + k * 0.25} for k in range(12)]}
+    report = json.loads(CTWING_REPORT)
+    report["deviceId"], report["payload"] = CTWING_DEVICE, batch
+    async with pushing_collector(mosquitto, duck_url, tmp_path) as (_, base), aiohttp.ClientSession() as http:
+        status, body = await send(http, "POST", f"{base}/push/ctwing?token={CTWING_TOKEN}", json.dumps(report).encode())
+    assert status == 200, body
+    assert (body["stored"], body["rejected"]) == (12, [])
+    assert len(await stored(duck_url, ReadingPoint)) == 12

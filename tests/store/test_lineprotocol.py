@@ -93,3 +93,16 @@ async def _round_trip(url: str, texts: list[str]) -> None:
         assert await store.count(RejectRecord) == _written["rejects"]
     finally:
         await store.close()
+
+
+def test_request_bodies_are_bounded_in_utf8_bytes_not_characters() -> None:
+    """A line of Chinese text is three bytes a character: the body limit counts bytes, ASCII lines or not."""
+    from meterwatch.store.influx import request_bodies
+
+    chinese, ascii_line = "w,name=银川 v=1 1", "w,name=yc v=1 1"  # 15 characters, 19 bytes; 15 characters and bytes
+    assert list(request_bodies([chinese, chinese], max_bytes=40)) == [f"{chinese}\n{chinese}"]  # (19 + 1) x 2
+    assert list(request_bodies([chinese, chinese], max_bytes=39)) == [chinese, chinese]
+    assert list(request_bodies([ascii_line] * 2, max_bytes=32)) == [f"{ascii_line}\n{ascii_line}"]  # (15 + 1) x 2
+    assert list(request_bodies([ascii_line] * 2, max_bytes=31)) == [ascii_line, ascii_line]
+    assert list(request_bodies([ascii_line] * 3, max_bytes=32, max_lines=2)) == [f"{ascii_line}\n{ascii_line}",
+                                                                                  ascii_line]

@@ -1,0 +1,86 @@
+"""Readings held as columns (``ReadingColumns``, the collector's columnar ingest) are stored as the same points would be.
+
+Both real backends, the spool's codec, line protocol and the durable
+writer's bisection: whatever the columns go through, what comes out is
+what writing the ``ReadingPoint``s would have given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from meterwatch.store import Batch, ReadingColumns, ReadingPoint, open_store
+from meterwatch.store.codec import decode_batch, encode_batch
+from meterwatch.store.durable import halves
+from meterwatch.store.lineprotocol import line_list, reading_lines
+
+T0 = 1_764_000_000
+
+
+def block(device: str = "d1", first_has_none: bool = True, n: int = 4) -> ReadingColumns:
+    """n quarter-hours of a 40x meter: register 40 x (100 + k); consumption 40 a reading, none for the first."""
+    ts = np.array([T0 + 900 * k for k in range(n)], dtype=np.int64)
+    register = np.array([40.0 * (100 + k) for k in range(n)])
+    consumption = np.full(n, 40.0)
+    interval_s = np.full(n, 900, dtype=np.int64)
+    if first_has_none:
+        consumption[0], interval_s[0] = np.nan, -1
+    return ReadingColumns(device, "i1", "yinchuan", "office", "electricity", ts, register, consumption, interval_s)
+
+
+def test_points_of_columns_are_the_readings_by_hand() -> None:
+    first, second = block().points()[:2]
+    assert first == ReadingPoint("d1", "i1", "yinchuan", "office", "electricity", T0, 4000.0, None, None)
+    assert second == ReadingPoint("d1", "i1", "yinchuan", "office", "electricity", T0 + 900, 4040.0, 40.0, 900)
+
+
+def test_line_protocol_of_columns_is_that_of_the_same_points() -> None:
+    blocks = [block(), block("d 2,x=1", first_has_none=False)]  # a device id line protocol must escape
+    points = [p for b in blocks for p in b.points()]
+    assert reading_lines(blocks) == line_list(ReadingPoint.schema, points)
+    assert reading_lines(blocks)[0] == ("reading,institution=i1,city=yinchuan,type=office,kind=electricity,device=d1 "
+                                        f"register=4000.0 {T0}")
+
+
+def test_spool_codec_writes_columns_as_readings_so_old_spools_and_new_replay_alike() -> None:
+    rewrite = ReadingPoint("d1", "i1", "yinchuan", "office", "electricity", T0 + 900, 4040.0, None, 900, "bad_reading")
+    batch = Batch(readings=[rewrite], reading_columns=[block()])
+    again = decode_batch(encode_batch(batch))
+    assert again.reading_columns == [] and again.readings == block().points() + [rewrite]
+    assert len(batch) == len(again) == 5 and batch.reading_count() == 5
+
+
+def test_bisection_splits_columns_into_points() -> None:
+    first, second = halves(Batch(reading_columns=[block()]))
+    assert first.readings + second.readings == block().points() and not first.reading_columns
+
+
+@pytest.fixture
+async def store(store_url):
+    s = open_store(store_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_store_keeps_columns_as_it_keeps_points_and_a_rewrite_among_the_rows_wins(store) -> None:
+    """A batch's columns are written before its rows: the row rewriting one of their points is what stays."""
+    rewrite = ReadingPoint("d1", "i1", "yinchuan", "office", "electricity", T0 + 1800, 4080.0, None, 900, "bad_reading")
+    other = ReadingPoint("d9", "i1", "yinchuan", "office", "electricity", T0, 1.0)
+    await store.write(Batch(readings=[rewrite, other], reading_columns=[block(), block("d2", first_has_none=False)]))
+    stored = {(p.device, p.ts): p for p in await store.fetch(ReadingPoint)}
+    expected = {(p.device, p.ts): p for p in block().points() + block("d2", first_has_none=False).points()}
+    expected[("d1", T0 + 1800)] = ReadingPoint("d1", "i1", "yinchuan", "office", "electricity", T0 + 1800, 4080.0,
+                                               40.0, 900, "bad_reading")  # a field left out keeps what was stored
+    expected[("d9", T0)] = other
+    assert stored == expected
+    assert stored[("d1", T0)].consumption is None and stored[("d2", T0)].consumption == 40.0
+
+
+async def test_a_refused_batch_with_columns_is_bisected_down_to_points(store) -> None:
+    """The durable writer's path for a refusal: halves of a batch holding columns are points the store takes."""
+    first, second = halves(Batch(reading_columns=[block()]))
+    for part in (first, second):
+        await store.write(part)
+    assert sorted(p.ts for p in await store.fetch(ReadingPoint)) == [T0 + 900 * k for k in range(4)]
