@@ -96,3 +96,21 @@ def test_control_characters_in_any_text_column_are_refused_with_file_and_line(tm
     out = capsys.readouterr().out
     assert f"{tmp_path / 'cards.csv'}:2: zone: control or invisible character U+000A (line feed) at position 2" in out
     assert f"{tmp_path / 'devices.csv'}:3: unit: control or invisible character U+0000 (null) at position 3" in out
+
+
+def test_fast_paths_keep_every_check_a_backslash_inside_is_fine_short_and_long_rows_named(tmp_path):
+    """The load checks whole rows at C speed first (240,000 devices); what the per-value checks said stays said."""
+    _write(tmp_path,
+           'i1,一号\\楼,yinchuan,office,bureau,1000,50\n'              # line 2: a backslash inside is fine
+           '\n'                                                         # line 3: blank, skipped
+           'i2,二号楼,yinchuan,office,bureau,1000\n'                    # line 4: a field short
+           'i3,三号楼,yinchuan,office,bureau,1000,50,extra\n'           # line 5: a field too many
+           '"i4","四号\r\n楼",yinchuan,office,bureau,1000,50\n'         # lines 6-7: CRLF inside a quoted name
+           'i5,五号楼,yinchuan,office,bureau,1000,50\n',                # line 8: fine
+           'd1,i1,water,m3,1,00000000000001\n')
+    registry, problems = load_registry(tmp_path)
+    assert [(p.file, p.line, p.message.split(":")[0]) for p in problems] == [
+        ("institutions.csv", 4, "wrong number of fields"), ("institutions.csv", 5, "wrong number of fields"),
+        ("institutions.csv", 6, "name")]
+    assert "U+000D (carriage return)" in problems[2].message
+    assert list(registry.institutions) == ["i1", "i5"] and registry.institutions["i1"].name == "一号\\楼"
