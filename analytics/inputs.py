@@ -7,6 +7,7 @@ with NaN where the store had nothing.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,11 +154,39 @@ async def year_to_date(store: Store, institutions: list[str], start: int, end: i
     return out
 
 
+@dataclass
+class _Profiles:
+    readings: int  # readings in the window when computed: an import into last year changes the count
+    profiles: dict[tuple[str, str], np.ndarray]
+
+
+# Per store object (gone with it), per window: last year's profiles are read by the overuse rule, the budget
+# step and the statistics of every evaluation, and change only when readings are imported into last year.
+_PROFILES: weakref.WeakKeyDictionary[Store, dict[tuple[int, int, int], _Profiles]] = weakref.WeakKeyDictionary()
+
+
+async def readings_in(store: Store, start: int, end: int) -> int:
+    """How many readings the store holds in [start, end): one ungrouped count, far cheaper than the grouped sums."""
+    res = await store.aggregate(Aggregate(ReadingPoint, {"n": ("count", "register")}, start, end))
+    return int(res["n"][0]) if len(res["n"]) else 0
+
+
 async def type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
     """(type, indicator) -> 365 daily weights from last year's province data, where there are enough days.
 
-    The energy indicator's profile is electricity's plus heat's, each in kgce.
+    The energy indicator's profile is electricity's plus heat's, each in kgce.  Kept per store and window
+    while the window's count of readings stays the same: an import (or late readings) into the window makes
+    the next call read it again.
     """
+    readings = await readings_in(store, start, end)
+    cached = _PROFILES.setdefault(store, {}).get((start, end, min_days))
+    if cached is None or cached.readings != readings:
+        cached = _PROFILES[store][(start, end, min_days)] = _Profiles(
+            readings, await _type_profiles(store, start, end, min_days))
+    return cached.profiles
+
+
+async def _type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
                                           by=("type", "kind"), bucket_s=DAY))
     days: dict[tuple[str, str], np.ndarray] = {}
