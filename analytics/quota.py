@@ -107,12 +107,13 @@ def status(projected: np.ndarray, constraint: np.ndarray, guide: np.ndarray) -> 
 def crossing_day(ytd: np.ndarray, projected: np.ndarray, constraint: np.ndarray, profile: np.ndarray,
                  day_of_year: int) -> np.ndarray:
     """Day of year (0-based) on which cumulative use is expected to pass the constraint; -1 = never,
-    the current day if already past."""
-    cum = np.cumsum(profile) / max(profile.sum(), 1e-12)
-    now = cum[day_of_year - 1] if day_of_year > 0 else 0.0
-    days = np.arange(len(profile))
-    rest = np.clip((cum - now) / max(1 - now, 1e-12), 0, 1)  # (D,) share of the remaining use done by each day
-    path = ytd[:, None] + (projected - ytd)[:, None] * rest[None, :]  # (I, D)
+    the current day if already past.  ``profile`` is one (D,) for all, or one row per institution (I, D)."""
+    profile = np.asarray(profile, dtype=np.float64)
+    cum = np.cumsum(profile, axis=-1) / np.maximum(profile.sum(axis=-1, keepdims=True), 1e-12)
+    now = cum[..., day_of_year - 1:day_of_year] if day_of_year > 0 else np.zeros(cum.shape[:-1] + (1,))
+    days = np.arange(profile.shape[-1])
+    rest = np.clip((cum - now) / np.maximum(1 - now, 1e-12), 0, 1)  # share of the remaining use done by each day
+    path = ytd[:, None] + (projected - ytd)[:, None] * np.atleast_2d(rest)  # (I, D)
     over = (path > constraint[:, None]) & (days[None, :] >= day_of_year)
     first = np.where(over.any(axis=1), over.argmax(axis=1), -1)
     return np.where(ytd > constraint, day_of_year, first)
