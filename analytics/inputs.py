@@ -142,12 +142,49 @@ async def garbage(store: Store, institutions: list[str], scales: list[Device], s
     return recyclable, total, recyclable_count, count, align([s.id for s in scales], unknown, "scale", "n", 0.0)
 
 
+SETTLED_AFTER_DAYS = 4  # days older than this rarely change: their sums are kept (checked by a count)
+
+
+@dataclass
+class _Settled:
+    through: int  # the sums cover [start, through)
+    readings: int  # readings in [start, through) when summed: late or imported readings change the count
+    sums: dict[str, np.ndarray]
+
+
+_YEAR: weakref.WeakKeyDictionary[Store, dict[tuple, _Settled]] = weakref.WeakKeyDictionary()
+
+
 async def year_to_date(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:
-    """Consumption per institution and kind over [start, end): {"water": array, "electricity": ..., "heat": ...}."""
+    """Consumption per institution and kind over [start, end): {"water": array, "electricity": ..., "heat": ...}.
+
+    Every evaluation asks for the year so far (overuse, statistics): the days before the last few are
+    summed once per store and then only the days since, while a count of their readings stays the same;
+    at 50,100 institutions a year of raw readings is billions of points.
+    """
+    settle = max(start, min(end, local_midnight(end) - SETTLED_AFTER_DAYS * DAY))
+    key = (start, tuple(institutions))
+    kept = _YEAR.setdefault(store, {}).get(key)
+    if kept is not None and (kept.through > settle or kept.readings != await readings_in(store, start, kept.through)):
+        kept = None  # an earlier end, or readings arrived in the kept days: sum them again
+    if kept is None:
+        kept = _Settled(start, 0, await _use_by_kind(store, institutions, start, start))
+    if kept.through < settle:
+        more = await _use_by_kind(store, institutions, kept.through, settle)
+        kept = _Settled(settle, await readings_in(store, start, settle),
+                        {k: kept.sums[k] + more[k] for k in kept.sums})
+    _YEAR[store][key] = kept
+    recent = await _use_by_kind(store, institutions, kept.through, end)
+    return {k: kept.sums[k] + recent[k] for k in kept.sums}
+
+
+async def _use_by_kind(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:
+    out = {kind: np.zeros(len(institutions)) for kind in ("water", "electricity", "heat")}
+    if end <= start:
+        return out
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
                                           by=("institution", "kind")))
     index = {inst: i for i, inst in enumerate(institutions)}
-    out = {kind: np.zeros(len(institutions)) for kind in ("water", "electricity", "heat")}
     for inst, kind, value in zip(res["institution"], res["kind"], res["c"], strict=True):
         if inst in index and kind in out and np.isfinite(value):
             out[kind][index[inst]] += value
