@@ -54,6 +54,7 @@ class QuotaTable:
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
         self.conversion = {**GBT2589, **data.get("conversion", {})}
+        self._found: dict[tuple[str, str, str, str], Quota | str] = {}  # see ``quota``
 
     def _entry(self, table: dict[str, Any], indicator: str, source: str) -> Quota | None:
         raw = table.get(indicator)
@@ -63,7 +64,18 @@ class QuotaTable:
                      float(raw.get("guide", raw["constraint"])), source)
 
     def quota(self, inst: Institution, indicator: str) -> Quota | str:
-        """The most specific quota: institution, then subclass, then type; or why there is none."""
+        """The most specific quota: institution, then subclass, then type; or why there is none.
+
+        Looked up once per (institution of its own, or none), type, subclass and indicator: 50,100
+        institutions share a few dozen answers."""
+        own = inst.id if inst.id in self.data.get("institution", {}) else ""
+        key = (own, inst.type, inst.subclass, indicator)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._lookup(inst, indicator)
+        return found
+
+    def _lookup(self, inst: Institution, indicator: str) -> Quota | str:
         by_type = self.data.get("type", {}).get(inst.type, {})
         candidates = [
             (self.data.get("institution", {}).get(inst.id, {}), f"institution.{inst.id}"),
@@ -141,13 +153,16 @@ def standing(table: QuotaTable, institutions: list[Institution], indicator: str,
     n = len(institutions)
     constraint, guide, share = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     missing: list[tuple[str, str]] = []
+    shares: dict[str, float] = {}  # one per type: its seasonal profile
     for k, inst in enumerate(institutions):
         annual = table.annual(inst, indicator)
         if isinstance(annual, str):
             missing.append((inst.id, annual))
             continue
         constraint[k], guide[k] = annual
-        share[k] = elapsed_share(profiles.get((inst.type, indicator), FLAT), day_of_year)
+        if inst.type not in shares:
+            shares[inst.type] = elapsed_share(profiles.get((inst.type, indicator), FLAT), day_of_year)
+        share[k] = shares[inst.type]
     projected = project(use, share)
     has = np.isfinite(constraint)
     state = np.where(has, status(projected, constraint, guide), "")
