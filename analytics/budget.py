@@ -146,10 +146,12 @@ async def yearly_costs(store: Store, ids: list[str], start: int, end: int
     index = {i: k for k, i in enumerate(ids)}
     cost = {kind: np.zeros(len(ids)) for kind in KINDS}
     carbon = {kind: np.zeros(len(ids)) for kind in KINDS}
-    for inst, kind, yuan, co2 in zip(res["institution"], res["kind"], res["y"], res["c"], strict=True):
-        if inst in index and kind in cost:
-            cost[kind][index[inst]] += np.nan_to_num(yuan)
-            carbon[kind][index[inst]] += np.nan_to_num(co2)
+    rows = np.array([index.get(inst, -1) for inst in res["institution"]], dtype=np.int64)
+    kinds = np.array(res["kind"], dtype=object)
+    for kind in KINDS:  # one vectorised sum per kind, not a Python step per row (150,000 rows at 10x)
+        mine = (rows >= 0) & (kinds == kind)
+        np.add.at(cost[kind], rows[mine], np.nan_to_num(res["y"][mine]))
+        np.add.at(carbon[kind], rows[mine], np.nan_to_num(res["c"][mine]))
     return cost, carbon
 
 

@@ -78,11 +78,12 @@ async def bucketed_flows(store: Store, devices: list[Device], start: int, end: i
     row = {d.id: i for i, d in enumerate(devices)}
     flows = np.full((len(devices), len(hours)), np.nan)
     counts = np.zeros((len(devices), len(hours)))
-    for device, bucket, c, iv, n in zip(res["device"], res["bucket"], res["c"], res["iv"], res["n"], strict=True):
-        i, k = row.get(device), int((bucket - start) // bucket_s)
-        if i is not None and 0 <= k < len(hours):
-            interval = iv if np.isfinite(iv) and iv > 0 else default_interval_s
-            flows[i, k], counts[i, k] = c / interval * 3600, n
+    i = np.array([row.get(device, -1) for device in res["device"]], dtype=np.int64)
+    k = (res["bucket"] - start) // bucket_s
+    ok = (i >= 0) & (k >= 0) & (k < len(hours))
+    interval = np.where(np.isfinite(res["iv"]) & (res["iv"] > 0), res["iv"], default_interval_s)
+    flows[i[ok], k[ok]] = (res["c"] / interval * 3600)[ok]
+    counts[i[ok], k[ok]] = res["n"][ok]
     return flows, counts, hours
 
 
