@@ -79,14 +79,20 @@ def _by_timeline(tariffs: Tariffs, kind: str, institutions: list[Institution], r
                  ) -> list[tuple[list, np.ndarray]]:
     """Group row indices by the tariff timeline of their institution: one vectorised price call per group."""
     timelines = _timelines(tariffs, kind, institutions)
-    groups: dict[tuple, tuple[list, list[int]]] = {}
-    keys: dict[int, tuple] = {}
-    for row, k in enumerate(rows.tolist()):
-        key = keys.get(id(timelines[k]))
-        if key is None:
-            key = keys[id(timelines[k])] = tuple((since, id(s)) for since, s in timelines[k])
-        groups.setdefault(key, (timelines[k], []))[1].append(row)
-    return [(timeline, np.array(idx, dtype=np.int64)) for timeline, idx in groups.values()]
+    numbers: dict[tuple, int] = {}  # the same schedules from the same times: one group
+    seen: dict[int, int] = {}  # id of a (shared) timeline list -> its group
+    group = np.empty(len(institutions), dtype=np.int64)
+    first: list[list] = []
+    for k, timeline in enumerate(timelines):
+        g = seen.get(id(timeline))
+        if g is None:
+            key = tuple((since, id(s)) for since, s in timeline)
+            g = seen[id(timeline)] = numbers.setdefault(key, len(numbers))
+            if g == len(first):
+                first.append(timeline)
+        group[k] = g
+    of_row = group[rows] if len(rows) else np.zeros(0, dtype=np.int64)
+    return [(first[g], np.flatnonzero(of_row == g)) for g in np.unique(of_row).tolist()]
 
 
 def _daily_totals(inst_idx: np.ndarray, days: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
