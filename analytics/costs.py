@@ -21,7 +21,9 @@ Carbon (kgCO2e) comes with it, from dated emission factors in the
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
@@ -123,14 +125,18 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
 
     def emit(kind: str, inst_idx: np.ndarray, days: np.ndarray, qty: np.ndarray, yuan: np.ndarray,
              carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str | np.ndarray = "profile") -> None:
-        for j in range(len(days)):
-            inst = institutions[int(inst_idx[j])]
-            split = {f"{b}_kwh": round(float(bands[j, n]), 6) for n, b in enumerate(BANDS)} if bands is not None else {}
-            points.append(CostPoint(inst.id, inst.city, inst.type, kind, day_start(int(days[j])),
-                                    round(float(qty[j]), 6), None if not np.isfinite(yuan[j]) else round(float(yuan[j]), 4),
-                                    None if carbon is None else round(float(carbon[j]), 4),
-                                    **split, method=method if isinstance(method, str) else str(method[j]),
-                                    tariff=tag))
+        """One cost point per row, from whole columns turned into lists first (450,000 rows at 10x)."""
+        n = len(days)
+        starts = [day_start(d) for d in np.asarray(days).tolist()]
+        quantity = [round(v, 6) for v in np.asarray(qty, dtype=np.float64).tolist()]
+        money = [round(v, 4) if math.isfinite(v) else None for v in np.asarray(yuan, dtype=np.float64).tolist()]
+        co2 = [None] * n if carbon is None else [round(v, 4) for v in np.asarray(carbon, dtype=np.float64).tolist()]
+        split = [tuple(round(v, 6) for v in row) for row in bands.tolist()] if bands is not None \
+            else [(None,) * len(BANDS)] * n
+        methods = [method] * n if isinstance(method, str) else [str(m) for m in method]
+        for k, ts, q, y, c, b, m in zip(inst_idx.tolist(), starts, quantity, money, co2, split, methods, strict=True):
+            inst = institutions[k]
+            points.append(CostPoint(inst.id, inst.city, inst.type, kind, ts, q, y, c, *b, method=m, tariff=tag))
 
     # electricity: hourly profile, each hour spread evenly over its bands
     res = await _sums(store, "electricity", start, end, 3600)
@@ -278,8 +284,8 @@ async def ensure_priced(store: Store, registry: Registry, first_day: int, last_d
     written, last_log = 0, time.monotonic()
     for run in _runs(todo, chunk_days):
         points = await price_days(store, registry, run[0], run[-1])
-        done = [PricedDay(day_start(d), registry.tariffs.fingerprint, sum(1 for p in points if p.ts == day_start(d)))
-                for d in run]
+        per_day = Counter(p.ts for p in points)
+        done = [PricedDay(day_start(d), registry.tariffs.fingerprint, per_day[day_start(d)]) for d in run]
         await store.write(Batch(costs=points, ledger=done))  # the ledger in the same write as the costs
         written += len(points)
         if time.monotonic() - last_log > 5:
