@@ -28,6 +28,7 @@ from simulators.weighings import WeighingModel
 
 log = logging.getLogger(__name__)
 DEVICES_PER_WRITE = 10_000  # ~1 M readings a write: memory bounded whatever the province's size
+PROGRESS_S = 30.0  # at most one progress line this often within a day
 
 
 @dataclass
@@ -136,9 +137,13 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
             if chunk.ts[0] >= until:
                 break
             chunk.reported &= chunk.ts[None, :] < until
+        last_log = time.monotonic()
         for columns in chunk_columns(model, chunk, prev_reg, prev_ts, DEVICES_PER_WRITE):
             await store.write_columns(ReadingPoint, columns)
             result.readings += len(columns["device"])
+            if time.monotonic() - last_log > PROGRESS_S:  # a 10x province-day takes minutes
+                last_log = time.monotonic()
+                log.info("backfill progress", extra={"day": k, "of": days, "readings": result.readings})
         points = []
         for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng):
             card = cards.get(w.card)
