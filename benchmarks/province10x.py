@@ -89,6 +89,7 @@ async def _evaluate(url: str, directory: Path) -> dict[str, Any]:
             out[f"eval{k}_s"] = time.perf_counter() - started
             out[f"eval{k}_cpu_s"] = time.process_time() - cpu
             out[f"eval{k}_failed"] = sorted(result.failed)
+            out[f"eval{k}_why"] = {rule: why[:160] for rule, why in result.failed.items()}  # e.g. a timeout
             out[f"eval{k}_ran"] = len(result.ran)
         out["open_alerts"] = len(book.alerts)
     finally:
