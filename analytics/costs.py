@@ -21,7 +21,9 @@ Carbon (kgCO2e) comes with it, from dated emission factors in the
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
@@ -62,18 +64,37 @@ class Emission:
         return np.array([s[1] for s in self.steps])[k], np.array([s[2] for s in self.steps])[k]
 
 
+def _timelines(tariffs: Tariffs, kind: str, institutions: list[Institution]) -> list[list]:
+    """Each institution's ``kind`` timeline.  A schedule applies by city and type (``Schedule.applies_to``),
+    so the timeline is worked out once per (city, type), not once per institution (50,100 at 10x)."""
+    memo: dict[tuple[str, str], list] = {}
+    out = []
+    for inst in institutions:
+        timeline = memo.get((inst.city, inst.type))
+        if timeline is None:
+            timeline = memo[(inst.city, inst.type)] = tariffs.timeline(kind, inst)
+        out.append(timeline)
+    return out
+
+
 def _by_timeline(tariffs: Tariffs, kind: str, institutions: list[Institution], rows: np.ndarray
                  ) -> list[tuple[list, np.ndarray]]:
     """Group row indices by the tariff timeline of their institution: one vectorised price call per group."""
-    groups: dict[tuple, tuple[list, list[int]]] = {}
-    timelines = {}
-    for k in np.unique(rows):
-        timeline = tariffs.timeline(kind, institutions[int(k)])
-        timelines[int(k)] = (tuple((since, id(s)) for since, s in timeline), timeline)
-    for row, k in enumerate(rows.tolist()):
-        key, timeline = timelines[k]
-        groups.setdefault(key, (timeline, []))[1].append(row)
-    return [(timeline, np.array(idx, dtype=np.int64)) for timeline, idx in groups.values()]
+    timelines = _timelines(tariffs, kind, institutions)
+    numbers: dict[tuple, int] = {}  # the same schedules from the same times: one group
+    seen: dict[int, int] = {}  # id of a (shared) timeline list -> its group
+    group = np.empty(len(institutions), dtype=np.int64)
+    first: list[list] = []
+    for k, timeline in enumerate(timelines):
+        g = seen.get(id(timeline))
+        if g is None:
+            key = tuple((since, id(s)) for since, s in timeline)
+            g = seen[id(timeline)] = numbers.setdefault(key, len(numbers))
+            if g == len(first):
+                first.append(timeline)
+        group[k] = g
+    of_row = group[rows] if len(rows) else np.zeros(0, dtype=np.int64)
+    return [(first[g], np.flatnonzero(of_row == g)) for g in np.unique(of_row).tolist()]
 
 
 def _daily_totals(inst_idx: np.ndarray, days: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,14 +125,18 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
 
     def emit(kind: str, inst_idx: np.ndarray, days: np.ndarray, qty: np.ndarray, yuan: np.ndarray,
              carbon: np.ndarray | None, bands: np.ndarray | None = None, method: str | np.ndarray = "profile") -> None:
-        for j in range(len(days)):
-            inst = institutions[int(inst_idx[j])]
-            split = {f"{b}_kwh": round(float(bands[j, n]), 6) for n, b in enumerate(BANDS)} if bands is not None else {}
-            points.append(CostPoint(inst.id, inst.city, inst.type, kind, day_start(int(days[j])),
-                                    round(float(qty[j]), 6), None if not np.isfinite(yuan[j]) else round(float(yuan[j]), 4),
-                                    None if carbon is None else round(float(carbon[j]), 4),
-                                    **split, method=method if isinstance(method, str) else str(method[j]),
-                                    tariff=tag))
+        """One cost point per row, from whole columns turned into lists first (450,000 rows at 10x)."""
+        n = len(days)
+        starts = [day_start(d) for d in np.asarray(days).tolist()]
+        quantity = [round(v, 6) for v in np.asarray(qty, dtype=np.float64).tolist()]
+        money = [round(v, 4) if math.isfinite(v) else None for v in np.asarray(yuan, dtype=np.float64).tolist()]
+        co2 = [None] * n if carbon is None else [round(v, 4) for v in np.asarray(carbon, dtype=np.float64).tolist()]
+        split = [tuple(round(v, 6) for v in row) for row in bands.tolist()] if bands is not None \
+            else [(None,) * len(BANDS)] * n
+        methods = [method] * n if isinstance(method, str) else [str(m) for m in method]
+        for k, ts, q, y, c, b, m in zip(inst_idx.tolist(), starts, quantity, money, co2, split, methods, strict=True):
+            inst = institutions[k]
+            points.append(CostPoint(inst.id, inst.city, inst.type, kind, ts, q, y, c, *b, method=m, tariff=tag))
 
     # electricity: hourly profile, each hour spread evenly over its bands
     res = await _sums(store, "electricity", start, end, 3600)
@@ -129,8 +154,10 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
     method = np.full(len(day_idx), "profile", dtype=object)
     for j, (k, d) in enumerate(zip(inst_idx.tolist(), day_idx.tolist(), strict=True)):
         bands = registers.get((k, d))
+        if bands is None:  # priced from the profile: no schedule to look up
+            continue
         schedule = tariffs.schedule_for("electricity", institutions[k], day_to_date(d))
-        if bands is not None and schedule is not None:
+        if schedule is not None:
             sums[j, :4], sums[j, 4] = bands, bands.sum()
             yuan[j], method[j] = float(bands @ np.array(schedule.band_price)), "registers"
     emit("electricity", inst_idx, day_idx, sums[:, 4], yuan, sums[:, 4] * grid, sums[:, :4], method)
@@ -157,8 +184,8 @@ async def price_days(store: Store, registry: Registry, first_day: int, last_day:
                                             np.nan_to_num(res["c"][known] * per_gj[known])[:, None])
     gj = sums[:, 0]
     # institutions heated by floor area are charged every day of the season, metered or not
-    area = [k for k, inst in enumerate(institutions)
-            if any(s.basis == "m2" for _, s in tariffs.timeline("heat", inst))]
+    area = [k for k, timeline in enumerate(_timelines(tariffs, "heat", institutions))
+            if any(s.basis == "m2" for _, s in timeline)]
     if area:
         metered = dict(zip(zip(inst_idx.tolist(), day_idx.tolist(), strict=True), gj.tolist(), strict=True))
         span = np.arange(first_day, last_day + 1)
@@ -257,8 +284,8 @@ async def ensure_priced(store: Store, registry: Registry, first_day: int, last_d
     written, last_log = 0, time.monotonic()
     for run in _runs(todo, chunk_days):
         points = await price_days(store, registry, run[0], run[-1])
-        done = [PricedDay(day_start(d), registry.tariffs.fingerprint, sum(1 for p in points if p.ts == day_start(d)))
-                for d in run]
+        per_day = Counter(p.ts for p in points)
+        done = [PricedDay(day_start(d), registry.tariffs.fingerprint, per_day[day_start(d)]) for d in run]
         await store.write(Batch(costs=points, ledger=done))  # the ledger in the same write as the costs
         written += len(points)
         if time.monotonic() - last_log > 5:

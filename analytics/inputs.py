@@ -7,6 +7,7 @@ with NaN where the store had nothing.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,11 +79,12 @@ async def bucketed_flows(store: Store, devices: list[Device], start: int, end: i
     row = {d.id: i for i, d in enumerate(devices)}
     flows = np.full((len(devices), len(hours)), np.nan)
     counts = np.zeros((len(devices), len(hours)))
-    for device, bucket, c, iv, n in zip(res["device"], res["bucket"], res["c"], res["iv"], res["n"], strict=True):
-        i, k = row.get(device), int((bucket - start) // bucket_s)
-        if i is not None and 0 <= k < len(hours):
-            interval = iv if np.isfinite(iv) and iv > 0 else default_interval_s
-            flows[i, k], counts[i, k] = c / interval * 3600, n
+    i = np.array([row.get(device, -1) for device in res["device"]], dtype=np.int64)
+    k = (res["bucket"] - start) // bucket_s
+    ok = (i >= 0) & (k >= 0) & (k < len(hours))
+    interval = np.where(np.isfinite(res["iv"]) & (res["iv"] > 0), res["iv"], default_interval_s)
+    flows[i[ok], k[ok]] = (res["c"] / interval * 3600)[ok]
+    counts[i[ok], k[ok]] = res["n"][ok]
     return flows, counts, hours
 
 
@@ -142,16 +144,70 @@ async def garbage(store: Store, institutions: list[str], scales: list[Device], s
     return recyclable, total, recyclable_count, count, align([s.id for s in scales], unknown, "scale", "n", 0.0)
 
 
+SETTLED_AFTER_DAYS = 4  # days older than this rarely change: their sums are kept (checked by a count)
+
+
+@dataclass
+class _Settled:
+    through: int  # the sums cover [start, through)
+    readings: int  # readings in [start, through) when summed: late or imported readings change the count
+    sums: dict[str, np.ndarray]
+
+
+_YEAR: weakref.WeakKeyDictionary[Store, dict[tuple, _Settled]] = weakref.WeakKeyDictionary()
+
+
 async def year_to_date(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:
-    """Consumption per institution and kind over [start, end): {"water": array, "electricity": ..., "heat": ...}."""
+    """Consumption per institution and kind over [start, end): {"water": array, "electricity": ..., "heat": ...}.
+
+    Every evaluation asks for the year so far (overuse, statistics): the days before the last few are
+    summed once per store and then only the days since, while a count of their readings stays the same;
+    at 50,100 institutions a year of raw readings is billions of points.
+    """
+    settle = max(start, min(end, local_midnight(end) - SETTLED_AFTER_DAYS * DAY))
+    key = (start, tuple(institutions))
+    kept = _YEAR.setdefault(store, {}).get(key)
+    if kept is not None and (kept.through > settle or kept.readings != await readings_in(store, start, kept.through)):
+        kept = None  # an earlier end, or readings arrived in the kept days: sum them again
+    if kept is None:
+        kept = _Settled(start, 0, await _use_by_kind(store, institutions, start, start))
+    if kept.through < settle:
+        more = await _use_by_kind(store, institutions, kept.through, settle)
+        kept = _Settled(settle, await readings_in(store, start, settle),
+                        {k: kept.sums[k] + more[k] for k in kept.sums})
+    _YEAR[store][key] = kept
+    recent = await _use_by_kind(store, institutions, kept.through, end)
+    return {k: kept.sums[k] + recent[k] for k in kept.sums}
+
+
+async def _use_by_kind(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:
+    out = {kind: np.zeros(len(institutions)) for kind in ("water", "electricity", "heat")}
+    if end <= start:
+        return out
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
                                           by=("institution", "kind")))
     index = {inst: i for i, inst in enumerate(institutions)}
-    out = {kind: np.zeros(len(institutions)) for kind in ("water", "electricity", "heat")}
     for inst, kind, value in zip(res["institution"], res["kind"], res["c"], strict=True):
         if inst in index and kind in out and np.isfinite(value):
             out[kind][index[inst]] += value
     return out
+
+
+@dataclass
+class _Profiles:
+    readings: int  # readings in the window when computed: an import into last year changes the count
+    profiles: dict[tuple[str, str], np.ndarray]
+
+
+# Per store object (gone with it), per window: last year's profiles are read by the overuse rule, the budget
+# step and the statistics of every evaluation, and change only when readings are imported into last year.
+_PROFILES: weakref.WeakKeyDictionary[Store, dict[tuple[int, int, int], _Profiles]] = weakref.WeakKeyDictionary()
+
+
+async def readings_in(store: Store, start: int, end: int) -> int:
+    """How many readings the store holds in [start, end): one ungrouped count, far cheaper than the grouped sums."""
+    res = await store.aggregate(Aggregate(ReadingPoint, {"n": ("count", "register")}, start, end))
+    return int(res["n"][0]) if len(res["n"]) else 0
 
 
 async def type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
@@ -159,7 +215,18 @@ async def type_profiles(store: Store, start: int, end: int, min_days: int) -> di
 
     The energy indicator's profile is electricity's plus heat's, each in kgce.  A type and kind without
     enough days of readings takes its institutions' bills, where they cover enough (``analytics.bills``).
+    Kept per store and window while the window's count of readings stays the same: an import (or late
+    readings) into the window makes the next call read it again.
     """
+    readings = await readings_in(store, start, end)
+    cached = _PROFILES.setdefault(store, {}).get((start, end, min_days))
+    if cached is None or cached.readings != readings:
+        cached = _PROFILES[store][(start, end, min_days)] = _Profiles(
+            readings, await _type_profiles(store, start, end, min_days))
+    return cached.profiles
+
+
+async def _type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
                                           by=("type", "kind"), bucket_s=DAY))
     days: dict[tuple[str, str], np.ndarray] = {}

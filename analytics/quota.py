@@ -54,6 +54,7 @@ class QuotaTable:
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
         self.conversion = {**GBT2589, **data.get("conversion", {})}
+        self._found: dict[tuple[str, str, str, str], Quota | str] = {}  # see ``quota``
 
     def _entry(self, table: dict[str, Any], indicator: str, source: str) -> Quota | None:
         raw = table.get(indicator)
@@ -63,7 +64,18 @@ class QuotaTable:
                      float(raw.get("guide", raw["constraint"])), source)
 
     def quota(self, inst: Institution, indicator: str) -> Quota | str:
-        """The most specific quota: institution, then subclass, then type; or why there is none."""
+        """The most specific quota: institution, then subclass, then type; or why there is none.
+
+        Looked up once per (institution of its own, or none), type, subclass and indicator: 50,100
+        institutions share a few dozen answers."""
+        own = inst.id if inst.id in self.data.get("institution", {}) else ""
+        key = (own, inst.type, inst.subclass, indicator)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._lookup(inst, indicator)
+        return found
+
+    def _lookup(self, inst: Institution, indicator: str) -> Quota | str:
         by_type = self.data.get("type", {}).get(inst.type, {})
         candidates = [
             (self.data.get("institution", {}).get(inst.id, {}), f"institution.{inst.id}"),
@@ -107,12 +119,13 @@ def status(projected: np.ndarray, constraint: np.ndarray, guide: np.ndarray) -> 
 def crossing_day(ytd: np.ndarray, projected: np.ndarray, constraint: np.ndarray, profile: np.ndarray,
                  day_of_year: int) -> np.ndarray:
     """Day of year (0-based) on which cumulative use is expected to pass the constraint; -1 = never,
-    the current day if already past."""
-    cum = np.cumsum(profile) / max(profile.sum(), 1e-12)
-    now = cum[day_of_year - 1] if day_of_year > 0 else 0.0
-    days = np.arange(len(profile))
-    rest = np.clip((cum - now) / max(1 - now, 1e-12), 0, 1)  # (D,) share of the remaining use done by each day
-    path = ytd[:, None] + (projected - ytd)[:, None] * rest[None, :]  # (I, D)
+    the current day if already past.  ``profile`` is one (D,) for all, or one row per institution (I, D)."""
+    profile = np.asarray(profile, dtype=np.float64)
+    cum = np.cumsum(profile, axis=-1) / np.maximum(profile.sum(axis=-1, keepdims=True), 1e-12)
+    now = cum[..., day_of_year - 1:day_of_year] if day_of_year > 0 else np.zeros(cum.shape[:-1] + (1,))
+    days = np.arange(profile.shape[-1])
+    rest = np.clip((cum - now) / np.maximum(1 - now, 1e-12), 0, 1)  # share of the remaining use done by each day
+    path = ytd[:, None] + (projected - ytd)[:, None] * np.atleast_2d(rest)  # (I, D)
     over = (path > constraint[:, None]) & (days[None, :] >= day_of_year)
     first = np.where(over.any(axis=1), over.argmax(axis=1), -1)
     return np.where(ytd > constraint, day_of_year, first)
@@ -140,13 +153,16 @@ def standing(table: QuotaTable, institutions: list[Institution], indicator: str,
     n = len(institutions)
     constraint, guide, share = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     missing: list[tuple[str, str]] = []
+    shares: dict[str, float] = {}  # one per type: its seasonal profile
     for k, inst in enumerate(institutions):
         annual = table.annual(inst, indicator)
         if isinstance(annual, str):
             missing.append((inst.id, annual))
             continue
         constraint[k], guide[k] = annual
-        share[k] = elapsed_share(profiles.get((inst.type, indicator), FLAT), day_of_year)
+        if inst.type not in shares:
+            shares[inst.type] = elapsed_share(profiles.get((inst.type, indicator), FLAT), day_of_year)
+        share[k] = shares[inst.type]
     projected = project(use, share)
     has = np.isfinite(constraint)
     state = np.where(has, status(projected, constraint, guide), "")

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from meterwatch.settings import Settings
 
 SUITES = ("ingest", "midnight", "midnight-burst", "fanout", "store", "analytics-speed", "analytics-accuracy", "dashboards",
-          "budget", "delivery", "import", "reports", "push")
+          "budget", "delivery", "import", "reports", "push", "province10x")
 
 
 def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
@@ -31,6 +31,7 @@ def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
         ingest,
         midnight,
         push,
+        province10x,
         reports,
         store,
     )
@@ -42,14 +43,16 @@ def suites(quick: bool) -> dict[str, Callable[[], Awaitable[str]]]:
                 "analytics-accuracy": lambda: analytics_accuracy.run(40, 8, 12.0, None),
                 "dashboards": lambda: dashboards.run(10, 1, 1), "budget": lambda: budget.run(20, 1),
                 "delivery": lambda: delivery.run(20, 0.2, 1), "import": lambda: imports.run(2_000, 10),
-                "reports": lambda: reports.run(20, 2), "push": lambda: push.run(300, 10, 4, 32)}
+                "reports": lambda: reports.run(20, 2), "push": lambda: push.run(300, 10, 4, 32),
+                "province10x": lambda: province10x.run(60, 2)}
     return {"ingest": lambda: ingest.run(200_000), "midnight": lambda: midnight.run(5010, 60.0),
             "midnight-burst": lambda: midnight.run(5010, 0.0, workers=2), "fanout": lambda: fanout.run(1000),
             "store": lambda: store.run(500, 30), "analytics-speed": lambda: analytics_speed.run(25_000),
             "analytics-accuracy": lambda: analytics_accuracy.run(1000, 30, 1.0, None),
             "dashboards": lambda: dashboards.run(5010, 2, 5), "budget": lambda: budget.run(5010, 3),
             "delivery": lambda: delivery.run(100, 2.0, 3), "import": lambda: imports.run(100_000, 100),
-            "reports": lambda: reports.run(5010, 31), "push": lambda: push.run(24_000, 5010, 96, 256)}
+            "reports": lambda: reports.run(5010, 31), "push": lambda: push.run(24_000, 5010, 96, 256),
+            "province10x": lambda: province10x.run(50_100, 3)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -134,7 +134,7 @@ bind-address = "127.0.0.1:{rpc}"
   dir = "{dir}/data"
   wal-dir = "{dir}/wal"
   query-log-enabled = false
-[http]
+{data_extra}[http]
   bind-address = "127.0.0.1:{port}"
   log-enabled = false
   auth-enabled = {auth}
@@ -145,14 +145,17 @@ bind-address = "127.0.0.1:{rpc}"
 """
 
 
-def start_influxd(workdir: Path | None = None, *, auth: bool = False) -> Server:
-    """An influxd on a free port; ``auth`` turns on ``[http] auth-enabled`` (create an admin user first)."""
+def start_influxd(workdir: Path | None = None, *, auth: bool = False, unlimited_tags: bool = False) -> Server:
+    """An influxd on a free port; ``auth`` turns on ``[http] auth-enabled`` (create an admin user first);
+    ``unlimited_tags`` lifts the 100,000 values per tag that influxd 1.x allows by default (the 10x province
+    has about 200,000 meters: the ``device`` tag needs more, see docs/contract.md)."""
     binary = _binary("influxd", "/usr/bin/influxd")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mw-influxd-"))
     workdir.mkdir(parents=True, exist_ok=True)
     port, rpc = free_port(), free_port()
     conf = workdir / "influxdb.conf"
-    conf.write_text(INFLUXD_CONF.format(rpc=rpc, dir=workdir, port=port, auth=str(auth).lower()))
+    data_extra = "  max-values-per-tag = 0\n" if unlimited_tags else ""
+    conf.write_text(INFLUXD_CONF.format(rpc=rpc, dir=workdir, port=port, auth=str(auth).lower(), data_extra=data_extra))
     server = Server("influxd", [binary, "-config", str(conf)], port, workdir)
     server.start()
     return server

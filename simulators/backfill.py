@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,8 @@ from simulators.province import Province
 from simulators.weighings import WeighingModel
 
 log = logging.getLogger(__name__)
+DEVICES_PER_WRITE = 10_000  # ~1 M readings a write: memory bounded whatever the province's size
+PROGRESS_S = 30.0  # at most one progress line this often within a day
 
 
 @dataclass
@@ -77,23 +80,37 @@ def chunk_use(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts: np
     return ChunkUse(consumption, flags, interval, chunk.reported)
 
 
-def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts: np.ndarray) -> dict[str, object]:
-    """Reading columns of one chunk (see ``chunk_use``)."""
+def chunk_columns(model: FleetModel, chunk: Chunk, prev_reg: np.ndarray, prev_ts: np.ndarray,
+                  devices_per_write: int | None = None) -> Iterator[dict[str, object]]:
+    """Reading columns of one chunk (see ``chunk_use``), ``devices_per_write`` meters at a time.
+
+    The arrays of a province-day are compact; the columns a store takes are
+    Python lists (DuckDB's Arrow) or lines (InfluxDB), several times larger:
+    at 240,000 devices a whole day of them is gigabytes, so they are built
+    and written a slice of the fleet at a time.
+    """
     use = chunk_use(model, chunk, prev_reg, prev_ts)
     n, t = chunk.register.shape
-    keep = use.reported
-    rows = np.nonzero(keep)[0]
-    multiplier = np.broadcast_to(model.multiplier[:, None], (n, t))
+    step = devices_per_write or n
+    for lo in range(0, n, step):
+        yield _columns(model, chunk, use, slice(lo, min(n, lo + step)))
+
+
+def _columns(model: FleetModel, chunk: Chunk, use: ChunkUse, part: slice) -> dict[str, object]:
+    keep = use.reported[part]
+    rows = np.nonzero(keep)[0] + part.start
+    multiplier = np.broadcast_to(model.multiplier[part, None], keep.shape)
+    register = chunk.register[part]
     devices, insts = model.devices, model.institutions
     return {
         "device": [devices[i].id for i in rows], "institution": [devices[i].institution for i in rows],
         "city": [insts[i].city for i in rows], "type": [insts[i].type for i in rows],
         "kind": [devices[i].kind for i in rows],
         # The meter shows its raw register to 3 decimals; the multiplier applies after (as in the MQTT traffic).
-        "ts": np.broadcast_to(chunk.ts, (n, t))[keep],
-        "register": np.round(chunk.register[keep] / multiplier[keep], 3) * multiplier[keep],
-        "consumption": np.round(use.consumption[keep], 4), "interval_s": use.interval[keep],
-        "flag": use.flags[keep].tolist(),
+        "ts": np.broadcast_to(chunk.ts, keep.shape)[keep],
+        "register": np.round(register[keep] / multiplier[keep], 3) * multiplier[keep],
+        "consumption": np.round(use.consumption[part][keep], 4), "interval_s": use.interval[part][keep],
+        "flag": use.flags[part][keep].tolist(),
     }
 
 
@@ -120,9 +137,13 @@ async def backfill(store: Store, province: Province, start: int, end: int, seed:
             if chunk.ts[0] >= until:
                 break
             chunk.reported &= chunk.ts[None, :] < until
-        columns = chunk_columns(model, chunk, prev_reg, prev_ts)
-        await store.write_columns(ReadingPoint, columns)
-        result.readings += len(columns["device"])
+        last_log = time.monotonic()
+        for columns in chunk_columns(model, chunk, prev_reg, prev_ts, DEVICES_PER_WRITE):
+            await store.write_columns(ReadingPoint, columns)
+            result.readings += len(columns["device"])
+            if time.monotonic() - last_log > PROGRESS_S:  # a 10x province-day takes minutes
+                last_log = time.monotonic()
+                log.info("backfill progress", extra={"day": k, "of": days, "readings": result.readings})
         points = []
         for w in scales.events(int(chunk.ts[0]), min(int(chunk.ts[-1]) + 900, until or end), rng):
             card = cards.get(w.card)

@@ -8,7 +8,8 @@ is log-normal around typical building sizes, occupants follow from area.
 from __future__ import annotations
 
 import csv
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -87,4 +88,4 @@ def write_registry(province: Province, out: Path) -> None:
         with (out / filename).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(columns)
-            writer.writerows(astuple(r)[:len(columns)] for r in rows)
+            writer.writerows(map(attrgetter(*columns), rows))  # not astuple: its deep copy took 8 s at 10x

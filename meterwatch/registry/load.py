@@ -44,20 +44,27 @@ class RegistryError(Exception):
 
 def _rows(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> Iterator[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        reader = csv.reader(fh)  # not DictReader: its per-row bookkeeping was a fifth of a 240,000-row load
+        header = next(reader, [])
+        missing = [c for c in columns if c not in header]
         if missing:
             problems.append(Problem(path.name, 1, f"missing column(s): {', '.join(missing)}"))
             return
-        for row in reader:
-            if None in row or any(v is None for v in row.values()):
+        for values in reader:
+            if not values:  # a blank line, as DictReader skips it
+                continue
+            if len(values) != len(header):
                 problems.append(Problem(path.name, reader.line_num, "wrong number of fields"))
                 continue
+            row = dict(zip(header, values, strict=True))
             yield _first_line(reader.line_num, row), {k: v.strip() for k, v in row.items()}
 
 
 def _first_line(last_line: int, row: dict[str, str]) -> int:
     """The line a record starts on: a quoted value may span lines, and the reader counts its last."""
+    text = "".join(row.values())
+    if "\n" not in text and "\r" not in text:  # the usual row: one line (a C-level scan, no regex per value)
+        return last_line
     return last_line - sum(len(_LINE_BREAK.findall(v)) for v in row.values())
 
 
@@ -72,7 +79,10 @@ def text_problems(row: Mapping[str, str]) -> list[str]:
     separators, ...) and a trailing backslash, which InfluxDB cannot store
     at the end of a tag value.
     """
-    errors = []
+    errors: list[str] = []
+    text = "".join(row.values())
+    if text.isprintable() and "\\" not in text:
+        return errors  # the usual row, checked at C speed (a 240,000-row registry: per character was 2/3 of the load)
     for column, value in row.items():
         bad = next((ch for ch in value if not ch.isprintable()), None)
         if bad is not None:

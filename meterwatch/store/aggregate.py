@@ -10,7 +10,7 @@ Results come back as columns: numpy arrays for values, lists for group keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -81,3 +81,64 @@ def columns_from_numpy(agg: Aggregate, columns: list[Any]) -> dict[str, Any]:
             list(agg.values.values())[0][0] != "count":
         return empty_result(agg)  # SQL's one row of NULLs over no rows: no result, as InfluxDB says
     return out
+
+
+COMBINABLE = frozenset({"sum", "count", "min", "max"})  # what parts of a window add up to (not median, p95)
+
+
+def time_chunks(agg: Aggregate, chunk_s: int, offset_s: int) -> list[Aggregate]:
+    """``agg`` split into windows of at most ``chunk_s`` whose edges (but the first and last) fall on local
+    midnight (``offset_s``: seconds local time is ahead of UTC), so day and hour buckets never straddle two.
+    One window when it is short, or when its values cannot be combined from parts."""
+    funcs = {f for f, _ in agg.values.values()}
+    splittable = funcs <= COMBINABLE and (not agg.bucket_s or 86_400 % agg.bucket_s == 0)
+    if not splittable or agg.end - agg.start <= chunk_s or chunk_s % 86_400:
+        return [agg]
+    edges = [agg.start]
+    edge = ((agg.start + offset_s) // 86_400 + 1) * 86_400 - offset_s  # the next local midnight
+    edge += chunk_s - 86_400
+    while edge < agg.end:
+        edges.append(edge)
+        edge += chunk_s
+    edges.append(agg.end)
+    return [replace(agg, start=a, end=b) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def combine(agg: Aggregate, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results of ``time_chunks`` as one: buckets side by side, ungrouped-by-time values combined per key
+    (sums and counts added, min of mins, max of maxes; NaN only where no part had a value)."""
+    parts = [p for p in parts if len(p[next(iter(agg.values))])]
+    if not parts:
+        return empty_result(agg)
+    if len(parts) == 1:
+        return parts[0]
+    keys = list(agg.by) + (["bucket"] if agg.bucket_s else [])
+    merged: dict[tuple, list[float]] = {}
+    for part in parts:
+        rows = zip(*(part[k] for k in keys), *(part[v] for v in agg.values), strict=True) if keys else \
+            [tuple(part[v][0] for v in agg.values)]
+        for row in rows:
+            key, values = tuple(row[:len(keys)]), row[len(keys):]
+            if key not in merged:
+                merged[key] = [float(v) for v in values]
+                continue
+            old = merged[key]
+            for i, (func, _) in enumerate(agg.values.values()):
+                old[i] = _merge(func, old[i], float(values[i]))
+    ordered = sorted(merged) if keys else list(merged)
+    out: dict[str, Any] = {}
+    for i, name in enumerate(agg.by):
+        out[name] = [k[i] for k in ordered]
+    if agg.bucket_s:
+        out["bucket"] = np.array([k[len(agg.by)] for k in ordered], dtype=np.int64)
+    for i, name in enumerate(agg.values):
+        out[name] = np.array([merged[k][i] for k in ordered], dtype=np.float64)
+    return out
+
+
+def _merge(func: str, a: float, b: float) -> float:
+    if np.isnan(a):
+        return b
+    if np.isnan(b):
+        return a
+    return a + b if func in ("sum", "count") else (min(a, b) if func == "min" else max(a, b))

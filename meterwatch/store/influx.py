@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from meterwatch.localtime import LOCAL_UTC_OFFSET_S
-from meterwatch.store.aggregate import Aggregate, columns_from_rows
+from meterwatch.store.aggregate import Aggregate, columns_from_rows, combine, time_chunks
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
@@ -27,6 +27,7 @@ R = TypeVar("R", bound=Record)
 LINES_PER_REQUEST = 5000
 # influxd refuses a request body over its [http] max-body-size (25,000,000 bytes by default) with HTTP 413.
 MAX_BODY_BYTES = 10_000_000
+AGGREGATE_CHUNK_S = 7 * 86_400  # the longest window one aggregate query reads (see InfluxStore.aggregate)
 
 
 def quote_ident(name: str) -> str:
@@ -60,6 +61,7 @@ class InfluxStore:
         self._headers = {"Authorization": aiohttp.encode_basic_auth(user, password or "")} if user else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_body_bytes = max_body_bytes
+        self.chunk_s = AGGREGATE_CHUNK_S
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -147,6 +149,14 @@ class InfluxStore:
         return [r for s in series for r in _records(record_type, schema, s)]
 
     async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
+        """Over a long window, a query per week (sums, counts, minima and maxima add up from parts): influxd
+        holds a whole window's series in memory, and a year of a 240,000-device province would not fit."""
+        chunks = time_chunks(agg, self.chunk_s, LOCAL_UTC_OFFSET_S)
+        if len(chunks) == 1:
+            return await self._aggregate(agg)
+        return combine(agg, [await self._aggregate(part) for part in chunks])
+
+    async def _aggregate(self, agg: Aggregate) -> dict[str, Any]:
         schema = agg.record_type.schema
         ql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                    "median": "median({})", "p95": "percentile({}, 95)"}

@@ -153,3 +153,50 @@ async def test_the_settled_days_sums_kept_between_evaluations_give_the_same_figu
     assert first.cost["total"][0] == 31000.0 and earlier.cost["total"][0] == 31000.0
     assert later.cost["total"][0] == fresh.cost["total"][0] == 32000.0
     assert later.projected["total"][0] == pytest.approx(fresh.projected["total"][0])
+
+
+def test_crossings_of_a_whole_province_at_once_are_those_of_each_institution_alone():
+    """The vectorised crossing (blocks of institutions, each along its own mix of kinds and its type's
+    profiles) gives what ``crossing_day`` gives one institution at a time, as the budget step did before."""
+    from analytics.budget import KINDS, _crossings, _normalised
+    from analytics.quota import FLAT, crossing_day
+
+    rng = np.random.default_rng(3)
+    n, day = 50, 120
+    insts = [Institution(f"i{k}", "x", "yinchuan", ("office", "education", "medical")[k % 3], "", 1.0, 1)
+             for k in range(n)]
+    winter = np.where((np.arange(365) < 90) | (np.arange(365) > 300), 3.0, 1.0)
+    profiles = {("office", "electricity"): winter, ("education", "water"): winter[::-1].copy(),
+                ("medical", "heat"): np.zeros(365)}  # a profile summing to 0: flat
+    budget = {k: np.where(rng.random(n) < 0.3, np.nan, rng.uniform(1e4, 1e5, n)) for k in KINDS}
+    budget["total"] = np.nansum(np.vstack([budget[k] for k in KINDS]), axis=0)
+    cost = budget["total"] * rng.uniform(0.1, 0.5, n)
+    projected = cost * rng.uniform(2.0, 4.0, n)
+    has = budget["total"] > 0
+    got = _crossings(insts, budget, cost, projected, profiles, day, has)
+    for k, inst in enumerate(insts):
+        if not has[k]:
+            assert got[k] == -1
+            continue
+        path = sum(np.nan_to_num(budget[kind][k]) * _normalised(profiles.get((inst.type, kind), FLAT))
+                   for kind in KINDS)
+        alone = crossing_day(cost[k:k + 1], projected[k:k + 1], budget["total"][k:k + 1],
+                             path if np.sum(path) > 0 else FLAT, day)[0]
+        assert got[k] == alone, k
+    assert len(set(got[has].tolist())) > 5  # a spread of dates, not one answer for all
+
+
+async def test_the_standard_kept_between_evaluations_follows_a_change_of_quotas(store_url):
+    tariffs, _ = load_tariffs(TARIFFS, DEFAULT_CITIES, INSTITUTION_TYPES)
+    at = midnight_of(date(2026, 4, 1))
+    store = open_store(store_url)
+    await store.open()
+    try:
+        first = await execution(store, Registry({"inst-a": A}, {}, {}, QUOTAS, tariffs), at, profile_min_days=300)
+        half = {"institution": {"inst-a": {"water": {"per": "institution", "constraint": 600.0, "guide": 500.0}}}}
+        second = await execution(store, Registry({"inst-a": A}, {}, {}, half, tariffs), at + 900, profile_min_days=300)
+    finally:
+        await store.close()
+    assert first.standard.constraint["water"][0] == pytest.approx(1200 * 4.40)
+    assert second.standard.constraint["water"][0] == pytest.approx(600 * 4.40)  # the new quotas, not the kept ones
+    assert np.isnan(second.standard.constraint["electricity"][0])  # no electricity quota any more

@@ -77,3 +77,19 @@ def test_standing_serves_every_institution_and_names_those_without_a_quota() -> 
     assert [inst for inst, _ in st.missing] == ["o2", "v1"]
     expected = crossing_day(use[:1], st.projected[:1], st.constraint[:1], winter, 73)[0]
     assert st.crossing[0] == expected and st.crossing[2] == -1
+
+
+def test_quotas_looked_up_once_per_type_and_subclass_still_give_an_institution_its_own():
+    """The lookup is shared by institutions of one type and subclass, except one with a quota of its own."""
+    from meterwatch.registry import Institution
+
+    table = QuotaTable({"type": {"office": {"water": {"per": "capita", "constraint": 20.0, "guide": 15.0},
+                                            "subclass": {"bureau": {"water": {"per": "capita", "constraint": 30.0}}}}},
+                        "institution": {"own": {"water": {"per": "institution", "constraint": 900.0}}}})
+    plain = [Institution(f"i{k}", "x", "yinchuan", "office", "ministry", 100.0, 10 + k) for k in range(3)]
+    bureau = Institution("b", "x", "yinchuan", "office", "bureau", 100.0, 10)
+    own = Institution("own", "x", "yinchuan", "office", "ministry", 100.0, 10)
+    assert [table.annual(i, "water") for i in plain] == [(200.0, 150.0), (220.0, 165.0), (240.0, 180.0)]  # per head
+    assert table.annual(bureau, "water") == (300.0, 300.0)
+    assert table.annual(own, "water") == (900.0, 900.0) and table.quota(own, "water").source == "institution.own.water"
+    assert table.quota(plain[0], "energy") == "no energy quota for type 'office'"

@@ -224,3 +224,23 @@ def test_import_smoke_stores_every_row_once() -> None:
     assert [number(c) for c in rows["again (all duplicates)"][:4]] == [2_000, 0, 2_000, 0]
     assert number(rows["first"][5]) > 0
     assert "(2,000 readings in the store)" in report
+
+
+def test_province10x_smoke_builds_both_stores_alike_and_evaluates_every_rule(influxd) -> None:
+    from benchmarks import province10x
+
+    r = province10x.measure(30, 2, influx_port=influxd.port)
+    assert r["load"]["devices"] == r["devices"] > r["meters"] > 0  # every generated device loads, no problem
+    duck, influx = r["duckdb"], r["influxdb"]
+    assert duck["backfill"]["readings"] == influx["backfill"]["readings"] > 0
+    for backend in (duck, influx):
+        evaluation = backend["evaluate"]
+        assert evaluation["eval0_ran"] == evaluation["eval1_ran"] == len(RULES)
+        assert evaluation["eval0_failed"] == evaluation["eval1_failed"] == []  # pricing and every rule ran
+        assert evaluation["peak_mb"] >= evaluation["registry_mb"] > 0
+        assert backend["baseline"]["found"] == backend["baseline"]["devices"] == r["meters"]  # every meter's baseline
+    assert duck["evaluate"]["open_alerts"] == influx["evaluate"]["open_alerts"]  # the same verdicts on both
+    assert r["histories"]["devices"] == r["meters"] and r["histories"]["readings"] == 96
+    rows = table(province10x.report(r))
+    assert rows["readings backfilled"] == [f"{duck['backfill']['readings']:,}"] * 2
+    assert rows["failed steps"] == ["none", "none"]

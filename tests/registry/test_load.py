@@ -122,3 +122,21 @@ def test_devices_csv_without_platform_id_still_loads(tmp_path):
     _write(tmp_path, "i1,一号楼,yinchuan,office,bureau,1000,50\n", "d1,i1,water,m3,1,00000000000001\n")
     registry, problems = load_registry(tmp_path)
     assert problems == [] and registry.devices["d1"].platform_id == "" and registry.by_platform_id == {}
+
+
+def test_fast_paths_keep_every_check_a_backslash_inside_is_fine_short_and_long_rows_named(tmp_path):
+    """The load checks whole rows at C speed first (240,000 devices); what the per-value checks said stays said."""
+    _write(tmp_path,
+           'i1,一号\\楼,yinchuan,office,bureau,1000,50\n'              # line 2: a backslash inside is fine
+           '\n'                                                         # line 3: blank, skipped
+           'i2,二号楼,yinchuan,office,bureau,1000\n'                    # line 4: a field short
+           'i3,三号楼,yinchuan,office,bureau,1000,50,extra\n'           # line 5: a field too many
+           '"i4","四号\r\n楼",yinchuan,office,bureau,1000,50\n'         # lines 6-7: CRLF inside a quoted name
+           'i5,五号楼,yinchuan,office,bureau,1000,50\n',                # line 8: fine
+           'd1,i1,water,m3,1,00000000000001\n')
+    registry, problems = load_registry(tmp_path)
+    assert [(p.file, p.line, p.message.split(":")[0]) for p in problems] == [
+        ("institutions.csv", 4, "wrong number of fields"), ("institutions.csv", 5, "wrong number of fields"),
+        ("institutions.csv", 6, "name")]
+    assert "U+000D (carriage return)" in problems[2].message
+    assert list(registry.institutions) == ["i1", "i5"] and registry.institutions["i1"].name == "一号\\楼"
