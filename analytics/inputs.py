@@ -17,7 +17,7 @@ from analytics.quota import GBT2589, energy_kgce
 from meterwatch.const import METER_KINDS
 from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import Device, Registry
-from meterwatch.store import ReadingPoint, Store, WeighingPoint
+from meterwatch.store import BillPoint, ReadingPoint, Store, WeighingPoint
 from meterwatch.store.aggregate import Aggregate
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ async def _use_by_kind(store: Store, institutions: list[str], start: int, end: i
 
 @dataclass
 class _Profiles:
-    readings: int  # readings in the window when computed: an import into last year changes the count
+    seen: tuple[int, int, float]  # readings, bills and billed quantity in the window when computed
     profiles: dict[tuple[str, str], np.ndarray]
 
 
@@ -210,19 +210,27 @@ async def readings_in(store: Store, start: int, end: int) -> int:
     return int(res["n"][0]) if len(res["n"]) else 0
 
 
+async def bills_in(store: Store, start: int, end: int) -> tuple[int, float]:
+    """How many bills of [start, end) the store holds, and their quantities summed (a bill imported again
+    with another figure overwrites it: the count alone would not change)."""
+    res = await store.aggregate(Aggregate(BillPoint, {"n": ("count", "quantity"), "q": ("sum", "quantity")},
+                                          start, end))
+    return (int(res["n"][0]), float(np.nan_to_num(res["q"][0]))) if len(res["n"]) else (0, 0.0)
+
+
 async def type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:
     """(type, indicator) -> 365 daily weights from last year's province data, where there are enough days.
 
     The energy indicator's profile is electricity's plus heat's, each in kgce.  A type and kind without
     enough days of readings takes its institutions' bills, where they cover enough (``analytics.bills``).
-    Kept per store and window while the window's count of readings stays the same: an import (or late
+    Kept per store and window while the window's readings and bills stay the same: an import (or late
     readings) into the window makes the next call read it again.
     """
-    readings = await readings_in(store, start, end)
+    seen = (await readings_in(store, start, end), *await bills_in(store, start, end))
     cached = _PROFILES.setdefault(store, {}).get((start, end, min_days))
-    if cached is None or cached.readings != readings:
+    if cached is None or cached.seen != seen:
         cached = _PROFILES[store][(start, end, min_days)] = _Profiles(
-            readings, await _type_profiles(store, start, end, min_days))
+            seen, await _type_profiles(store, start, end, min_days))
     return cached.profiles
 
 

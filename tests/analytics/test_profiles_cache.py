@@ -113,3 +113,20 @@ async def test_the_year_so_far_is_summed_once_then_the_days_since_and_again_afte
         assert windows == [(START, settled), (settled, at + 1800)]
     finally:
         await store.close()
+
+
+async def test_profiles_are_read_again_after_bills_are_imported(tmp_path: Path, duck_url: str) -> None:
+    """A new deployment imports last year's bills: no reading changes, yet the next evaluation must see them."""
+    from meterwatch.store import BillPoint
+
+    store = open_store(duck_url)
+    await store.open()
+    try:
+        assert await type_profiles(store, START, END, min_days=300) == {}
+        months = [datetime(2025, m, 1, tzinfo=CHINA) for m in range(1, 13)]
+        await store.write(Batch(bills=[BillPoint("inst-a", "yinchuan", "education", "electricity",
+                                                 int(m.timestamp()), 3100.0, 1800.0, "bills.xlsx") for m in months]))
+        again = await type_profiles(store, START, END, min_days=300)
+        assert again[("education", "electricity")][0] == pytest.approx(100.0)  # 3,100 kWh over January's 31 days
+    finally:
+        await store.close()
