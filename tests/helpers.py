@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from meterwatch.registry import Card, Device, Institution, Registry, load_registry
+from meterwatch.store import open_store
 from simulators.province import Province, write_registry
 
 
@@ -49,3 +50,13 @@ def cjt188_water_frame(address: str, m3: float) -> bytes:
     data = (b"\x1f\x90\x00" + _bcd_le(m3, 2, 4) + b"\x2c" + _bcd_le(m3, 2, 4) + b"\x2c"
             + bytes.fromhex("00 00 00 01 01 25 20") + b"\x00\x00")
     return _with_checksum(b"\x68\x10" + wire + b"\x81" + bytes([len(data)]) + data)
+
+
+async def fetch_all(url: str, record_type: type) -> list:
+    """Every record of a type in the store at ``url``, opened and closed around the read."""
+    store = open_store(url)
+    try:
+        await store.open()
+        return await store.fetch(record_type)
+    finally:
+        await store.close()

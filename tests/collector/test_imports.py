@@ -14,7 +14,7 @@ import pytest
 
 from meterwatch.localtime import CHINA
 from meterwatch.store import Batch, BillPoint, ReadingPoint, RejectRecord, open_store
-from tests.helpers import tiny_registry
+from tests.helpers import fetch_all, tiny_registry
 
 pytestmark = pytest.mark.servers
 
@@ -28,14 +28,6 @@ def run_import(tmp_path: Path, store_url: str, *args: str) -> subprocess.Complet
     return subprocess.run([sys.executable, "-m", "meterwatch_cli.main", "import", *args], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)
 
-
-async def stored(store_url: str, record_type: type) -> list:
-    store = open_store(store_url)
-    try:
-        await store.open()
-        return await store.fetch(record_type)
-    finally:
-        await store.close()
 
 
 async def write(store_url: str, batch: Batch) -> None:
@@ -77,7 +69,7 @@ async def test_readings_get_consumption_from_stored_history_and_a_second_import_
         "history.csv:5: bad_value: register 'abc' is not a number",
         "history.csv:6: unknown_device: device 'zz-9' is not in the registry",
     ]
-    rows = {(r.device, r.ts): r for r in await stored(store_url, ReadingPoint)}
+    rows = {(r.device, r.ts): r for r in await fetch_all(store_url, ReadingPoint)}
     assert len(rows) == 7  # 2 live + 5 imported
     w = [rows[("a-w1", local(f"2025-10-01 {h:02d}:00"))] for h in (7, 8, 9, 10, 11)]
     assert [r.consumption for r in w] == [None, 1.0, 1.5, 1.5, 2.0]  # by hand: 100-99, 101.5-100, 103-101.5, 105-103
@@ -88,7 +80,7 @@ async def test_readings_get_consumption_from_stored_history_and_a_second_import_
     assert [r.consumption for r in e] == [None, 20.0]
     assert "stored 5, 1 following readings recomputed, 0 already stored, 3 refused" in done.stderr
     # the refused rows are kept in ``reject`` as well, with where they were and the row as JSON
-    rejects = await stored(store_url, RejectRecord)
+    rejects = await fetch_all(store_url, RejectRecord)
     assert [(r.reason, r.detail.split(": ")[0], r.topic) for r in rejects] == [
         ("bad_timestamp", "history.csv:4", ""), ("bad_value", "history.csv:5", ""), ("unknown_device", "history.csv:6", "")]
     assert json.loads(rejects[1].payload) == {"device": "a-w1", "time": "2025/10/01 10:00", "register": "abc"}
@@ -96,7 +88,7 @@ async def test_readings_get_consumption_from_stored_history_and_a_second_import_
     again = run_import(tmp_path, store_url, "history.csv")
 
     assert "stored 0, 0 following readings recomputed, 5 already stored, 3 refused" in again.stderr
-    assert len(await stored(store_url, ReadingPoint)) == 7
+    assert len(await fetch_all(store_url, ReadingPoint)) == 7
 
 
 BILLS = [("institution", "month", "kind", "quantity", "yuan"),
@@ -120,7 +112,7 @@ async def test_gbk_bills_are_stored_once_per_institution_kind_and_month(tmp_path
         "账单.csv:5: unknown_institution: institution 'inst-x' is not in the registry",
         "账单.csv:6: bad_value: quantity -3.0 is not a finite number >= 0",
     ]
-    bills = sorted(await stored(store_url, BillPoint), key=lambda b: b.ts)
+    bills = sorted(await fetch_all(store_url, BillPoint), key=lambda b: b.ts)
     assert [(b.institution, b.kind, b.ts, b.quantity, b.yuan, b.source) for b in bills] == [
         ("inst-a", "water", local("2025-10-01 00:00"), 300.0, 1200.5, "账单.csv"),
         ("inst-b", "electricity", local("2025-11-01 00:00"), 5000.0, 3500.0, "账单.csv")]
@@ -138,7 +130,7 @@ async def test_a_wrong_header_stores_nothing_and_says_where(tmp_path: Path, duck
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "error: bad.csv:1: header ['meter', 'when', 'value'] is not readings (device, time, register)" in done.stderr
     assert latin.returncode == 1 and "error: latin.csv: neither UTF-8 nor GBK text" in latin.stderr
-    assert await stored(duck_url, ReadingPoint) == []
+    assert await fetch_all(duck_url, ReadingPoint) == []
 
 
 async def test_xlsx_with_a_merged_title_and_merged_device_cells(tmp_path: Path, store_url: str) -> None:
@@ -160,7 +152,7 @@ async def test_xlsx_with_a_merged_title_and_merged_device_cells(tmp_path: Path, 
     book.save(tmp_path / "meters.xlsx")
 
     dry = run_import(tmp_path, store_url, "meters.xlsx", "--dry-run")
-    assert await stored(store_url, ReadingPoint) == []
+    assert await fetch_all(store_url, ReadingPoint) == []
     done = run_import(tmp_path, store_url, "meters.xlsx")
 
     for result in (dry, done):
@@ -170,7 +162,7 @@ async def test_xlsx_with_a_merged_title_and_merged_device_cells(tmp_path: Path, 
         assert lines[1].startswith("meters.xlsx:抄表!5: bad_timestamp: time 'yesterday'")
         assert len(lines) == 2 and "Traceback" not in result.stderr
     assert "would store 2" in dry.stderr
-    rows = sorted(await stored(store_url, ReadingPoint), key=lambda r: r.ts)
+    rows = sorted(await fetch_all(store_url, ReadingPoint), key=lambda r: r.ts)
     assert [(r.ts, r.register, r.consumption, r.source) for r in rows] == [
         (local("2025-10-01 08:00"), 10.0, None, "meters.xlsx"),
         (local("2025-10-01 09:00"), 12.5, 2.5, "meters.xlsx")]

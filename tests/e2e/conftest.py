@@ -89,3 +89,20 @@ async def log_says(log: Path, text: str, proc: subprocess.Popen, timeout: float 
     if text not in log.read_text(errors="replace"):
         pytest.fail(f"process exited with {proc.returncode} before logging {text!r}:\n{log.read_text()}")
 
+
+
+async def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET, or (0, "") while nothing answers."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url) as answer:
+            return answer.status, await answer.text()
+    except aiohttp.ClientError:
+        return 0, ""
+
+
+def metric_value(text: str, name: str) -> float | None:
+    """A sample's value in Prometheus text (``name`` with its labels), None if absent."""
+    line = next((line for line in text.splitlines() if line.startswith(name + " ")), None)
+    return float(line.split()[1]) if line else None

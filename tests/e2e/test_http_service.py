@@ -16,23 +16,11 @@ import aiomqtt
 import pytest
 
 from benchmarks.servers import free_port
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import eventually, http_get, metric_value
 from tests.helpers import tiny_registry
 
 pytestmark = pytest.mark.servers
 
-
-async def _get(url: str) -> tuple[int, str]:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(url) as answer:
-            return answer.status, await answer.text()
-    except aiohttp.ClientError:
-        return 0, ""
-
-
-def _metric(text: str, name: str) -> float | None:
-    line = next((line for line in text.splitlines() if line.startswith(name + " ")), None)
-    return float(line.split()[1]) if line else None
 
 
 async def test_collector_healthz_and_metrics(mosquitto, duck_url, tmp_path):
@@ -48,7 +36,7 @@ async def test_collector_healthz_and_metrics(mosquitto, duck_url, tmp_path):
                                 cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        assert await eventually(lambda: _get(base + "/healthz"), (200, "ok\n"), timeout=30) == (200, "ok\n"), \
+        assert await eventually(lambda: http_get(base + "/healthz"), (200, "ok\n"), timeout=30) == (200, "ok\n"), \
             log.read_text()[-2000:]
         t0 = (int(time.time()) // 900 - 4) * 900
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
@@ -58,10 +46,10 @@ async def test_collector_healthz_and_metrics(mosquitto, duck_url, tmp_path):
             await client.publish("meterwatch/up/inst-a/a-w1/reading", b"{not json", qos=1)
 
         async def counts():
-            _, text = await _get(base + "/metrics")
-            return (_metric(text, "meterwatch_collector_received_total"),
-                    _metric(text, "meterwatch_collector_stored_total"),
-                    _metric(text, 'meterwatch_collector_rejected_total{reason="malformed_json"}'))
+            _, text = await http_get(base + "/metrics")
+            return (metric_value(text, "meterwatch_collector_received_total"),
+                    metric_value(text, "meterwatch_collector_stored_total"),
+                    metric_value(text, 'meterwatch_collector_rejected_total{reason="malformed_json"}'))
         assert await eventually(counts, (4.0, 3.0, 1.0), timeout=30) == (4.0, 3.0, 1.0)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -95,10 +83,10 @@ async def test_scheduled_analytics_delivers_digests_and_serves_health_metrics_an
             assert sorted(a["device"] for a in digest["alerts"]) == ["a-e1", "a-w1", "b-w1"]
 
             async def sent():
-                _, text = await _get(base + "/metrics")
-                return _metric(text, 'meterwatch_alert_deliveries_total{channel="webhook",outcome="sent"}')
+                _, text = await http_get(base + "/metrics")
+                return metric_value(text, 'meterwatch_alert_deliveries_total{channel="webhook",outcome="sent"}')
             assert await eventually(sent, 1.0, timeout=30) == 1.0
-            assert await _get(base + "/healthz") == (200, "ok\n")
+            assert await http_get(base + "/healthz") == (200, "ok\n")
             link = next(line for line in digest["text"].splitlines() if "b-w1" in line).split("(", 1)[1].rstrip(")")
             query = dict(p.split("=", 1) for p in link.split("?", 1)[1].split("&"))
             async with aiohttp.ClientSession() as http, http.post(base + "/ack", data=query) as done:

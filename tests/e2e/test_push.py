@@ -31,7 +31,7 @@ from simulators.province import Province, write_registry
 from tests.collector.test_platforms import CTWING_REPORT, ONENET_CAPTURE
 from tests.conftest import _unavailable
 from tests.e2e.conftest import eventually, make_settings, running_collector, until
-from tests.helpers import cjt188_water_frame, dlt645_energy_frame, tiny_province
+from tests.helpers import cjt188_water_frame, dlt645_energy_frame, fetch_all, tiny_province
 from benchmarks.servers import ServerUnavailable, free_port, start_influxd
 
 pytestmark = pytest.mark.servers
@@ -98,14 +98,6 @@ async def send(http: aiohttp.ClientSession, method: str, url: str, body: bytes =
         return answer.status, json.loads(text) if answer.content_type == "application/json" else text
 
 
-async def stored(url: str, record_type):
-    store = open_store(url)
-    try:
-        await store.open()
-        return await store.fetch(record_type)
-    finally:
-        await store.close()
-
 
 async def test_signed_pushes_stored_and_every_refusal_answered_and_kept(mosquitto, influx, tmp_path):
     url = f"influxdb://127.0.0.1:{influx.port}/push"
@@ -151,9 +143,9 @@ async def test_signed_pushes_stored_and_every_refusal_answered_and_kept(mosquitt
         assert 'meterwatch_collector_push_requests_total{platform="onenet",status="403"} 2.0' in metrics
         assert 'meterwatch_collector_push_requests_total{platform="ctwing",status="403"} 1.0' in metrics
         assert 'meterwatch_collector_rejected_total{reason="bad_signature"} 3.0' in metrics
-    readings = {(r.device, r.register) for r in await stored(url, ReadingPoint)}
+    readings = {(r.device, r.register) for r in await fetch_all(url, ReadingPoint)}
     assert readings == {("a-e1", 493.6), ("b-w1", 87.5), ("a-w1", 56.78)}
-    rejects = await stored(url, RejectRecord)
+    rejects = await fetch_all(url, RejectRecord)
     by_reason: dict[str, int] = {}
     for r in rejects:
         by_reason[r.reason] = by_reason.get(r.reason, 0) + 1
@@ -180,7 +172,7 @@ async def test_pushes_with_the_store_stopped_are_answered_once_spooled_and_store
         assert collector.metrics.spooled == sent and collector.spool.bytes > 0
         influx.start()
         assert await eventually(lambda: collector.spool.bytes, 0, timeout=60) == 0
-    readings = await stored(url, ReadingPoint)
+    readings = await fetch_all(url, ReadingPoint)
     assert [(r.ts, r.register) for r in readings] == [(start + 900 * k, 10.0 + k) for k in range(sent)]
     assert [r.consumption for r in readings[1:]] == [1.0] * (sent - 1)
 
@@ -222,7 +214,7 @@ async def test_meterwatch_collect_serves_the_push_routes_with_secrets_from_the_e
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 30)
     assert proc.returncode == 0, log.read_text()[-2000:]
-    assert [(r.device, r.register) for r in await stored(url, ReadingPoint)] == [("a-w1", 3.5)]
+    assert [(r.device, r.register) for r in await fetch_all(url, ReadingPoint)] == [("a-w1", 3.5)]
     text = log.read_text()
     assert "push=onenet,ctwing" in text
     assert ONENET_TOKEN not in text and CTWING_TOKEN not in text
@@ -254,7 +246,7 @@ async def test_a_push_not_durable_in_time_is_answered_503_and_its_resend_is_a_du
             assert (status, answer["stored"], answer["duplicates"]) == (200, 0, 1)
         finally:
             await app.stop()
-    assert [(r.device, r.ts, r.register) for r in await stored(url, ReadingPoint)] == [("a-w1", now - 30, 42.0)]
+    assert [(r.device, r.ts, r.register) for r in await fetch_all(url, ReadingPoint)] == [("a-w1", now - 30, 42.0)]
     assert collector.metrics.push_requests == {("ctwing", 503): 1, ("ctwing", 200): 1}
 
 
@@ -302,4 +294,4 @@ async def test_a_pushed_batch_of_readings_is_answered_with_what_was_stored(mosqu
         status, body = await send(http, "POST", f"{base}/push/ctwing?token={CTWING_TOKEN}", json.dumps(report).encode())
     assert status == 200, body
     assert (body["stored"], body["rejected"]) == (12, [])
-    assert len(await stored(duck_url, ReadingPoint)) == 12
+    assert len(await fetch_all(duck_url, ReadingPoint)) == 12

@@ -17,7 +17,7 @@ import pytest
 from collector import reasons
 from meterwatch.store import Batch, ReadingPoint, RejectRecord, open_store
 from tests.e2e.conftest import log_says, until
-from tests.helpers import tiny_registry
+from tests.helpers import fetch_all, tiny_registry
 
 pytestmark = pytest.mark.servers
 
@@ -130,17 +130,9 @@ async def test_replay_leaves_what_still_fails_and_dry_run_stores_nothing(tmp_pat
     assert after_dry == []
     assert "2 rejects replayed: stored 1 points" in done.stderr
     assert [(r.device, r.ts, r.register) for r in await _readings(store_url)] == [("a-w1", t0, 7.0)]
-    assert len(await _fetch(store_url, RejectRecord)) == 3  # rejects are left where they are
+    assert len(await fetch_all(store_url, RejectRecord)) == 3  # rejects are left where they are
 
-
-async def _fetch(store_url: str, record_type: type) -> list:
-    store = open_store(store_url)
-    try:
-        await store.open()
-        return await store.fetch(record_type)
-    finally:
-        await store.close()
 
 
 async def _readings(store_url: str) -> list[ReadingPoint]:
-    return await _fetch(store_url, ReadingPoint)
+    return await fetch_all(store_url, ReadingPoint)

@@ -15,6 +15,7 @@ from meterwatch.registry import load_registry
 from meterwatch.store import ReadingPoint, RejectRecord, WeighingPoint, open_store
 from simulators.province import generate_province, write_registry
 from tests.e2e.conftest import eventually, make_settings, running_collector
+from tests.helpers import fetch_all
 
 pytestmark = pytest.mark.servers
 
@@ -40,14 +41,6 @@ async def publish_in_order(port: int, messages: list[tuple[str, bytes]]) -> None
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
 
-
-async def stored_readings(url: str) -> list[ReadingPoint]:
-    store = open_store(url)
-    await store.open()
-    try:
-        return await store.fetch(ReadingPoint)
-    finally:
-        await store.close()
 
 
 def assert_consumption_exact(readings: list[ReadingPoint], registry) -> None:
@@ -89,7 +82,7 @@ async def test_partitions_give_exact_consumption_for_a_backlog_burst(mosquitto, 
         assert total == len(messages)
         assert [c.metrics.skipped_other_partition for c in running] == [c.metrics.received for c in running[::-1]]
     assert all(c.metrics.received > len(messages) // 4 for c in running)  # both did real work
-    readings = await stored_readings(influx_url)
+    readings = await fetch_all(influx_url, ReadingPoint)
     assert len(readings) == len(messages)
     assert_consumption_exact(readings, registry)
 
@@ -128,6 +121,6 @@ async def test_every_message_is_handled_by_exactly_one_worker(mosquitto, influx_
             [("bad_topic", 1), ("malformed_json", 1), ("unknown_device", 1)]
     finally:
         await store.close()
-    readings = await stored_readings(influx_url)
+    readings = await fetch_all(influx_url, ReadingPoint)
     assert len(readings) == len(messages) - len(weighings) - len(bad)
     assert_consumption_exact(readings, registry)

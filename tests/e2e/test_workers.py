@@ -13,14 +13,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from benchmarks.servers import free_port
 from meterwatch.registry import load_registry
-from meterwatch.store import ReadingPoint, open_store
+from meterwatch.store import ReadingPoint
 from simulators.province import generate_province, write_registry
-from tests.e2e.conftest import eventually, log_says, until
+from tests.e2e.conftest import eventually, http_get, log_says, metric_value, until
+from tests.helpers import fetch_all
 from tests.e2e.stream import publish, reading_stream
 
 pytestmark = pytest.mark.servers
@@ -51,27 +51,6 @@ def says(log: Path, msg: str, partition: str) -> bool:
     return re.search(rf'msg="{msg}" .*partition={partition}\b', log.read_text()) is not None
 
 
-async def _get(url: str) -> tuple[int, str]:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(url) as answer:
-            return answer.status, await answer.text()
-    except aiohttp.ClientError:
-        return 0, ""
-
-
-def _metric(text: str, name: str) -> float | None:
-    line = next((line for line in text.splitlines() if line.startswith(name + " ")), None)
-    return float(line.split()[1]) if line else None
-
-
-async def stored(url: str) -> list[ReadingPoint]:
-    store = open_store(url)
-    await store.open()
-    try:
-        return await store.fetch(ReadingPoint)
-    finally:
-        await store.close()
-
 
 def registry_of(tmp_path: Path, institutions: int):
     write_registry(generate_province(institutions, seed=21), tmp_path / "registry")
@@ -90,17 +69,17 @@ async def test_supervisor_answers_for_the_whole_and_passes_signals_on(mosquitto,
                               METERWATCH_COLLECTOR__HTTP_LISTEN=f"127.0.0.1:{port}")
     base = f"http://127.0.0.1:{port}"
     try:
-        assert await eventually(lambda: _get(base + "/healthz"), (200, "ok\n"), timeout=60) == (200, "ok\n"), \
+        assert await eventually(lambda: http_get(base + "/healthz"), (200, "ok\n"), timeout=60) == (200, "ok\n"), \
             log.read_text()[-3000:]
         messages = reading_stream(registry, 200)
         await publish(mosquitto.port, messages, rate=500)
 
         async def whole():
-            _, text = await _get(base + "/metrics")
-            return (_metric(text, "meterwatch_collector_received_total"),
-                    _metric(text, "meterwatch_collector_skipped_other_partition_total"),
-                    _metric(text, "meterwatch_collector_stored_total"),
-                    _metric(text, "meterwatch_collector_workers_running"))
+            _, text = await http_get(base + "/metrics")
+            return (metric_value(text, "meterwatch_collector_received_total"),
+                    metric_value(text, "meterwatch_collector_skipped_other_partition_total"),
+                    metric_value(text, "meterwatch_collector_stored_total"),
+                    metric_value(text, "meterwatch_collector_workers_running"))
         # each worker received every message: its own handled (received), the other's skipped; summed over both
         expected = (200.0, 200.0, 200.0, 2.0)
         assert await eventually(whole, expected, timeout=30) == expected
@@ -116,7 +95,7 @@ async def test_supervisor_answers_for_the_whole_and_passes_signals_on(mosquitto,
     text = log.read_text()
     assert text.count('msg="collector stopped"') == 2 and 'msg="collector workers stopped"' in text
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # no worker outlives its supervisor
-    assert len(await stored(influx_url)) == len(messages)
+    assert len(await fetch_all(influx_url, ReadingPoint)) == len(messages)
 
 
 async def test_a_killed_worker_is_replaced_and_its_messages_redelivered_to_it(mosquitto, influx_url, tmp_path):
@@ -140,7 +119,7 @@ async def test_a_killed_worker_is_replaced_and_its_messages_redelivered_to_it(mo
         if proc.poll() is None:
             proc.kill()
     assert "exit_code=-9" in log.read_text()
-    readings = await stored(influx_url)
+    readings = await fetch_all(influx_url, ReadingPoint)
     assert len(readings) == len(messages)  # none lost (and the store's identity keeps none twice)
     by_device = defaultdict(list)
     for r in readings:
@@ -152,7 +131,7 @@ async def test_a_killed_worker_is_replaced_and_its_messages_redelivered_to_it(mo
 
 
 async def _count(url: str) -> int:
-    return len(await stored(url))
+    return len(await fetch_all(url, ReadingPoint))
 
 
 async def _some_stored(url: str) -> bool:
