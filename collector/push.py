@@ -39,7 +39,7 @@ from collector.platforms.ctwing import CtWing
 from collector.platforms.onenet import OneNet
 from collector.service import Collector
 from meterwatch.const import UP_PREFIX
-from meterwatch.httpservice import HttpService
+from meterwatch.httpservice import HttpService, read_body
 
 FRAME_SUFFIX = {"electricity": "frame/dlt645", "water": "frame/cjt188", "heat": "frame/cjt188"}
 
@@ -109,10 +109,7 @@ class PushRoutes:
 
     async def _body(self, request: web.Request) -> bytes | None:
         """The body, or None when it is larger than allowed (never read beyond the limit)."""
-        if request.content_length is not None and request.content_length > self.max_bytes:
-            return None
-        body = await request.content.read(self.max_bytes + 1)
-        return None if len(body) > self.max_bytes else body
+        return await read_body(request, self.max_bytes)
 
     async def _refuse(self, platform: str, refusal: Refusal, payload: bytes) -> web.Response:
         """The request refused whole: kept as a reject (not waited for: the answer is no anyway)."""

@@ -21,6 +21,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+async def read_prefix(request: web.Request, size: int) -> bytes:
+    """Up to ``size`` bytes of the body, all of it when shorter.  ``request.content.read(n)`` returns what
+    has arrived so far, not n bytes: a body that comes in several pieces is read until its end."""
+    body = bytearray()
+    while len(body) < size:
+        chunk = await request.content.read(size - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None when it is larger than ``limit`` bytes (never read beyond ``limit + 1``)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = await read_prefix(request, limit + 1)
+    return None if len(body) > limit else body
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """``127.0.0.1:9108`` -> (host, port) (port 0: any free port); ValueError naming the value otherwise."""
     host, sep, port = listen.rpartition(":")

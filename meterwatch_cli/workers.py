@@ -52,7 +52,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.topics import SUBSCRIPTIONS, Partition
-from meterwatch.httpservice import HttpService
+from meterwatch.httpservice import HttpService, read_prefix
 from meterwatch.mqtt import client_kwargs, enable_manual_ack
 from meterwatch.settings import Settings
 from meterwatch.store.spool import DiskSpool
@@ -306,7 +306,7 @@ class Supervisor:
         if not worker.running or worker.http_port is None:
             return web.json_response({"error": "unavailable", "detail": f"worker {worker.name} is not running"},
                                      status=503)
-        body = await request.content.read(cfg.push_max_bytes + 1)
+        body = await read_prefix(request, cfg.push_max_bytes + 1)  # over the limit: the worker refuses it
         if self._forwarder is None:
             self._forwarder = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
                 total=cfg.push_timeout_s + STOP_SLACK_S))

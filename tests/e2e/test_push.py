@@ -295,3 +295,29 @@ async def test_a_pushed_batch_of_readings_is_answered_with_what_was_stored(mosqu
     assert status == 200, body
     assert (body["stored"], body["rejected"]) == (12, [])
     assert len(await fetch_all(duck_url, ReadingPoint)) == 12
+
+
+async def test_a_push_body_arriving_in_pieces_is_read_whole(mosquitto, duck_url, tmp_path):
+    """A body that reaches the collector in several TCP segments (a slow link, a proxy) must be read whole:
+    the route read only what had arrived, and refused the rest as malformed JSON (readings lost)."""
+    now = int(time.time()) // 900 * 900
+    batch = {"readings": [{"ts": now - 900 * (12 - k), "value": 100.0 + k * 0.25} for k in range(12)]}
+    report = json.loads(CTWING_REPORT)
+    report["deviceId"], report["payload"] = CTWING_DEVICE, batch
+    body = json.dumps(report).encode()
+    async with pushing_collector(mosquitto, duck_url, tmp_path) as (_, base):
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST /push/ctwing?token={CTWING_TOKEN} HTTP/1.1\r\nHost: meterwatch\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                     .encode() + body[:300])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the second piece really arrives later: what a slow link does (not a wait for us)
+        writer.write(body[300:])
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    assert status == 200, answer[-400:]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["stored"] == 12
+    assert len(await fetch_all(duck_url, ReadingPoint)) == 12
