@@ -228,8 +228,9 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
         cost[kind] = cost[kind] + billed[kind].sum(axis=1)
     if monthly:
         by_month += np.stack([billed[k] for k in KINDS], axis=2)
+    last_year_bills = await inputs.bills_in(store, jan1 - 365 * DAY, jan1)  # an import changes the price
     price_key = (getattr(store, "url", id(store)), jan1, registry.tariffs.fingerprint if registry.tariffs else "",
-                 tuple(ids))
+                 tuple(ids), last_year_bills)
     if price_key not in _OWN_PRICE:  # last year's: the same all year; the bills' where nothing was priced
         own = await own_electricity_price(store, ids, jan1)
         billed_price = bills.electricity_price(await bills.fetch_bills(store, jan1 - 365 * DAY, jan1), ids)

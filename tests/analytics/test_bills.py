@@ -70,3 +70,22 @@ async def test_bills_do_not_make_a_profile_when_they_cover_too_few_days(duck_url
                                                                                     ("office", "energy")}
     finally:
         await store.close()
+
+
+async def test_bills_imported_while_analytics_runs_reach_its_next_evaluation(duck_url):
+    """The own price and the standard are kept between evaluations: a bills import must be seen by the next one
+    (it kept the flat-day price until a restart; found in review)."""
+    tariffs, _ = load_tariffs(TARIFFS, DEFAULT_CITIES, INSTITUTION_TYPES)
+    registry = Registry({A.id: A}, {}, {}, QUOTAS, tariffs, {})
+    at = midnight_of(date(2026, 3, 15))
+    clear_caches()
+    store = open_store(duck_url)
+    await store.open()
+    try:
+        before = await execution(store, registry, at, profile_min_days=300)
+        await store.write(Batch(bills=LAST_YEAR))  # `meterwatch import` while `analyze` keeps running
+        after = await execution(store, registry, at, profile_min_days=300)
+    finally:
+        await store.close()
+    assert before.standard.constraint["electricity"][0] != pytest.approx(100000 * 0.5)  # no bills yet: flat day
+    assert after.standard.constraint["electricity"][0] == pytest.approx(100000 * 0.5)  # the bills' 0.5 yuan/kWh
