@@ -93,7 +93,10 @@ async def replay(rejects: list[RejectRecord], registry: Registry, settings: Sett
     if not chosen:
         return report
     topics = [up_topic(r, registry) for r in chosen]
-    devices = sorted({r.device for r in chosen if r.device} | {t.split("/")[3] for t in topics if t.count("/") >= 4})
+    # every device of the topics' institutions: a frame a gateway forwarded may be any of them
+    institutions = {t.split("/")[2] for t in topics if t.count("/") >= 4}
+    devices = sorted({r.device for r in chosen if r.device}
+                     | {d.id for d in registry.devices.values() if d.institution in institutions})
     since = chosen[0].ts_ns // 1_000_000_000 - BASELINE_DAYS * DAY
     ingestor.seed(await store.latest_readings(since, devices))
     for r, topic in zip(chosen, topics, strict=True):
@@ -110,10 +113,20 @@ async def replay(rejects: list[RejectRecord], registry: Registry, settings: Sett
         report.duplicates += message.duplicates
         report.still.update(bad.reason for bad in out.rejects)
         kept = Batch(readings=out.readings, weighings=out.weighings, values=out.values)
-        own = {s.ts for s in message.decoded.all_samples()} if message.decoded else set()
-        following = sum(p.ts not in own for p in out.readings)
+        own = _own_readings(message)
+        following = sum((p.device, p.ts) not in own for p in out.readings)
         report.stored += len(kept) - following
         report.recomputed += following
         if kept and not dry_run:
             await store.write(kept)  # now: the next reject's late reading is placed against this one
     return report
+
+
+def _own_readings(message: Message) -> set[tuple[str, int]]:
+    """(device, ts) of the readings the message itself carried, its gateway's forwarded frames included;
+    any other reading that came out is a stored one after them, recomputed."""
+    decoded = message.decoded
+    if decoded is None or message.device is None:
+        return set()
+    parts = [(message.device, decoded), *decoded.forwarded.items()]
+    return {(device.id, s.ts) for device, part in parts for s in part.all_samples()}

@@ -29,3 +29,31 @@ async def test_a_replayed_batch_of_readings_is_stored_whole(tmp_path, duck_url):
     assert (report.replayed, report.stored) == (1, 8)
     assert [r.register for r in readings] == [9.0] + [10.0 + k for k in range(8)]
     assert [r.consumption for r in readings] == [None] + [1.0] * 8
+
+
+async def test_a_replayed_gateway_frame_for_another_meter_continues_that_meters_stored_history(tmp_path, duck_url):
+    """A frame on a-w1's topic from a-w2's address (gateway forwarding), refused before a-w2 was registered:
+    replayed, its consumption is from a-w2's stored reading (it started from nothing; found in review)."""
+    from meterwatch.registry import Device, load_registry
+    from simulators.province import Province, write_registry
+    from tests.helpers import cjt188_water_frame, tiny_province
+
+    tiny = tiny_province()
+    peer = Device("a-w2", "inst-a", "water", "m3", 1.0, "00000000000004")
+    write_registry(Province(tiny.institutions, [*tiny.devices, peer], tiny.cards), tmp_path / "registry")
+    registry, problems = load_registry(tmp_path / "registry")
+    assert problems == []
+    now = int(time.time())
+    reject = RejectRecord((now - 600) * 10**9, "address_mismatch", "meterwatch/up/inst-a/a-w1/frame/cjt188",
+                          cjt188_water_frame("00000000000004", 110.0), "no device at address", "inst-a", "a-w1")
+    store = open_store(duck_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=[ReadingPoint("a-w2", "inst-a", "yinchuan", "education", "water",
+                                                       now - 3600, 100.0)]))
+        report = await replay([reject], registry, Settings(), store)
+        a_w2 = [r for r in await store.fetch(ReadingPoint) if r.device == "a-w2"]
+    finally:
+        await store.close()
+    assert [(r.register, r.consumption) for r in a_w2] == [(100.0, None), (110.0, 10.0)]
+    assert report.recomputed == 0  # the frame's own reading, not a stored one recomputed after it
