@@ -201,19 +201,26 @@ class AlertBook:
 class StateBusy(RuntimeError):
     """Another process holds the alert state file (a running ``meterwatch analyze``)."""
 
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is in use by another meterwatch analyze process ({holder or 'unknown'})")
+        self.holder = holder  # "scheduled <pid>" or "once <pid>", as the holder wrote it
+
 
 @contextmanager
-def hold_state(path: Path) -> Iterator[None]:
+def hold_state(path: Path, mode: str) -> Iterator[None]:
     """Hold the state file for this process: an exclusive lock on ``<state>.lock``, released on exit
-    (also when the process dies).  Two processes saving one state would each overwrite the other's
-    changes: an acknowledgement saved by one is lost at the other's next save."""
+    (also when the process dies), with ``mode`` (scheduled, once, ack) and the pid written in it.  Two
+    processes saving one state would each overwrite the other's changes: an acknowledgement saved by one
+    is lost at the other's next save."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StateBusy(f"{path} is in use by another meterwatch analyze process") from None
+            raise StateBusy(path, os.pread(fd, 100, 0).decode(errors="replace").strip()) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{mode} {os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -87,15 +87,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         """Acknowledged here (True), no such open alert (False), or handed to the running process (None),
         which owns the state (and, with DuckDB, the store file)."""
         try:
-            with hold_state(cfg.state_file):
+            with hold_state(cfg.state_file, "ack"):
                 book = load_book(cfg.state_file, update_interval_s=cfg.update_interval_s)
                 await store.open()
                 try:
                     return await acknowledge(book, alert_id, args.by, store, notifiers, mute_file=cfg.mute_file)
                 finally:
                     await store.close()
-        except StateBusy:  # as an operator's message would be: the process acknowledges and saves
-            await publish_ack(settings, alert_id, args.by)
+        except StateBusy as busy:
+            if not busy.holder.startswith("scheduled"):
+                raise  # an `analyze --once` listens to no acknowledgement: try again when it is done
+            await publish_ack(settings, alert_id, args.by)  # as an operator's message: the process saves it
             return None
 
     code = 0
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                        f"process (topic {ACK_TOPIC}); it says in its log whether the alert was open")
             code = 1 if acknowledged is False else 0
             return
-        with hold_state(cfg.state_file):  # one evaluating process per state file
+        with hold_state(cfg.state_file, "once" if args.once else "scheduled"):  # one evaluating process
             await store.open()
             try:
                 if args.once:

@@ -110,3 +110,19 @@ def test_cli_acknowledgement_while_the_scheduled_process_runs_is_not_overwritten
     finally:
         proc.terminate()
         assert proc.wait(30) == 0, log_path.read_text(errors="replace")[-2000:]
+
+
+def test_cli_acknowledgement_while_analyze_once_runs_is_refused_not_lost(mosquitto, duck_url, tmp_path,
+                                                                         monkeypatch, capsys):
+    """`analyze --once` listens to no acknowledgement: handing it one over MQTT lost it while saying "sent"
+    (found in review).  The command now says the state is busy, and exits 1 to be run again."""
+    from analytics.alerts import hold_state
+
+    alert_id = _setup(mosquitto, duck_url, tmp_path, monkeypatch)
+    capsys.readouterr()
+    with hold_state(tmp_path / "alerts.json", "once"):  # what a running `analyze --once` holds
+        assert main(["analyze", "--ack", alert_id, "--by", "张工"]) == 1
+    assert "in use by another meterwatch analyze process (once " in capsys.readouterr().err
+    assert not load_book(tmp_path / "alerts.json", update_interval_s=0).alerts["silent|a-w1"].acknowledged
+    assert main(["analyze", "--ack", alert_id, "--by", "张工"]) == 0  # once it is done
+    assert load_book(tmp_path / "alerts.json", update_interval_s=0).alerts["silent|a-w1"].acknowledged
