@@ -68,7 +68,10 @@ class ReplayReport:
 def replayable(r: RejectRecord) -> bool:
     """An MQTT message (its topic) or an item of an HTTP push (``push/{platform}/{platform device id}``);
     not a whole refused push request, a refused import row or a record the store refused (no topic)."""
-    return r.topic.startswith(UP_PREFIX + "/") or r.topic.count("/") >= 2 and r.topic.startswith("push/")
+    if r.topic.startswith(UP_PREFIX + "/"):
+        return True
+    parts = r.topic.split("/", 2)
+    return len(parts) == 3 and parts[0] == "push" and parts[2] != ""  # an item without a device id: not
 
 
 def up_topic(r: RejectRecord, registry: Registry) -> str:

@@ -57,3 +57,13 @@ async def test_a_replayed_gateway_frame_for_another_meter_continues_that_meters_
         await store.close()
     assert [(r.register, r.consumption) for r in a_w2] == [(100.0, None), (110.0, 10.0)]
     assert report.recomputed == 0  # the frame's own reading, not a stored one recomputed after it
+
+
+def test_which_rejects_are_replayable():
+    from collector.replay import replayable
+
+    def reject(topic: str) -> RejectRecord:
+        return RejectRecord(1, "unknown_device", topic, b"{}", "")
+
+    assert [replayable(reject(t)) for t in ("meterwatch/up/inst-a/a-w1/reading", "push/ctwing/40edca19",
+                                            "push/ctwing/", "push/onenet", "")] == [True, True, False, False, False]
