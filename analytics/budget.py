@@ -217,13 +217,14 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
     day_of_year = (at - jan1) // DAY
     cost, carbon = await costs_so_far(store, registry, ids, jan1, at)
     by_month = np.zeros((len(ids), 12, len(KINDS)))
+    metered: dict[int, dict[str, np.ndarray]] = {}  # month start -> its priced cost per kind
     for m in range(12 if monthly else 0):
         start, end = month_bounds(year, m + 1)
         if start >= at:
             break
-        month, _ = await yearly_costs(store, ids, start, min(end, at))
-        by_month[:, m, :] = np.column_stack([month[k] for k in KINDS])
-    billed = await _billed_months(store, ids, jan1, at)
+        metered[start], _ = await yearly_costs(store, ids, start, min(end, at))
+        by_month[:, m, :] = np.column_stack([metered[start][k] for k in KINDS])
+    billed = await _billed_months(store, ids, jan1, at, metered)
     for kind in KINDS:
         cost[kind] = cost[kind] + billed[kind].sum(axis=1)
     if monthly:
@@ -270,17 +271,20 @@ async def execution(store: Store, registry: Registry, at: int, *, profile_min_da
                      crossing, by_month, notes)
 
 
-async def _billed_months(store: Store, ids: list[str], jan1: int, at: int) -> dict[str, np.ndarray]:
+async def _billed_months(store: Store, ids: list[str], jan1: int, at: int,
+                         metered: dict[int, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Per kind, (institutions, 12) yuan of this year's bills for the months ended by ``at`` that the meters
-    left unpriced (``analytics.bills``)."""
+    left unpriced (``analytics.bills``); ``metered`` holds the months' priced costs already summed."""
     out = {k: np.zeros((len(ids), 12)) for k in KINDS}
     index = {i: n for n, i in enumerate(ids)}
     this_year = await bills.fetch_bills(store, jan1, at)
     for first in sorted({b.ts for b in this_year}):
         month_bills = [b for b in this_year if b.ts == first and b.institution in index]
-        metered, _ = await yearly_costs(store, ids, first, min(bills.month_end(first), at))
-        lookup = {(b.institution, b.kind, first): float(metered[b.kind][index[b.institution]])
-                  for b in month_bills if b.kind in metered}
+        if first not in metered:
+            metered[first], _ = await yearly_costs(store, ids, first, min(bills.month_end(first), at))
+        cost = metered[first]
+        lookup = {(b.institution, b.kind, first): float(cost[b.kind][index[b.institution]])
+                  for b in month_bills if b.kind in cost}
         for k, yuan in bills.stand_in_yuan(month_bills, ids, KINDS, at, lookup).items():
             out[k][:, local_date(first).month - 1] = yuan
     return out
