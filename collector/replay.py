@@ -24,6 +24,7 @@ from collector.ingest import Ingestor
 from collector.late import place_late
 from collector.message import Message
 from collector.push import suffix_for
+from collector.topics import TopicError, parse_up_topic
 from meterwatch.const import UP_PREFIX
 from meterwatch.localtime import CHINA, DAY
 from meterwatch.registry import Registry
@@ -65,25 +66,37 @@ class ReplayReport:
                 f"still rejected: {still}; {self.skipped} not replayable (no MQTT or push item topic)")
 
 
+def _push_item(topic: str) -> str | None:
+    """The platform device id of a pushed item's topic (``push/{platform}/{id}``), else None."""
+    parts = topic.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "push" and parts[2] else None
+
+
 def replayable(r: RejectRecord) -> bool:
     """An MQTT message (its topic) or an item of an HTTP push (``push/{platform}/{platform device id}``);
-    not a whole refused push request, a refused import row or a record the store refused (no topic)."""
-    if r.topic.startswith(UP_PREFIX + "/"):
-        return True
-    parts = r.topic.split("/", 2)
-    return len(parts) == 3 and parts[0] == "push" and parts[2] != ""  # an item without a device id: not
+    not a whole refused push request, an item without a device id, a refused import row or a record the
+    store refused (no topic)."""
+    return r.topic.startswith(UP_PREFIX + "/") or _push_item(r.topic) is not None
 
 
 def up_topic(r: RejectRecord, registry: Registry) -> str:
     """The topic to replay ``r`` on: its own, or for a pushed item the one its platform device id maps to
     now ("" while that id is still unknown)."""
-    if not r.topic.startswith("push/"):
+    platform_id = _push_item(r.topic)
+    if platform_id is None:
         return r.topic
-    device = registry.by_platform_id.get(r.topic.split("/", 2)[2])
+    device = registry.by_platform_id.get(platform_id)
     if device is None:
         return ""
     form = "json" if r.payload.lstrip()[:1] in (b"{", b"[") else "frame"
     return f"{UP_PREFIX}/{device.institution}/{device.id}/{suffix_for(device.kind, form)}"
+
+
+def _institution(topic: str) -> str | None:
+    try:
+        return parse_up_topic(topic).institution
+    except TopicError:
+        return None  # a bad_topic reject: replayed to be refused again, no history needed
 
 
 async def replay(rejects: list[RejectRecord], registry: Registry, settings: Settings, store: Store,
@@ -97,7 +110,7 @@ async def replay(rejects: list[RejectRecord], registry: Registry, settings: Sett
         return report
     topics = [up_topic(r, registry) for r in chosen]
     # every device of the topics' institutions: a frame a gateway forwarded may be any of them
-    institutions = {t.split("/")[2] for t in topics if t.count("/") >= 4}
+    institutions = {_institution(t) for t in topics} - {None}
     devices = sorted({r.device for r in chosen if r.device}
                      | {d.id for d in registry.devices.values() if d.institution in institutions})
     since = chosen[0].ts_ns // 1_000_000_000 - BASELINE_DAYS * DAY
