@@ -8,6 +8,7 @@ with NaN where the store had nothing.
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,28 +43,37 @@ def align(keys: list[str], result: dict, key: str, column: str, fill: float = np
     return out
 
 
-async def meter_activity(store: Store, registry: Registry, start: int, end: int) -> MeterActivity:
-    """Every registry meter, with NaN where the store has no reading in [start, end]."""
-    activity = await store.device_activity(start, end)
-    index = {d: i for i, d in enumerate(activity.device)}
+async def meter_activity(store: Store, registry: Registry, start: int, end: int,
+                         fresh_s: float = 0.0) -> MeterActivity:
+    """Every registry meter, with NaN where the store has no reading in [start, end].
+
+    The usual interval (a median over the window, the costliest aggregate there is) is asked only of
+    the meters whose newest reading is more than ``fresh_s`` old: the silent rule's floor, within which
+    no meter is silent whatever its interval (NaN for the others)."""
     devices = meters(registry)
-    pick = np.array([index.get(d.id, -1) for d in devices], dtype=np.int64)
-    found = pick >= 0
-    last = np.full(len(devices), np.nan)
-    interval = np.full(len(devices), np.nan)
-    last[found] = activity.last_ts[pick[found]]
-    interval[found] = activity.usual_interval_s[pick[found]]
+    latest = await store.latest_readings(start, until=end)
+    last = np.array([latest[d.id][0] if d.id in latest else np.nan for d in devices], dtype=np.float64)
+    doubt = ~(end - last <= fresh_s)  # NaN (nothing in the window) is in doubt
+    activity = await store.device_activity(start, end, devices=[d.id for d, x in zip(devices, doubt, strict=True) if x])
+    index = {d: i for i, d in enumerate(activity.device)}
+    interval = np.array([activity.usual_interval_s[index[d.id]] if d.id in index else np.nan for d in devices])
     return MeterActivity(devices, last, interval)
 
 
+def _ids(devices: list[Device], only: np.ndarray | None) -> tuple[str, ...] | None:
+    """The ids of ``devices`` where ``only`` is true (None: no restriction)."""
+    return None if only is None else tuple(d.id for d, keep in zip(devices, only, strict=True) if keep)
+
+
 async def flow(store: Store, devices: list[Device], start: int, end: int, func: str,
-               default_interval_s: float) -> tuple[np.ndarray, np.ndarray]:
+               default_interval_s: float, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per device: (``func`` of the flow in m3/h over [start, end), readings counted); a reading without an
-    interval counts ``default_interval_s``."""
+    interval counts ``default_interval_s``.  With ``only`` (a mask over ``devices``) the others are NaN, 0."""
     ids = [d.id for d in devices]
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": (func, "consumption"), "iv": ("max", "interval_s"),
                                                          "n": ("count", "consumption")},
-                                          start, end, by=("device",), where={"kind": "water"}))
+                                          start, end, by=("device",), where={"kind": "water"},
+                                          devices=_ids(devices, only)))
     interval = align(ids, res, "device", "iv")
     interval = np.where(np.isfinite(interval) & (interval > 0), interval, default_interval_s)
     return align(ids, res, "device", "c") / interval * 3600, align(ids, res, "device", "n", 0.0)
@@ -88,20 +98,31 @@ async def bucketed_flows(store: Store, devices: list[Device], start: int, end: i
     return flows, counts, hours
 
 
-async def night_flows(store: Store, devices: list[Device], at: int, nights: int,
-                      default_interval_s: float) -> tuple[np.ndarray, list[int]]:
-    """Devices x nights (oldest first): the smallest flow between 02:00 and 04:00 local; night start times."""
+async def night_flows(store: Store, devices: list[Device], at: int, nights: int, default_interval_s: float,
+                      above: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+    """Devices x nights (oldest first): the smallest flow between 02:00 and 04:00 local; night start times.
+
+    With ``above`` (a threshold per device) the nights are read newest first and an earlier night only
+    of the devices above their threshold every night since: the others (NaN there) cannot be on a streak."""
     last = local_midnight(at - 4 * 3600)  # the latest night that is over
     starts = [last - DAY * k + 2 * 3600 for k in range(nights - 1, -1, -1)]
-    columns = [(await flow(store, devices, s, s + 2 * 3600, "min", default_interval_s))[0] for s in starts]
+    columns: list[np.ndarray] = []
+    only = None
+    for s in reversed(starts):
+        column = (await flow(store, devices, s, s + 2 * 3600, "min", default_interval_s, only))[0]
+        columns.insert(0, column)
+        if above is not None:
+            only = (column > above) if only is None else (only & (column > above))
     return (np.stack(columns, axis=1) if columns else np.zeros((len(devices), 0))), starts
 
 
-async def daily_use(store: Store, devices: list[Device], start: int, end: int, percentile: float = 50) -> np.ndarray:
-    """Per device: a percentile of its daily consumption over [start, end) (NaN without data)."""
+async def daily_use(store: Store, devices: list[Device], start: int, end: int, percentile: float = 50,
+                    only: np.ndarray | None = None) -> np.ndarray:
+    """Per device: a percentile of its daily consumption over [start, end) (NaN without data, or outside
+    ``only``, a mask over ``devices``)."""
     ids = [d.id for d in devices]
     res = await store.aggregate(Aggregate(ReadingPoint, {"c": ("sum", "consumption")}, start, end,
-                                          by=("device",), bucket_s=DAY))
+                                          by=("device",), bucket_s=DAY, devices=_ids(devices, only)))
     per: dict[str, list[float]] = {}
     for device, value in zip(res["device"], res["c"], strict=True):
         per.setdefault(device, []).append(value)
@@ -116,10 +137,10 @@ async def use_and_count(store: Store, devices: list[Device], start: int, end: in
 
 
 async def flag_counts(store: Store, devices: list[Device], start: int, end: int, flag: str) -> np.ndarray:
-    ids = [d.id for d in devices]
-    res = await store.aggregate(Aggregate(ReadingPoint, {"n": ("count", "register")}, start, end,
-                                          by=("device",), where={"flag": flag}))
-    return align(ids, res, "device", "n", 0.0)
+    """Per device: its readings in [start, end) that carry ``flag``.  Flagged readings are few: fetching
+    them costs a scan, while a count grouped by device costs every device's series."""
+    flagged = Counter(r.device for r in await store.fetch(ReadingPoint, start=start, end=end - 1, flag=flag))
+    return np.array([float(flagged.get(d.id, 0)) for d in devices])
 
 
 async def garbage(store: Store, institutions: list[str], scales: list[Device], start: int, end: int

@@ -54,8 +54,9 @@ async def evaluate(ctx: Context[BurstSettings]) -> RuleResult:
     flows, counts, hours = await inputs.bucketed_flows(store, devices, window_start, at, bucket,
                                                        ctx.analytics.default_interval_s)
     recent, hour = latest_hour(flows, counts, min_readings=cfg.min_readings)
+    # the usual peak (a percentile over weeks, costly) only where the flow now could be a burst
     normal, _ = await inputs.flow(store, devices, int(at - ctx.analytics.lookback_days * DAY), window_start, "p95",
-                                  ctx.analytics.default_interval_s)
+                                  ctx.analytics.default_interval_s, only=np.nan_to_num(recent) > cfg.floor_m3h)
     hit, ratio = burst(recent, normal, factor=cfg.factor, floor_m3h=cfg.floor_m3h)
     findings = []
     for i in np.flatnonzero(hit):

@@ -49,11 +49,12 @@ def leak(night_flow: np.ndarray, threshold: np.ndarray, nights: int) -> tuple[np
 async def evaluate(ctx: Context[LeakSettings]) -> RuleResult:
     cfg, registry = ctx.settings, ctx.registry
     devices = inputs.meters(registry, frozenset({"water"}))
-    flows, starts = await inputs.night_flows(ctx.store, devices, ctx.at, cfg.nights, ctx.analytics.default_interval_s)
     insts = [registry.institutions[d.institution] for d in devices]
     threshold = leak_threshold(np.array([i.occupants for i in insts], dtype=float), floor_m3h=cfg.floor_m3h,
                                per_person_m3h=cfg.per_person_m3h,
                                type_factor=np.array([cfg.type_factor.get(i.type, 1.0) for i in insts]))
+    flows, starts = await inputs.night_flows(ctx.store, devices, ctx.at, cfg.nights, ctx.analytics.default_interval_s,
+                                             above=threshold)
     hit, value, streak = leak(flows, threshold, cfg.nights)
     findings = []
     for i in np.flatnonzero(hit):

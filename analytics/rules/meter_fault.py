@@ -52,8 +52,10 @@ async def evaluate(ctx: Context[MeterFaultSettings]) -> RuleResult:
     use, count = await inputs.use_and_count(store, devices, recent_start, at)
     # Does it usually move?  Its 90th-percentile day over a month before, so that a meter frozen for a
     # week is still compared with the weeks when it worked.
+    min_count = cfg.frozen_min_readings_per_day * cfg.frozen_days
+    still = (count >= max(min_count, 1)) & (np.nan_to_num(use) <= 0)  # only these can be frozen: ask their past
     usual = await inputs.daily_use(store, devices, int(recent_start - cfg.frozen_baseline_days * DAY), recent_start,
-                                   percentile=90)
+                                   percentile=90, only=still)
     inst_use: dict[str, float] = {}
     for d, u in zip(devices, np.nan_to_num(use), strict=True):
         inst_use[d.institution] = inst_use.get(d.institution, 0.0) + max(u, 0.0)
@@ -62,7 +64,7 @@ async def evaluate(ctx: Context[MeterFaultSettings]) -> RuleResult:
     bad = await inputs.flag_counts(store, devices, at - DAY, at, "bad_reading")
     jumps = await inputs.flag_counts(store, devices, at - DAY, at, "jump")
     code = meter_fault(use, count, usual, moving, bad, jumps, min_backwards=cfg.backwards_min,
-                       min_count=cfg.frozen_min_readings_per_day * cfg.frozen_days)
+                       min_count=min_count)
     findings = []
     for i in np.flatnonzero(code):
         d, what = devices[i], int(code[i])

@@ -38,7 +38,7 @@ def silent(last_ts: np.ndarray, usual_interval_s: np.ndarray, now: float, *, fac
 async def evaluate(ctx: Context[SilentSettings]) -> RuleResult:
     cfg, at, registry = ctx.settings, ctx.at, ctx.registry
     start = int(at - ctx.analytics.lookback_days * DAY)
-    act = await inputs.meter_activity(ctx.store, registry, start, at)
+    act = await inputs.meter_activity(ctx.store, registry, start, at, fresh_s=cfg.min_s)  # fresher: never silent
     mask, silence = silent(act.last_ts, act.usual_interval_s, at, factor=cfg.factor, min_silence_s=cfg.min_s,
                            default_interval_s=ctx.analytics.default_interval_s, window_start=start)
     findings = []

@@ -5,6 +5,8 @@ start=..., end=...)`` means "per device, the smallest consumption of water readi
 With ``bucket_s`` the rows are also split into time buckets aligned to local (China) midnight.
 With ``closing`` the window is (start, end] and a bucket holds the readings that close an interval in it,
 (b, b + bucket_s]: a reading stamped 08:00 with 15 minutes of consumption belongs to 07:00-08:00.
+With ``devices`` only those devices' points count: rules ask the costly aggregates (a median, a
+percentile, a month of days) only of the few devices a cheap first question left in doubt.
 Results come back as columns: numpy arrays for values, lists for group keys.
 """
 
@@ -30,6 +32,7 @@ class Aggregate:
     where: dict[str, str] = field(default_factory=dict)
     bucket_s: int | None = None  # local-midnight-aligned buckets ("bucket" column: bucket start, Unix s)
     closing: bool = False  # (start, end] and (b, b + bucket_s]: readings belong to the interval they close
+    devices: tuple[str, ...] | None = None  # only these devices (None: every device)
 
 
 def empty_result(agg: Aggregate) -> dict[str, Any]:

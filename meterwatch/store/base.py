@@ -65,16 +65,20 @@ class Store(Protocol):
         """Points since ``since`` per value of ``tag`` (e.g. rejects by reason)."""
         ...
 
-    async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
-        """device -> (ts, register) of its newest reading since ``since`` (of ``devices`` if given):
-        the collector's baseline."""
+    async def latest_readings(self, since: int, devices: list[str] | None = None,
+                              until: int | None = None) -> dict[str, tuple[int, float]]:
+        """device -> (ts, register) of its newest reading in [since, until] (of ``devices`` if given):
+        the collector's baseline, and the silent rule's first question."""
         ...
 
     async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
         """(ts, register) of the device's stored reading at or just before ``ts``, and just after it."""
         ...
 
-    async def device_activity(self, start: int, end: int) -> DeviceActivity: ...
+    async def device_activity(self, start: int, end: int, devices: list[str] | None = None) -> DeviceActivity:
+        """Per device (of ``devices`` if given) with readings in [start, end]: newest time, median interval,
+        count; ordered by device."""
+        ...
 
 
 def activity_from_rows(rows: list[tuple[str, Any, Any, Any]]) -> DeviceActivity:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from meterwatch.localtime import LOCAL_UTC_OFFSET_S
-from meterwatch.store.aggregate import Aggregate, columns_from_numpy
+from meterwatch.store.aggregate import Aggregate, columns_from_numpy, empty_result
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.records import RECORD_TYPES, Batch, ReadingColumns, ReadingPoint, Record, attr_names
@@ -183,6 +183,8 @@ class DuckStore:
         return [record_type(**dict(zip(names, row, strict=True))) for row in rows]
 
     async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
+        if agg.devices is not None and not agg.devices:
+            return empty_result(agg)
         schema = agg.record_type.schema
         sql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                     "median": "median({})", "p95": "quantile_cont({}, 0.95)"}
@@ -199,6 +201,9 @@ class DuckStore:
         for k, v in agg.where.items():
             where.append(f'"{k}" = ?')
             params.append(v)
+        if agg.devices is not None:
+            where.append('list_contains(?, "device")')
+            params.append(list(agg.devices))
         group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))} ORDER BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
         query = f'SELECT {", ".join(selects)} FROM "{schema.measurement}" WHERE {" AND ".join(where)}{group}'
         columns = await self._call(lambda con: con.execute(query, params).fetchnumpy())  # columns, not tuples
@@ -215,12 +220,19 @@ class DuckStore:
                               f'WHERE "{schema.time_attr}" >= ? GROUP BY 1', [since * scale])
         return {str(k): int(n) for k, n in rows}
 
-    async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
+    async def latest_readings(self, since: int, devices: list[str] | None = None,
+                              until: int | None = None) -> dict[str, tuple[int, float]]:
         if devices is not None and not devices:
             return {}
-        only = "" if devices is None else "AND device IN (SELECT unnest(?))"
-        rows = await self.sql(f'SELECT device, max(ts), arg_max(register, ts) FROM reading WHERE ts >= ? {only} '
-                              'GROUP BY device', [since] if devices is None else [since, devices])
+        where, params = ["ts >= ?"], [since]
+        if until is not None:
+            where.append("ts <= ?")
+            params.append(until)
+        if devices is not None:
+            where.append("list_contains(?, device)")
+            params.append(devices)
+        rows = await self.sql(f'SELECT device, max(ts), arg_max(register, ts) FROM reading WHERE {" AND ".join(where)} '
+                              'GROUP BY device', params)
         return {d: (int(ts), float(reg)) for d, ts, reg in rows}
 
     async def neighbours(self, device: str, ts: int) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
@@ -230,9 +242,12 @@ class DuckStore:
                                [device, ts])
         return _point(before), _point(after)
 
-    async def device_activity(self, start: int, end: int) -> DeviceActivity:
+    async def device_activity(self, start: int, end: int, devices: list[str] | None = None) -> DeviceActivity:
+        if devices is not None and not devices:
+            return activity_from_rows([])
+        only, params = ("", [start, end]) if devices is None else ("AND list_contains(?, device) ", [start, end, devices])
         rows = await self.sql('SELECT device, max(ts), median(interval_s), count(*) FROM reading '
-                              'WHERE ts BETWEEN ? AND ? GROUP BY device ORDER BY device', [start, end])
+                              f'WHERE ts BETWEEN ? AND ? {only}GROUP BY device ORDER BY device', params)
         return activity_from_rows(rows)
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from meterwatch.localtime import LOCAL_UTC_OFFSET_S
-from meterwatch.store.aggregate import Aggregate, columns_from_rows, combine, time_chunks
+from meterwatch.store.aggregate import Aggregate, columns_from_rows, combine, empty_result, time_chunks
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
@@ -27,6 +27,7 @@ R = TypeVar("R", bound=Record)
 LINES_PER_REQUEST = 5000
 # influxd refuses a request body over its [http] max-body-size (25,000,000 bytes by default) with HTTP 413.
 MAX_BODY_BYTES = 10_000_000
+DEVICES_PER_QUERY = 200  # an aggregate over named devices asks for this many in one query
 AGGREGATE_CHUNK_S = 7 * 86_400  # the longest window one aggregate query reads (see InfluxStore.aggregate)
 
 
@@ -151,12 +152,24 @@ class InfluxStore:
     async def aggregate(self, agg: Aggregate) -> dict[str, Any]:
         """Over a long window, a query per week (sums, counts, minima and maxima add up from parts): influxd
         holds a whole window's series in memory, and a year of a 240,000-device province would not fit."""
+        if agg.devices is not None and not agg.devices:
+            return empty_result(agg)
         chunks = time_chunks(agg, self.chunk_s, LOCAL_UTC_OFFSET_S)
         if len(chunks) == 1:
             return await self._aggregate(agg)
         return combine(agg, [await self._aggregate(part) for part in chunks])
 
     async def _aggregate(self, agg: Aggregate) -> dict[str, Any]:
+        if agg.devices is None:
+            return columns_from_rows(agg, await self._aggregate_rows(agg, ""))
+        rows = []  # devices named in the query, a few hundred at a time (a query's length stays modest)
+        for only in _device_filters(list(agg.devices)):
+            rows += await self._aggregate_rows(agg, only[0])
+        rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
+        return columns_from_rows(agg, rows)
+
+    async def _aggregate_rows(self, agg: Aggregate, devices: str) -> list[tuple[Any, ...]]:
+        """Rows (by..., [bucket], values...) of one InfluxQL query, ordered by their keys."""
         schema = agg.record_type.schema
         ql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                    "median": "median({})", "p95": "percentile({}, 95)"}
@@ -165,6 +178,8 @@ class InfluxStore:
         shift = 1 if agg.closing else 0  # (b, b + bucket] is [b + 1 s, b + bucket + 1 s) on whole seconds
         where = [f"time >= {int(agg.start) + shift}s", f"time < {int(agg.end) + shift}s"]
         where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
+        if devices:
+            where.append(devices)
         group = [quote_ident(k) for k in agg.by]
         if agg.bucket_s:
             offset = (agg.bucket_s - LOCAL_UTC_OFFSET_S + shift) % agg.bucket_s
@@ -183,7 +198,7 @@ class InfluxStore:
                     row.append(values[0] - shift)
                 rows.append((*row, *values[1:]))
         rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
-        return columns_from_rows(agg, rows)
+        return rows
 
     async def count(self, record_type: type[Record]) -> int:
         schema = record_type.schema
@@ -197,17 +212,12 @@ class InfluxStore:
                                   f"{quote_ident(schema.measurement)} WHERE {where} GROUP BY {quote_ident(tag)}")
         return {s["tags"][tag]: int(s["values"][0][1]) for s in series}
 
-    async def latest_readings(self, since: int, devices: list[str] | None = None) -> dict[str, tuple[int, float]]:
+    async def latest_readings(self, since: int, devices: list[str] | None = None,
+                              until: int | None = None) -> dict[str, tuple[int, float]]:
         out: dict[str, tuple[int, float]] = {}
-        chunks = [None] if devices is None else [devices[i:i + 200] for i in range(0, len(devices), 200)]
-        for chunk in chunks:
-            where = time_clause(since, None)
-            if chunk is not None:
-                if not chunk:
-                    continue
-                where.append("(" + " OR ".join(f'"device" = {quote_string(d)}' for d in chunk) + ")")
-            series = await self.query(
-                f'SELECT last("register") FROM "reading" WHERE {" AND ".join(where)} GROUP BY "device"')
+        for only in _device_filters(devices):
+            series = await self.query(f'SELECT last("register") FROM "reading" WHERE '
+                                      f'{" AND ".join(time_clause(since, until) + only)} GROUP BY "device"')
             out.update({s["tags"]["device"]: (int(s["values"][0][0]), float(s["values"][0][1])) for s in series})
         return out
 
@@ -219,15 +229,26 @@ class InfluxStore:
             found.append((int(series[0]["values"][0][0]), float(series[0]["values"][0][1])) if series else None)
         return found[0], found[1]
 
-    async def device_activity(self, start: int, end: int) -> DeviceActivity:
-        where = " AND ".join(time_clause(start, end))
-        last = await self.query(f'SELECT last("register") FROM "reading" WHERE {where} GROUP BY "device"')
-        stats = await self.query(
-            f'SELECT median("interval_s"), count("register") FROM "reading" WHERE {where} GROUP BY "device"')
-        by_device = {s["tags"]["device"]: s["values"][0] for s in stats}
-        rows = [(s["tags"]["device"], s["values"][0][0], by_device.get(s["tags"]["device"], [0, None, 0])[1],
-                 by_device.get(s["tags"]["device"], [0, None, 0])[2]) for s in last]
-        return activity_from_rows(rows)
+    async def device_activity(self, start: int, end: int, devices: list[str] | None = None) -> DeviceActivity:
+        rows = []
+        for only in _device_filters(devices):
+            where = " AND ".join(time_clause(start, end) + only)
+            last = await self.query(f'SELECT last("register") FROM "reading" WHERE {where} GROUP BY "device"')
+            stats = await self.query(
+                f'SELECT median("interval_s"), count("register") FROM "reading" WHERE {where} GROUP BY "device"')
+            by_device = {s["tags"]["device"]: s["values"][0] for s in stats}
+            rows += [(s["tags"]["device"], s["values"][0][0], by_device.get(s["tags"]["device"], [0, None, 0])[1],
+                      by_device.get(s["tags"]["device"], [0, None, 0])[2]) for s in last]
+        return activity_from_rows(sorted(rows))
+
+
+def _device_filters(devices: list[str] | None) -> list[list[str]]:
+    """WHERE conditions naming ``devices`` a few hundred at a time ([[]]: every device; []: none)."""
+    if devices is None:
+        return [[]]
+    names = sorted(set(devices))
+    return [["(" + " OR ".join(f'"device" = {quote_string(d)}' for d in names[i:i + DEVICES_PER_QUERY]) + ")"]
+            for i in range(0, len(names), DEVICES_PER_QUERY)]
 
 
 def request_bodies(lines: list[str], max_bytes: int, max_lines: int = LINES_PER_REQUEST) -> Iterator[str]:

@@ -84,6 +84,13 @@ async def test_latest_readings_and_device_activity(store):
     by = dict(zip(act.device, zip(act.last_ts, act.usual_interval_s, act.count, strict=True), strict=True))
     assert by["d1"][0] == 2700 and by["d1"][1] == 900 and by["d1"][2] == 3
     assert by["d2"][0] == 1800 and by["d2"][2] == 1
+    # until: the newest reading at or before it; devices: only those
+    assert await store.latest_readings(0, until=2000) == {"d1": (1800, 1800.0), "d2": (1800, 7.0)}
+    assert await store.latest_readings(0, ["d2", "d9"], until=2000) == {"d2": (1800, 7.0)}
+    assert await store.latest_readings(0, []) == {}
+    only = await store.device_activity(0, 2000, devices=["d1"])
+    assert only.device == ["d1"] and only.last_ts.tolist() == [1800.0] and only.count.tolist() == [2]
+    assert (await store.device_activity(0, 2000, devices=[])).device == []
 
 
 async def test_neighbours_of_a_time(store):
@@ -126,6 +133,25 @@ async def test_aggregate_grouped_bucketed_and_filtered(store):
     assert got == [("i1", "electricity", day0, 2.0), ("i1", "water", day0, 96.0), ("i1", "water", day0 + 86400, 96.0)]
     nothing = await store.aggregate(Aggregate(ReadingPoint, {"s": ("sum", "consumption")}, 0, 10, by=("device",)))
     assert nothing["device"] == [] and len(nothing["s"]) == 0
+
+
+async def test_aggregate_over_named_devices_only(store, monkeypatch):
+    """``devices`` keeps only those devices' points, over more devices than one InfluxDB query names."""
+    from meterwatch.store import influx
+    from meterwatch.store.aggregate import Aggregate
+
+    monkeypatch.setattr(influx, "DEVICES_PER_QUERY", 2)  # three queries for five devices
+    rows = [reading(f"d{i}", 900 * k, float(k * i), float(i), 900) for i in range(8) for k in range(1, 5)]
+    await store.write(Batch(readings=rows))
+    wanted = ("d1", "d3", "d4", "d6", "missing")
+    got = await store.aggregate(Aggregate(ReadingPoint, {"use": ("sum", "consumption"), "mid": ("median", "register")},
+                                          0, 10_000, by=("device",), devices=wanted))
+    # each device: consumption i at 900, 1800, 2700, 3600 (4 i); registers i, 2i, 3i, 4i (median 2.5 i)
+    assert got["device"] == ["d1", "d3", "d4", "d6"]
+    assert got["use"].tolist() == [4.0, 12.0, 16.0, 24.0] and got["mid"].tolist() == [2.5, 7.5, 10.0, 15.0]
+    none = await store.aggregate(Aggregate(ReadingPoint, {"use": ("sum", "consumption")}, 0, 10_000, by=("device",),
+                                           devices=()))
+    assert none["device"] == [] and len(none["use"]) == 0
 
 
 def weighing(card, ts=1000, kg=10.0, zone="zone-1", category="recyclable", cleaner="张三", owner="一号楼"):
