@@ -69,6 +69,12 @@ def _queued(client: aiomqtt.Client) -> aiomqtt.Message | None:
         return None
 
 
+async def _finished(task: asyncio.Task) -> None:
+    """Wait for ``task``; its error, if any, is raised here (a write that fails unexpectedly kills the writer)."""
+    await asyncio.wait({task})
+    task.result()
+
+
 class CollectorDied(RuntimeError):
     """A component died or shutdown overran: the process must exit non-zero so a supervisor restarts it."""
 
@@ -215,12 +221,18 @@ class Collector:
                         detail=f"{r.detail} (payload {len(r.payload)} bytes, first {limit} kept)")
                 for r in rejects]
 
-    async def _write(self, outgoing: Outgoing, give_up: asyncio.Event | None) -> None:
-        """The write stage, then the acknowledge stage: nothing is acknowledged before it is durable."""
+    async def _write(self, outgoing: Outgoing, give_up: asyncio.Event | None,
+                     after: asyncio.Future | None = None) -> None:
+        """The write stage, then the acknowledge stage: nothing is acknowledged before it is durable.
+
+        ``after``: the previous batch's write, in flight; this batch is acknowledged after it."""
         batch, messages = outgoing
         batch.rejects = self._bounded(batch.rejects)
         started = self.monotonic()
-        written = await self.writer.write(batch, give_up)
+        written = await self.writer.write(batch, give_up, after)
+        if after is not None and (after.cancelled() or after.exception() is not None):
+            raise RuntimeError("the previous batch's write failed: this one is left unacknowledged too "
+                               "(acknowledgements keep the order of arrival; the broker redelivers both)")
         self._count(batch, written)
         self.metrics.write_ms = (self.monotonic() - started) * 1000
         self._acknowledge(messages)
@@ -242,15 +254,45 @@ class Collector:
             m.lag = max(0.0, self.clock() - newest)
 
     async def _writer(self, give_up: asyncio.Event) -> None:
-        while (outgoing := await self._queue.get()) is not None:
-            try:
-                await self._write(outgoing, give_up)
-            except TransientStoreError:
-                log.error("shutting down with the spool full: messages stay unacknowledged "
-                          "and the broker will redeliver them", extra={"messages": len(outgoing[1])})
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
+        """Two batches in flight at most: the next one's new readings go to the store while the one before
+        is written (``DurableWriter.write``, ``after``); its rows, and its acknowledgements, follow it."""
+        in_flight: list[asyncio.Task] = []
+        try:
+            while (outgoing := await self._next(in_flight[-1] if in_flight else None)) is not None:
+                after = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.create_task(self._write_one(outgoing, give_up, after), name="write"))
+                if len(in_flight) > 1:
+                    await _finished(in_flight[0])
+                    del in_flight[0]
+            while in_flight:
+                await _finished(in_flight[0])
+                del in_flight[0]
+            self._queue.task_done()
+        finally:
+            for task in in_flight:  # the writer is cancelled or died: so are the writes in flight
+                task.cancel()
+
+    async def _next(self, in_flight: asyncio.Task | None) -> Outgoing | None:
+        """The next queued batch; while waiting, a write in flight that fails unexpectedly raises here at once."""
+        get = asyncio.ensure_future(self._queue.get())
+        try:
+            while in_flight is not None and not get.done():
+                await asyncio.wait({get, in_flight}, return_when=asyncio.FIRST_COMPLETED)
+                if in_flight.done():
+                    in_flight.result()
+                    in_flight = None
+            return await get
+        finally:
+            get.cancel()
+
+    async def _write_one(self, outgoing: Outgoing, give_up: asyncio.Event, after: asyncio.Task | None) -> None:
+        try:
+            await self._write(outgoing, give_up, after)
+        except TransientStoreError:
+            log.error("shutting down with the spool full: messages stay unacknowledged "
+                      "and the broker will redeliver them", extra={"messages": len(outgoing[1])})
+        finally:
+            self._queue.task_done()
 
     async def _left_unwritten(self) -> None:
         """After the writer died: take what is queued without acknowledging it, so nobody waits on the queue.
