@@ -31,6 +31,7 @@ broker's in-flight window.  The collector reads time only from its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -101,6 +102,9 @@ class Collector:
         self._opened = monotonic()  # when the oldest pending message arrived (or the last flush)
         self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
+        self._full = False  # the last flush was of a full list (batch_size): a burst is being drained
+        self._writing = 0  # batches taken by the writer and not yet written
+        self._drained = asyncio.Event()  # the writer has nothing queued or in flight
         self.connected = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
 
@@ -182,6 +186,7 @@ class Collector:
             messages = self._take()
             if not messages:
                 return
+            self._full = len(messages) >= self.cfg.batch_size
             self.ingestor.route(messages)
             self.ingestor.decode(messages)
             self.ingestor.derive(messages)
@@ -260,6 +265,8 @@ class Collector:
         try:
             while (outgoing := await self._next(in_flight[-1] if in_flight else None)) is not None:
                 after = in_flight[-1] if in_flight else None
+                self._writing += 1
+                self._drained.clear()
                 in_flight.append(asyncio.create_task(self._write_one(outgoing, give_up, after), name="write"))
                 if len(in_flight) > 1:
                     await _finished(in_flight[0])
@@ -292,6 +299,9 @@ class Collector:
             log.error("shutting down with the spool full: messages stay unacknowledged "
                       "and the broker will redeliver them", extra={"messages": len(outgoing[1])})
         finally:
+            self._writing -= 1
+            if not self._writing and self._queue.empty():
+                self._drained.set()
             self._queue.task_done()
 
     async def _left_unwritten(self) -> None:
@@ -318,14 +328,26 @@ class Collector:
     # -- periodic work --------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
+        """Flushes what waits ``batch_interval_s``, or at once at the end of a burst (``_burst_ended``)."""
         next_metrics = self.monotonic() + self.cfg.metrics_interval_s
         while True:
-            await asyncio.sleep(min(self.cfg.batch_interval_s, 0.25))
-            if self.monotonic() - self._opened >= self.cfg.batch_interval_s:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), min(self.cfg.batch_interval_s, 0.25))
+            ended = self._burst_ended()
+            if ended or self.monotonic() - self._opened >= self.cfg.batch_interval_s:
                 await self.flush()
             if self.monotonic() >= next_metrics:
                 next_metrics = self.monotonic() + self.cfg.metrics_interval_s
                 await self._write_metrics()
+
+    def _burst_ended(self) -> bool:
+        """The writer has just written every full batch of a burst, and messages wait: the store is free,
+        so they are written now rather than ``batch_interval_s`` later.  Only after a full batch: under a
+        light load the writer is always free, and writing at each flush would make a batch of each message."""
+        if not self._drained.is_set():
+            return False
+        self._drained.clear()  # seen: the writer's next drain sets it again
+        return self._full and bool(self._pending)
 
     async def _write_metrics(self) -> None:
         self.metrics.spool_bytes = self.spool.bytes

@@ -97,13 +97,13 @@ def payload(readings: list[tuple[int, float]]) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def collector_on(front: InfluxFront, database: str, tmp_path, max_body_bytes: int = 10_000_000
-                       ) -> AsyncIterator[Collector]:
+async def collector_on(front: InfluxFront, database: str, tmp_path, max_body_bytes: int = 10_000_000,
+                       **collector: object) -> AsyncIterator[Collector]:
     """A collector (no broker: messages are handed to ``handle``) writing through ``front``."""
     registry = tiny_registry(tmp_path / "registry")
     settings = Settings(broker="mqtt://127.0.0.1:9", store=f"influxdb://127.0.0.1:{front.port}/{database}",
                         collector=CollectorSettings(spool_dir=tmp_path / "spool", batch_interval_s=3600,
-                                                    shutdown_grace_s=5))
+                                                    shutdown_grace_s=5, **collector))
     store = InfluxStore(settings.store, max_body_bytes=max_body_bytes, timeout_s=10)
     collector = Collector(settings, registry, store)
     collector.writer.probe_interval_s = 0.2  # the spool is replayed soon after the store answers again
@@ -231,3 +231,25 @@ async def test_an_overloaded_body_among_several_in_flight_spools_the_whole_batch
     for device, base, step in (("a-w1", 10.0, 1.0), ("b-w1", 10.0, 1.0), ("a-e1", 40.0, 40.0)):  # a-e1: x 40
         got = await stored(influxd.port, "overload", device)
         assert got == {ts: (base + step * k, None if k == 0 else step) for k, ts in enumerate(t)}
+
+
+async def test_the_tail_of_a_burst_is_written_when_the_writer_is_free_not_a_batch_interval_later(influxd, tmp_path):
+    """batch_interval_s is an hour: after a full batch (batch_size 2) the one message left is written as soon as
+    the writer has nothing in flight; after a batch that was not full (a light load), what waits keeps waiting."""
+    acks: list[int] = []
+    async with InfluxFront(influxd.port) as front:
+        async with collector_on(front, "tail", tmp_path, batch_size=2) as collector:
+            for n in (1, 2, 3):
+                collector.handle("meterwatch/up/inst-a/a-w1/reading", payload([(T0 + 900 * n, float(n))]),
+                                 lambda n=n: acks.append(n))
+                if n == 2:
+                    await collector.flush()  # full: as the consumer flushes a burst
+            await until(lambda: acks == [1, 2, 3], "the burst's last message written without waiting the hour")
+            collector.handle("meterwatch/up/inst-a/a-w1/reading", payload([(T0 + 900 * 4, 4.0)]), lambda: acks.append(4))
+            await collector.flush()  # not full: a light load
+            collector.handle("meterwatch/up/inst-a/a-w1/reading", payload([(T0 + 900 * 5, 5.0)]), lambda: acks.append(5))
+            await until(lambda: acks == [1, 2, 3, 4], "the lone message written")
+            await until(lambda: not collector._drained.is_set(), "the ticker to see the writer drained")  # noqa: SLF001
+            assert len(collector._pending) == 1  # noqa: SLF001  (waits for batch_interval_s or a full list)
+    assert acks == [1, 2, 3, 4, 5]  # stopping flushes it
+    assert sorted(await stored(influxd.port, "tail", "a-w1")) == [T0 + 900 * n for n in (1, 2, 3, 4, 5)]
