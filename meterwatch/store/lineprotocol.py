@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from meterwatch.store.records import ReadingColumns, ReadingPoint, Schema
@@ -177,9 +178,17 @@ def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
     lines = []
     for block in blocks:
         prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
+        complete = np.isfinite(block.consumption).all() and (block.interval_s >= 0).all()  # every reading has both
+        if complete and _plain_decimals(block.register) and _plain_decimals(block.consumption):  # the usual case
+            head = f"{prefix} register="
+            lines += [f"{head}{register},consumption={consumption},interval_s={interval_s}i {ts}"
+                      for register, consumption, interval_s, ts in zip(
+                          _reprs(block.register), _reprs(block.consumption), block.interval_s.tolist(),
+                          block.ts.tolist(), strict=True)]
+            continue
         rows = zip(block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
                    strict=True)
-        if np.isfinite(block.consumption).all() and (block.interval_s >= 0).all():  # every reading has both
+        if complete:
             lines += [f"{prefix} register={register!r},consumption={consumption!r},interval_s={interval_s}i {ts}"
                       for ts, register, consumption, interval_s in rows]
             continue
@@ -191,6 +200,21 @@ def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
                 fields += f",interval_s={interval_s}i"
             lines.append(f"{prefix} {fields} {ts}")
     return lines
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _plain_decimals(values: np.ndarray) -> bool:
+    """True when every value is one that ``repr`` writes without an exponent (0, or 1e-4 <= |x| < 1e16)."""
+    magnitude = np.abs(values)
+    return bool(((magnitude == 0) | ((magnitude >= 1e-4) & (magnitude < 1e16))).all())
+
+
+def _reprs(values: np.ndarray) -> list[str]:
+    """``repr`` of each float, all at once: msgspec writes the same shortest round-trip digits as ``repr``
+    (they differ only in exponents, which ``_plain_decimals`` keeps out), at a fraction of the cost."""
+    return _JSON.encode(values.tolist())[1:-1].decode().split(",")
 
 
 def encode_columns(schema: Schema, columns: dict[str, Any]) -> list[str]:
