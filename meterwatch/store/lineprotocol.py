@@ -175,31 +175,35 @@ def line_list(schema: Schema, records: Iterable[Any]) -> list[str]:
 def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
     """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s."""
     schema = ReadingPoint.schema
-    lines = []
+    lines: list[str] = []
     for block in blocks:
         prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
-        complete = np.isfinite(block.consumption).all() and (block.interval_s >= 0).all()  # every reading has both
-        if complete and _plain_decimals(block.register) and _plain_decimals(block.consumption):  # the usual case
-            head = f"{prefix} register="
-            lines += [f"{head}{register},consumption={consumption},interval_s={interval_s}i {ts}"
-                      for register, consumption, interval_s, ts in zip(
-                          _reprs(block.register), _reprs(block.consumption), block.interval_s.tolist(),
-                          block.ts.tolist(), strict=True)]
+        complete = np.isfinite(block.consumption) & (block.interval_s >= 0)  # readings with both
+        if not (_plain_decimals(block.register) and _plain_decimals(block.consumption[complete])):
+            lines += [_reading_line(prefix, *row) for row in zip(
+                block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
+                strict=True)]
             continue
-        rows = zip(block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
-                   strict=True)
-        if complete:
-            lines += [f"{prefix} register={register!r},consumption={consumption!r},interval_s={interval_s}i {ts}"
-                      for ts, register, consumption, interval_s in rows]
-            continue
-        for ts, register, consumption, interval_s in rows:
-            fields = f"register={register!r}"
-            if consumption == consumption and math.isfinite(consumption):
-                fields += f",consumption={consumption!r}"
-            if interval_s >= 0:
-                fields += f",interval_s={interval_s}i"
-            lines.append(f"{prefix} {fields} {ts}")
+        first = len(lines)
+        head = f"{prefix} register="  # the usual case, in bulk: every reading complete, plain decimals
+        lines += [f"{head}{register},consumption={consumption},interval_s={interval_s}i {ts}"
+                  for register, consumption, interval_s, ts in zip(
+                      _reprs(block.register), _reprs(np.where(complete, block.consumption, 0.0)),
+                      block.interval_s.tolist(), block.ts.tolist(), strict=True)]
+        for i in np.flatnonzero(~complete).tolist():  # a device's first reading, a gap: a field left out
+            lines[first + i] = _reading_line(prefix, int(block.ts[i]), float(block.register[i]),
+                                             float(block.consumption[i]), int(block.interval_s[i]))
     return lines
+
+
+def _reading_line(prefix: str, ts: int, register: float, consumption: float, interval_s: int) -> str:
+    """One reading's line; consumption NaN and interval_s < 0 (none) are left out."""
+    fields = f"register={register!r}"
+    if consumption == consumption and math.isfinite(consumption):
+        fields += f",consumption={consumption!r}"
+    if interval_s >= 0:
+        fields += f",interval_s={interval_s}i"
+    return f"{prefix} {fields} {ts}"
 
 
 _JSON = msgspec.json.Encoder()
