@@ -17,10 +17,16 @@ enough (``batch_interval_s``).  ``flush`` then runs the stages on the list:
 4. ``batch`` (``collector.message``): every message's points and rejects as
    one store ``Batch``, and the messages' outcomes counted in the metrics.
 
-The batch goes to a single writer (so writes stay in order), which makes it
-durable (5. ``write``, ``meterwatch.store.durable``: in the store, or while
-the store is down or slow in the disk spool replayed in order when it
-returns) and only then acknowledges its messages (6. ``acknowledge``).  A
+The batch goes to a single writer, which makes it durable (5. ``write``,
+``meterwatch.store.durable``: in the store, or while the store is down or
+slow in the disk spool replayed in order when it returns) and only then
+acknowledges its messages (6. ``acknowledge``).  Two batches at most are in
+flight: the next batch's new readings (points newer than anything of their
+device, which nothing in flight can rewrite) are written while the one
+before is; its other records (rewrites among them) and its acknowledgements
+follow that batch, so rewrites land after the points they rewrite and
+PUBACKs keep the order of arrival.  After a full batch, what waits is
+flushed as soon as the writer is free (the end of a burst).  A
 message that is not acknowledged is redelivered by the broker (persistent
 session), so a crash loses nothing that was acknowledged.  Rejects are
 written like data and then acknowledged, so bad input can never fill the

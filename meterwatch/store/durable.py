@@ -4,7 +4,10 @@ The one wrapper that gives every backend the same outage behaviour:
 transient failures (down, slow, overloaded) divert batches to the spool,
 a replay task drains the spool oldest-first when the store answers again,
 and while anything is spooled new batches queue behind it, so the store
-receives batches in the order they were made.
+receives batches in the order they were made.  A batch written while the
+one before it is in flight (``write(..., after=)``) sends only its new
+readings ahead (a store with ``writes_in_flight`` > 1); the rest waits for
+that batch, and goes to the spool whole if that batch did.
 
 A batch the store refuses is retried in halves (bisection) until each
 refused record stands alone, so the good records are stored.  Refused data
