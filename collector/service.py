@@ -108,9 +108,9 @@ class Collector:
         self._opened = monotonic()  # when the oldest pending message arrived (or the last flush)
         self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
-        self._full = False  # the last flush was of a full list (batch_size): a burst is being drained
+        self._full_at = float("-inf")  # when the last full list (batch_size) was flushed: a burst
         self._writing = 0  # batches taken by the writer and not yet written
-        self._drained = asyncio.Event()  # the writer has nothing queued or in flight
+        self._drained = asyncio.Event()  # set when the writer has nothing left queued or in flight
         self.connected = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
 
@@ -192,7 +192,8 @@ class Collector:
             messages = self._take()
             if not messages:
                 return
-            self._full = len(messages) >= self.cfg.batch_size
+            if len(messages) >= self.cfg.batch_size:
+                self._full_at = self.monotonic()
             self.ingestor.route(messages)
             self.ingestor.decode(messages)
             self.ingestor.derive(messages)
@@ -334,26 +335,25 @@ class Collector:
     # -- periodic work --------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        """Flushes what waits ``batch_interval_s``, or at once at the end of a burst (``_burst_ended``)."""
+        """Flushes what waits ``batch_interval_s``, or at once in a burst when the writer is free (``_free_in_burst``)."""
         next_metrics = self.monotonic() + self.cfg.metrics_interval_s
         while True:
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError):  # woken early when the writer runs out of work
                 await asyncio.wait_for(self._drained.wait(), min(self.cfg.batch_interval_s, 0.25))
-            ended = self._burst_ended()
-            if ended or self.monotonic() - self._opened >= self.cfg.batch_interval_s:
+            self._drained.clear()
+            if self._free_in_burst() or self.monotonic() - self._opened >= self.cfg.batch_interval_s:
                 await self.flush()
             if self.monotonic() >= next_metrics:
                 next_metrics = self.monotonic() + self.cfg.metrics_interval_s
                 await self._write_metrics()
 
-    def _burst_ended(self) -> bool:
-        """The writer has just written every full batch of a burst, and messages wait: the store is free,
-        so they are written now rather than ``batch_interval_s`` later.  Only after a full batch: under a
-        light load the writer is always free, and writing at each flush would make a batch of each message."""
-        if not self._drained.is_set():
-            return False
-        self._drained.clear()  # seen: the writer's next drain sets it again
-        return self._full and bool(self._pending)
+    def _free_in_burst(self) -> bool:
+        """Messages wait, the writer has nothing queued or in flight, and a full batch was flushed less than
+        ``batch_interval_s`` ago: the store is free in a burst (or at its end), so they are written now
+        rather than up to ``batch_interval_s`` later (a burst's tail, or the input arriving slower than
+        the writer writes).  Under a light load nothing is full and batches keep ``batch_interval_s``."""
+        return (bool(self._pending) and not self._writing and self._queue.empty()
+                and self.monotonic() - self._full_at < self.cfg.batch_interval_s)
 
     async def _write_metrics(self) -> None:
         self.metrics.spool_bytes = self.spool.bytes
