@@ -25,8 +25,9 @@ flight: the next batch's new readings (points newer than anything of their
 device, which nothing in flight can rewrite) are written while the one
 before is; its other records (rewrites among them) and its acknowledgements
 follow that batch, so rewrites land after the points they rewrite and
-PUBACKs keep the order of arrival.  After a full batch, what waits is
-flushed as soon as the writer is free (the end of a burst).  A
+PUBACKs keep the order of arrival.  In a burst (a full list flushed less
+than ``batch_interval_s`` ago), what waits is flushed whenever the writer is
+free, so the end of a burst is not held back ``batch_interval_s``.  A
 message that is not acknowledged is redelivered by the broker (persistent
 session), so a crash loses nothing that was acknowledged.  Rejects are
 written like data and then acknowledged, so bad input can never fill the
