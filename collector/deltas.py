@@ -25,10 +25,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from collector.registers import JUMP_FACTOR, JUMP_REFRESH, JUMP_WINDOW, classify_decrease, is_jump, median_rate
+from collector.registers import (
+    JUMP_FACTOR,
+    JUMP_MIN_HISTORY,
+    JUMP_REFRESH,
+    JUMP_WINDOW,
+    classify_decrease,
+    is_jump,
+    median_rate,
+)
 
 Status = Literal["new", "duplicate", "conflict", "late"]
+HELD = -1  # in ``DeviceHistory._medians``: the median held from before the batch
 REGISTER_TOLERANCE = 1e-9
 
 
@@ -167,23 +177,50 @@ class DeviceHistory:
         median, due = self._median, self._median_due
         if median is not None and due >= count:
             return median, median, due - count
-        medians = np.full(count, np.nan)
         start = len(self.ts) + len(ts) - count  # readings before the first judged one
-        every: tuple[np.ndarray, np.ndarray] | None = None
-        judged = False
+        # Where ``_append`` would compute the median again, one append after another: ``end`` is how many
+        # readings it is of (HELD: the one held before the batch; None: too few readings for one; times only
+        # rise here, so ``median_rate`` has a median exactly when it has enough readings).
+        runs: list[tuple[int, int, int | None]] = []  # (first judged, how many, end)
+        end: int | None = HELD if median is not None else None
         k = 0
         while k < count:
-            if median is None or due <= 0:
-                if every is None:
-                    every = (np.concatenate((np.frombuffer(self.ts, dtype=np.int64), ts)),
-                             np.concatenate((np.frombuffer(self.register, dtype=np.float64), register)))
-                median, due = median_rate(*every, start + k), JUMP_REFRESH
-            run = 1 if median is None else min(due, count - k)  # appends judged by this median
-            if median is not None:
-                medians[k:k + run], judged = median, True
+            if end is None or due <= 0:
+                end, due = start + k, JUMP_REFRESH
+                end = end if end >= JUMP_MIN_HISTORY + 1 else None
+            run = 1 if end is None else min(due, count - k)  # appends judged by this median
+            runs.append((k, run, end))
             due -= run
             k += run
-        return (medians if judged else None), median, due
+        values = self._window_medians(ts, register, [e for _, _, e in runs if e is not None and e != HELD])
+        values[HELD] = median
+        medians = np.full(count, np.nan)
+        for k, run, e in runs:
+            if e is not None:
+                medians[k:k + run] = values[e]
+        if not runs:
+            return None, median, due
+        judged = any(e is not None for _, _, e in runs)
+        last = runs[-1][2]
+        return (medians if judged else None), (None if last is None else values[last]), due
+
+    def _window_medians(self, ts: np.ndarray, register: np.ndarray, ends: list[int]) -> dict[int, float | None]:
+        """``median_rate`` of the history followed by the batch, at each of ``ends``, all at once."""
+        if not ends:
+            return {}
+        every_ts = np.concatenate((np.frombuffer(self.ts, dtype=np.int64), ts))
+        every_reg = np.concatenate((np.frombuffer(self.register, dtype=np.float64), register))
+        rates = np.diff(every_reg) / np.diff(every_ts)  # every step rises: rate i is from reading i to i + 1
+        full = [e for e in ends if e - 1 >= JUMP_WINDOW]  # a whole window of JUMP_WINDOW rates before e - 1
+        out: dict[int, float | None] = {}
+        if full:
+            windows = sliding_window_view(rates, JUMP_WINDOW)[[e - 1 - JUMP_WINDOW for e in full]]
+            out.update(zip(full, np.sort(windows, axis=1)[:, JUMP_WINDOW // 2].tolist(), strict=True))
+        for e in ends:
+            if e not in out:
+                window = np.sort(rates[:e - 1])
+                out[e] = float(window[len(window) // 2])
+        return out
 
     def repeats_latest(self, ts: int, register: float, within_s: float) -> bool:
         """True when ``register`` at ``ts`` is the newest reading again, less than ``within_s`` later.

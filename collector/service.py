@@ -17,10 +17,17 @@ enough (``batch_interval_s``).  ``flush`` then runs the stages on the list:
 4. ``batch`` (``collector.message``): every message's points and rejects as
    one store ``Batch``, and the messages' outcomes counted in the metrics.
 
-The batch goes to a single writer (so writes stay in order), which makes it
-durable (5. ``write``, ``meterwatch.store.durable``: in the store, or while
-the store is down or slow in the disk spool replayed in order when it
-returns) and only then acknowledges its messages (6. ``acknowledge``).  A
+The batch goes to a single writer, which makes it durable (5. ``write``,
+``meterwatch.store.durable``: in the store, or while the store is down or
+slow in the disk spool replayed in order when it returns) and only then
+acknowledges its messages (6. ``acknowledge``).  Two batches at most are in
+flight: the next batch's new readings (points newer than anything of their
+device, which nothing in flight can rewrite) are written while the one
+before is; its other records (rewrites among them) and its acknowledgements
+follow that batch, so rewrites land after the points they rewrite and
+PUBACKs keep the order of arrival.  In a burst (a full list flushed less
+than ``batch_interval_s`` ago), what waits is flushed whenever the writer is
+free, so the end of a burst is not held back ``batch_interval_s``.  A
 message that is not acknowledged is redelivered by the broker (persistent
 session), so a crash loses nothing that was acknowledged.  Rejects are
 written like data and then acknowledged, so bad input can never fill the
@@ -31,6 +38,7 @@ broker's in-flight window.  The collector reads time only from its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -69,6 +77,12 @@ def _queued(client: aiomqtt.Client) -> aiomqtt.Message | None:
         return None
 
 
+async def _finished(task: asyncio.Task) -> None:
+    """Wait for ``task``; its error, if any, is raised here (a write that fails unexpectedly kills the writer)."""
+    await asyncio.wait({task})
+    task.result()
+
+
 class CollectorDied(RuntimeError):
     """A component died or shutdown overran: the process must exit non-zero so a supervisor restarts it."""
 
@@ -95,6 +109,9 @@ class Collector:
         self._opened = monotonic()  # when the oldest pending message arrived (or the last flush)
         self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
+        self._full_at = float("-inf")  # when the last full list (batch_size) was flushed: a burst
+        self._writing = 0  # batches taken by the writer and not yet written
+        self._drained = asyncio.Event()  # set when the writer has nothing left queued or in flight
         self.connected = asyncio.Event()
         self._writer_task: asyncio.Task | None = None
 
@@ -176,6 +193,8 @@ class Collector:
             messages = self._take()
             if not messages:
                 return
+            if len(messages) >= self.cfg.batch_size:
+                self._full_at = self.monotonic()
             self.ingestor.route(messages)
             self.ingestor.decode(messages)
             self.ingestor.derive(messages)
@@ -215,12 +234,18 @@ class Collector:
                         detail=f"{r.detail} (payload {len(r.payload)} bytes, first {limit} kept)")
                 for r in rejects]
 
-    async def _write(self, outgoing: Outgoing, give_up: asyncio.Event | None) -> None:
-        """The write stage, then the acknowledge stage: nothing is acknowledged before it is durable."""
+    async def _write(self, outgoing: Outgoing, give_up: asyncio.Event | None,
+                     after: asyncio.Future | None = None) -> None:
+        """The write stage, then the acknowledge stage: nothing is acknowledged before it is durable.
+
+        ``after``: the previous batch's write, in flight; this batch is acknowledged after it."""
         batch, messages = outgoing
         batch.rejects = self._bounded(batch.rejects)
         started = self.monotonic()
-        written = await self.writer.write(batch, give_up)
+        written = await self.writer.write(batch, give_up, after)
+        if after is not None and (after.cancelled() or after.exception() is not None):
+            raise RuntimeError("the previous batch's write failed: this one is left unacknowledged too "
+                               "(acknowledgements keep the order of arrival; the broker redelivers both)")
         self._count(batch, written)
         self.metrics.write_ms = (self.monotonic() - started) * 1000
         self._acknowledge(messages)
@@ -242,15 +267,50 @@ class Collector:
             m.lag = max(0.0, self.clock() - newest)
 
     async def _writer(self, give_up: asyncio.Event) -> None:
-        while (outgoing := await self._queue.get()) is not None:
-            try:
-                await self._write(outgoing, give_up)
-            except TransientStoreError:
-                log.error("shutting down with the spool full: messages stay unacknowledged "
-                          "and the broker will redeliver them", extra={"messages": len(outgoing[1])})
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
+        """Two batches in flight at most: the next one's new readings go to the store while the one before
+        is written (``DurableWriter.write``, ``after``); its rows, and its acknowledgements, follow it."""
+        in_flight: list[asyncio.Task] = []
+        try:
+            while (outgoing := await self._next(in_flight[-1] if in_flight else None)) is not None:
+                after = in_flight[-1] if in_flight else None
+                self._writing += 1
+                self._drained.clear()
+                in_flight.append(asyncio.create_task(self._write_one(outgoing, give_up, after), name="write"))
+                if len(in_flight) > 1:
+                    await _finished(in_flight[0])
+                    del in_flight[0]
+            while in_flight:
+                await _finished(in_flight[0])
+                del in_flight[0]
+            self._queue.task_done()
+        finally:
+            for task in in_flight:  # the writer is cancelled or died: so are the writes in flight
+                task.cancel()
+
+    async def _next(self, in_flight: asyncio.Task | None) -> Outgoing | None:
+        """The next queued batch; while waiting, a write in flight that fails unexpectedly raises here at once."""
+        get = asyncio.ensure_future(self._queue.get())
+        try:
+            while in_flight is not None and not get.done():
+                await asyncio.wait({get, in_flight}, return_when=asyncio.FIRST_COMPLETED)
+                if in_flight.done():
+                    in_flight.result()
+                    in_flight = None
+            return await get
+        finally:
+            get.cancel()
+
+    async def _write_one(self, outgoing: Outgoing, give_up: asyncio.Event, after: asyncio.Task | None) -> None:
+        try:
+            await self._write(outgoing, give_up, after)
+        except TransientStoreError:
+            log.error("shutting down with the spool full: messages stay unacknowledged "
+                      "and the broker will redeliver them", extra={"messages": len(outgoing[1])})
+        finally:
+            self._writing -= 1
+            if not self._writing and self._queue.empty():
+                self._drained.set()
+            self._queue.task_done()
 
     async def _left_unwritten(self) -> None:
         """After the writer died: take what is queued without acknowledging it, so nobody waits on the queue.
@@ -276,14 +336,25 @@ class Collector:
     # -- periodic work --------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
+        """Flushes what waits ``batch_interval_s``, or at once in a burst when the writer is free (``_free_in_burst``)."""
         next_metrics = self.monotonic() + self.cfg.metrics_interval_s
         while True:
-            await asyncio.sleep(min(self.cfg.batch_interval_s, 0.25))
-            if self.monotonic() - self._opened >= self.cfg.batch_interval_s:
+            with contextlib.suppress(TimeoutError):  # woken early when the writer runs out of work
+                await asyncio.wait_for(self._drained.wait(), min(self.cfg.batch_interval_s, 0.25))
+            self._drained.clear()
+            if self._free_in_burst() or self.monotonic() - self._opened >= self.cfg.batch_interval_s:
                 await self.flush()
             if self.monotonic() >= next_metrics:
                 next_metrics = self.monotonic() + self.cfg.metrics_interval_s
                 await self._write_metrics()
+
+    def _free_in_burst(self) -> bool:
+        """Messages wait, the writer has nothing queued or in flight, and a full batch was flushed less than
+        ``batch_interval_s`` ago: the store is free in a burst (or at its end), so they are written now
+        rather than up to ``batch_interval_s`` later (a burst's tail, or the input arriving slower than
+        the writer writes).  Under a light load nothing is full and batches keep ``batch_interval_s``."""
+        return (bool(self._pending) and not self._writing and self._queue.empty()
+                and self.monotonic() - self._full_at < self.cfg.batch_interval_s)
 
     async def _write_metrics(self) -> None:
         self.metrics.spool_bytes = self.spool.bytes

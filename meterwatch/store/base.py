@@ -41,6 +41,8 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    # A store may set ``writes_in_flight`` > 1 (InfluxStore: 3): it takes concurrent writes, and the durable
+    # writer then sends a batch's new readings while the batch before it is in flight.  Without it: one at a time.
     async def write(self, batch: Batch) -> None: ...
 
     async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:

@@ -4,7 +4,10 @@ The one wrapper that gives every backend the same outage behaviour:
 transient failures (down, slow, overloaded) divert batches to the spool,
 a replay task drains the spool oldest-first when the store answers again,
 and while anything is spooled new batches queue behind it, so the store
-receives batches in the order they were made.
+receives batches in the order they were made.  A batch written while the
+one before it is in flight (``write(..., after=)``) sends only its new
+readings ahead (a store with ``writes_in_flight`` > 1); the rest waits for
+that batch, and goes to the spool whole if that batch did.
 
 A batch the store refuses is retried in halves (bisection) until each
 refused record stands alone, so the good records are stored.  Refused data
@@ -21,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from meterwatch.store.base import Store
@@ -86,18 +89,23 @@ class DurableWriter:
     def healthy(self) -> bool:
         return len(self.spool) == 0
 
-    async def write(self, batch: Batch, give_up: asyncio.Event | None = None) -> Written:
+    async def write(self, batch: Batch, give_up: asyncio.Event | None = None,
+                    after: asyncio.Future | None = None) -> Written:
         """Make ``batch`` durable; waits (backpressure) while the disk has no room for the spool.
 
         While nothing is spooled the store is tried first, and again after each wait for room: a
         batch larger than the spool may ever hold is stored once the store is back.  Raises
         ``TransientStoreError`` only if ``give_up`` is set while waiting for room.
+
+        ``after``: the previous batch's write, still in flight; this one returns only after it.
+        Meanwhile only the batch's new readings (``ahead``) go to the store; the rest once it is done.
         """
+        rest = batch if after is None else await self._ahead(batch, after)
         said = False
         while True:
             if self.healthy:
                 try:
-                    refusals = await self._bisect(batch)
+                    refusals = await self._bisect(rest)
                 except TransientStoreError as exc:
                     if not said:
                         log.warning("store unavailable; spooling to disk", extra={"error": str(exc)[:200]})
@@ -118,6 +126,25 @@ class DurableWriter:
             self._room_again()
             self._changed.set()
             return Written("spool")
+
+    async def _ahead(self, batch: Batch, after: asyncio.Future) -> Batch:
+        """Write the batch's readings held as columns while the previous batch is in flight, then wait for it;
+        what is left to write.
+
+        Those readings are new points of their devices (newer than any point of theirs before), so no
+        record in flight can rewrite them nor be rewritten by them.  The rows (rewrites among them) must
+        follow the previous batch, so they wait for it.  If this early write fails, or the previous
+        batch went to the spool, the whole batch takes the ordinary path (writing a stored point again
+        is harmless: same point, same value), so the spool keeps the order in which batches were made.
+        """
+        early = self.healthy and bool(batch.reading_columns) and getattr(self.store, "writes_in_flight", 1) > 1
+        if early:
+            try:
+                await self.store.write(Batch(reading_columns=batch.reading_columns))
+            except (TransientStoreError, PermanentStoreError):
+                early = False
+        await asyncio.wait({after})  # its outcome (and failure) is its own writer's to report
+        return replace(batch, reading_columns=[]) if early and self.healthy else batch
 
     async def _bisect(self, batch: Batch) -> list[Refusal]:
         """Write ``batch``; what the store refuses is retried in halves down to single records."""

@@ -20,11 +20,12 @@ from meterwatch.store.aggregate import Aggregate, columns_from_rows, combine, em
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
-from meterwatch.store.records import Batch, ReadingPoint, Record, Schema, attr_names
+from meterwatch.store.records import Batch, ReadingColumns, ReadingPoint, Record, Schema, attr_names
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
-LINES_PER_REQUEST = 5000
+LINES_PER_REQUEST = 10_000  # influxd takes bodies this big best (the ingest benchmark's store ceiling)
+WRITES_IN_FLIGHT = 3  # requests of new readings at once: influxd works on one while the next is built and sent
 # influxd refuses a request body over its [http] max-body-size (25,000,000 bytes by default) with HTTP 413.
 MAX_BODY_BYTES = 10_000_000
 DEVICES_PER_QUERY = 200  # an aggregate over named devices asks for this many in one query
@@ -51,7 +52,8 @@ def time_clause(start: int | None, end: int | None, unit: str = "s") -> list[str
 
 class InfluxStore:
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 timeout_s: float = 30.0, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 timeout_s: float = 30.0, max_body_bytes: int = MAX_BODY_BYTES,
+                 writes_in_flight: int = WRITES_IN_FLIGHT) -> None:
         parts = urlsplit(url)
         scheme = "https" if parts.scheme in ("influxdbs", "influxdb+https") else "http"
         self.url = url
@@ -62,6 +64,7 @@ class InfluxStore:
         self._headers = {"Authorization": aiohttp.encode_basic_auth(user, password or "")} if user else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_body_bytes = max_body_bytes
+        self.writes_in_flight = writes_in_flight
         self.chunk_s = AGGREGATE_CHUNK_S
         self._session: aiohttp.ClientSession | None = None
 
@@ -113,10 +116,16 @@ class InfluxStore:
 
     async def write(self, batch: Batch) -> None:
         if batch.reading_columns:  # first: a rewrite among the rows must come after the point it rewrites
-            await self._write_all(reading_lines(batch.reading_columns), ReadingPoint.schema.time_unit)
+            await self.write_new_readings(batch.reading_columns)
         for record_type, rows in batch.row_groups():
             schema = record_type.schema
             await self._write_all(line_list(schema, rows), schema.time_unit)
+
+    async def write_new_readings(self, blocks: list[ReadingColumns]) -> None:
+        """Readings held as columns, ``writes_in_flight`` requests at a time: each is a new point of its
+        device (``ReadingColumns``), so no two requests hold the same point and their order does not matter.
+        Each body's lines are built while the requests before it are in flight."""
+        await self._write_at_once(reading_bodies(blocks, self.max_body_bytes), ReadingPoint.schema.time_unit)
 
     async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
         schema = record_type.schema
@@ -125,6 +134,29 @@ class InfluxStore:
     async def _write_all(self, lines: list[str], precision: str) -> None:
         for body in request_bodies(lines, self.max_body_bytes):
             await self._write_lines(body, precision)
+
+    async def _write_at_once(self, bodies: Iterator[str], precision: str) -> None:
+        """Bodies whose order does not matter, at most ``writes_in_flight`` in flight.  After a failure no
+        body is started; the requests in flight are awaited, and a transient failure wins over a refusal
+        (the caller spools the whole batch rather than bisecting it)."""
+        in_flight: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+        try:
+            for body in bodies:
+                in_flight.add(asyncio.create_task(self._write_lines(body, precision)))
+                if len(in_flight) >= self.writes_in_flight:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    failures += [e for task in done if (e := task.exception()) is not None]
+                    if failures:
+                        break
+            outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+            in_flight = set()
+        finally:
+            for task in in_flight:  # cancelled (shutdown): no request outlives the write
+                task.cancel()
+        failures += [e for e in outcomes if isinstance(e, BaseException)]
+        if failures:
+            raise next((e for e in failures if isinstance(e, TransientStoreError)), failures[0])
 
     async def query(self, q: str, *, method: str = "GET", database: bool = True,
                     epoch: str = "s") -> list[dict[str, Any]]:
@@ -255,19 +287,45 @@ def request_bodies(lines: list[str], max_bytes: int, max_lines: int = LINES_PER_
     """Lines joined into request bodies of at most ``max_lines`` lines and ``max_bytes`` UTF-8 bytes.
 
     A line longer than ``max_bytes`` alone goes in a body of its own (the
-    server will refuse it, and the caller's bisection isolates it).
+    server will refuse it, and the caller's bisection isolates it).  A run of
+    ``max_lines`` ASCII lines that fits is joined and checked once (the
+    usual case); otherwise lines are counted one by one.
     """
-    chunk: list[str] = []
+    start = 0
+    while start < len(lines):
+        body = "\n".join(lines[start:start + max_lines])
+        if len(body) < max_bytes and body.isascii():  # + 1: each line counts its newline
+            yield body
+            start += max_lines
+            continue
+        taken = _fitting(lines, start, max_bytes, max_lines)
+        yield "\n".join(lines[start:start + taken])
+        start += taken
+
+
+def _fitting(lines: list[str], start: int, max_bytes: int, max_lines: int) -> int:
+    """How many lines from ``start`` fit in one body (at least one)."""
     size = 0
-    for line in lines:
-        n = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1  # most lines are ASCII: no encoding
-        if chunk and (size + n > max_bytes or len(chunk) >= max_lines):
-            yield "\n".join(chunk)
-            chunk, size = [], 0
-        chunk.append(line)
-        size += n
-    if chunk:
-        yield "\n".join(chunk)
+    for taken, line in enumerate(lines[start:start + max_lines]):
+        size += (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
+        if taken and size > max_bytes:
+            return taken
+    return min(max_lines, len(lines) - start)
+
+
+def reading_bodies(blocks: list[ReadingColumns], max_bytes: int, max_lines: int = LINES_PER_REQUEST
+                   ) -> Iterator[str]:
+    """``request_bodies`` of ``reading_lines``, built a body's worth of blocks at a time (lazily)."""
+    group: list[ReadingColumns] = []
+    count = 0
+    for block in blocks:
+        if group and count + len(block) > max_lines:
+            yield from request_bodies(reading_lines(group), max_bytes, max_lines)
+            group, count = [], 0
+        group.append(block)
+        count += len(block)
+    if group:
+        yield from request_bodies(reading_lines(group), max_bytes, max_lines)
 
 
 def _json(body: bytes) -> Any:

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from meterwatch.store.records import ReadingColumns, ReadingPoint, Schema
@@ -174,23 +175,50 @@ def line_list(schema: Schema, records: Iterable[Any]) -> list[str]:
 def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
     """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s."""
     schema = ReadingPoint.schema
-    lines = []
+    lines: list[str] = []
     for block in blocks:
         prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
-        rows = zip(block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
-                   strict=True)
-        if np.isfinite(block.consumption).all() and (block.interval_s >= 0).all():  # every reading has both
-            lines += [f"{prefix} register={register!r},consumption={consumption!r},interval_s={interval_s}i {ts}"
-                      for ts, register, consumption, interval_s in rows]
+        complete = np.isfinite(block.consumption) & (block.interval_s >= 0)  # readings with both
+        if not (_plain_decimals(block.register) and _plain_decimals(block.consumption[complete])):
+            lines += [_reading_line(prefix, *row) for row in zip(
+                block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
+                strict=True)]
             continue
-        for ts, register, consumption, interval_s in rows:
-            fields = f"register={register!r}"
-            if consumption == consumption and math.isfinite(consumption):
-                fields += f",consumption={consumption!r}"
-            if interval_s >= 0:
-                fields += f",interval_s={interval_s}i"
-            lines.append(f"{prefix} {fields} {ts}")
+        first = len(lines)
+        head = f"{prefix} register="  # the usual case, in bulk: every reading complete, plain decimals
+        lines += [f"{head}{register},consumption={consumption},interval_s={interval_s}i {ts}"
+                  for register, consumption, interval_s, ts in zip(
+                      _reprs(block.register), _reprs(np.where(complete, block.consumption, 0.0)),
+                      block.interval_s.tolist(), block.ts.tolist(), strict=True)]
+        for i in np.flatnonzero(~complete).tolist():  # a device's first reading, a gap: a field left out
+            lines[first + i] = _reading_line(prefix, int(block.ts[i]), float(block.register[i]),
+                                             float(block.consumption[i]), int(block.interval_s[i]))
     return lines
+
+
+def _reading_line(prefix: str, ts: int, register: float, consumption: float, interval_s: int) -> str:
+    """One reading's line; consumption NaN and interval_s < 0 (none) are left out."""
+    fields = f"register={register!r}"
+    if consumption == consumption and math.isfinite(consumption):
+        fields += f",consumption={consumption!r}"
+    if interval_s >= 0:
+        fields += f",interval_s={interval_s}i"
+    return f"{prefix} {fields} {ts}"
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _plain_decimals(values: np.ndarray) -> bool:
+    """True when every value is one that ``repr`` writes without an exponent (0, or 1e-4 <= |x| < 1e16)."""
+    magnitude = np.abs(values)
+    return bool(((magnitude == 0) | ((magnitude >= 1e-4) & (magnitude < 1e16))).all())
+
+
+def _reprs(values: np.ndarray) -> list[str]:
+    """``repr`` of each float, all at once: msgspec writes the same shortest round-trip digits as ``repr``
+    (they differ only in exponents, which ``_plain_decimals`` keeps out), at a fraction of the cost."""
+    return _JSON.encode(values.tolist())[1:-1].decode().split(",")
 
 
 def encode_columns(schema: Schema, columns: dict[str, Any]) -> list[str]:

@@ -43,6 +43,21 @@ def test_line_protocol_of_columns_is_that_of_the_same_points() -> None:
                                         f"register=4000.0 {T0}")
 
 
+def test_line_protocol_of_columns_writes_floats_as_repr_does_exponents_included() -> None:
+    """Registers line protocol gets from ``repr``: plain decimals (written in bulk) and, in a block of their own,
+    values repr writes with an exponent (1e+16, 5e-05), which the bulk path leaves to ``repr``."""
+    plain = block(first_has_none=False)
+    plain = ReadingColumns("d1", "i1", "yinchuan", "office", "electricity", plain.ts,
+                           np.array([0.0, 0.1 + 0.2, 123456789012345.6, 1e-4]), np.array([0.0, 0.3, 2 / 3, 1e15]),
+                           plain.interval_s)
+    odd = ReadingColumns("d2", "i1", "yinchuan", "office", "electricity", plain.ts, np.array([1e16, 5e-05, 1.0, 2.0]),
+                         np.full(4, 40.0), plain.interval_s)
+    lines = reading_lines([plain, odd])
+    assert lines == line_list(ReadingPoint.schema, plain.points() + odd.points())
+    assert lines[1].split(" ")[1] == "register=0.30000000000000004,consumption=0.3,interval_s=900i"
+    assert lines[4].split(" ")[1] == "register=1e+16,consumption=40.0,interval_s=900i"
+
+
 def test_spool_codec_writes_columns_as_readings_so_old_spools_and_new_replay_alike() -> None:
     rewrite = ReadingPoint("d1", "i1", "yinchuan", "office", "electricity", T0 + 900, 4040.0, None, 900, "bad_reading")
     batch = Batch(readings=[rewrite], reading_columns=[block()])
