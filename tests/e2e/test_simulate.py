@@ -29,7 +29,8 @@ def test_simulated_province_published_and_collected(mosquitto, tmp_path, monkeyp
 
     async def scenario() -> tuple[int, int, int, int, Counter]:
         async with running_collector(settings, registry) as collector:
-            await asyncio.to_thread(main, ["simulate", "publish", "--hours", "6", "--speed", "1000000",
+            # a whole day, ending now: six hours before dawn (China time) may hold no weighing at all
+            await asyncio.to_thread(main, ["simulate", "publish", "--hours", "24", "--speed", "1000000",
                                            "--labels", str(labels)])
             published = int(re.search(r"published (\d+) messages", capsys.readouterr().out).group(1))
             await until(lambda: collector.metrics.received >= published, f"the collector to receive {published}")
