@@ -7,6 +7,7 @@ with NaN where the store had nothing.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections import Counter
 from dataclasses import dataclass
@@ -165,6 +166,14 @@ async def garbage(store: Store, institutions: list[str], scales: list[Device], s
     return recyclable, total, recyclable_count, count, align([s.id for s in scales], unknown, "scale", "n", 0.0)
 
 
+_FILLING: weakref.WeakKeyDictionary[Store, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _filling(store: Store) -> asyncio.Lock:
+    """The lock of a store's caches below (rules gather at the same time, ``rules_at_once``)."""
+    return _FILLING.setdefault(store, asyncio.Lock())
+
+
 SETTLED_AFTER_DAYS = 4  # days older than this rarely change: their sums are kept (checked by a count)
 
 
@@ -185,6 +194,11 @@ async def year_to_date(store: Store, institutions: list[str], start: int, end: i
     summed once per store and then only the days since, while a count of their readings stays the same;
     at 50,100 institutions a year of raw readings is billions of points.
     """
+    async with _filling(store):  # rules at once: one fills the cache, the others use it
+        return await _year_to_date(store, institutions, start, end)
+
+
+async def _year_to_date(store: Store, institutions: list[str], start: int, end: int) -> dict[str, np.ndarray]:
     settle = max(start, min(end, local_midnight(end) - SETTLED_AFTER_DAYS * DAY))
     key = (start, tuple(institutions))
     kept = _YEAR.setdefault(store, {}).get(key)
@@ -247,12 +261,13 @@ async def type_profiles(store: Store, start: int, end: int, min_days: int) -> di
     Kept per store and window while the window's readings and bills stay the same: an import (or late
     readings) into the window makes the next call read it again.
     """
-    seen = (await readings_in(store, start, end), *await bills_in(store, start, end))
-    cached = _PROFILES.setdefault(store, {}).get((start, end, min_days))
-    if cached is None or cached.seen != seen:
-        cached = _PROFILES[store][(start, end, min_days)] = _Profiles(
-            seen, await _type_profiles(store, start, end, min_days))
-    return cached.profiles
+    async with _filling(store):  # rules at once: one fills the cache, the others use it
+        seen = (await readings_in(store, start, end), *await bills_in(store, start, end))
+        cached = _PROFILES.setdefault(store, {}).get((start, end, min_days))
+        if cached is None or cached.seen != seen:
+            cached = _PROFILES[store][(start, end, min_days)] = _Profiles(
+                seen, await _type_profiles(store, start, end, min_days))
+        return cached.profiles
 
 
 async def _type_profiles(store: Store, start: int, end: int, min_days: int) -> dict[tuple[str, str], np.ndarray]:

@@ -136,6 +136,8 @@ class AnalyticsSettings(BaseModel):
     default_interval_s: float = Field(900.0, gt=0, description="a meter's reading interval where the store does not "
                                                                "say (silent rule, flows)")
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
+    rules_at_once: int = Field(2, ge=1, description="rules gathering their inputs at the same time (the store "
+                                                    "answers two queries on two cores; alerts apply in order)")
     pricing_days_per_evaluation: int = Field(31, ge=4, description="at most this many days priced per evaluation "
                                                                    "(history after a tariff change: a part at a time)")
     contact_secrets: dict[str, SecretStr] = Field(
