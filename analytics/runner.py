@@ -53,7 +53,8 @@ async def evaluate(store: Store, registry: Registry, cfg: AnalyticsSettings, boo
     own = configure(cfg, catalogue)  # checked at start by the command line; a bad section raises here
     result = Evaluation(at, ran=rules or list(catalogue))
     try:
-        await price_through(store, registry, at, cfg.pricing_days_per_evaluation)  # the budget reads costs
+        await price_through(store, registry, at, cfg.pricing_days_per_evaluation,  # the budget reads costs
+                            cfg.reprice_every_s)
     except Exception as exc:  # noqa: BLE001 - reported; the rules still run on what was priced before
         log.error("pricing failed", extra={"error": repr(exc)[:300]}, exc_info=True)
         result.failed["pricing"] = repr(exc)[:300]

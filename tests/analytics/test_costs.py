@@ -175,3 +175,24 @@ async def test_history_is_priced_a_part_at_a_time_recent_days_first(store_url):
     finally:
         await store.close()
     assert rounds == [[0, 1, 8, 9], [0, 1, 2, 3, 8, 9], [0, 1, 2, 3, 4, 5, 8, 9], list(range(10))]
+
+
+async def test_the_last_days_are_priced_again_at_most_every_reprice_every_s(store_url):
+    """An evaluation prices the last three days again (late readings change them), but not every five minutes:
+    at most once per ``reprice_every_s`` of evaluation time; 0 means every time."""
+    from analytics.costs import price_through
+
+    day0 = midnight_of(date(2026, 10, 1))
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=[point("e1", "electricity", day0 + 3600 * k, 1.0, 3600)
+                                          for k in range(1, 24 * 10 + 1)]))
+        at = day0 + 10 * DAY - 3 * 3600  # the tenth day, 21:00: days 8, 9 and 10 are the last three
+        reg = registry()
+        assert await price_through(store, reg, at, max_days=4, reprice_every_s=3600) == 3  # one point a day
+        assert await price_through(store, reg, at + 300, max_days=4, reprice_every_s=3600) == 0
+        assert await price_through(store, reg, at + 3600, max_days=4, reprice_every_s=3600) == 3
+        assert await price_through(store, reg, at + 3900, max_days=4, reprice_every_s=0) == 3
+    finally:
+        await store.close()
