@@ -148,7 +148,7 @@ async def garbage(store: Store, institutions: list[str], scales: list[Device], s
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(recyclable kg, total kg, recyclable weighings, weighings) per institution; unknown-card weighings per scale."""
     res = await store.aggregate(Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg"), "n": ("count", "weight_kg")},
-                                          start, end, by=("institution", "category")))
+                                          start, end, by=("institution", "category"), sparse=True))
     recyclable = np.zeros(len(institutions))
     total = np.zeros(len(institutions))
     count = np.zeros(len(institutions))

@@ -14,9 +14,18 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import numpy as np
 
-from meterwatch.localtime import LOCAL_UTC_OFFSET_S
-from meterwatch.store.aggregate import Aggregate, columns_from_rows, combine, empty_result, time_chunks
+from meterwatch.localtime import DAY, LOCAL_UTC_OFFSET_S
+from meterwatch.store.aggregate import (
+    COMBINABLE,
+    Aggregate,
+    columns_from_rows,
+    combine,
+    empty_result,
+    merge_value,
+    time_chunks,
+)
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
@@ -186,10 +195,33 @@ class InfluxStore:
         holds a whole window's series in memory, and a year of a 240,000-device province would not fit."""
         if agg.devices is not None and not agg.devices:
             return empty_result(agg)
+        if agg.sparse and agg.devices is None and not agg.bucket_s and \
+                {f for f, _ in agg.values.values()} <= COMBINABLE:
+            return await self._aggregate_points(agg)
         chunks = time_chunks(agg, self.chunk_s, LOCAL_UTC_OFFSET_S)
         if len(chunks) == 1:
             return await self._aggregate(agg)
         return combine(agg, [await self._aggregate(part) for part in chunks])
+
+    async def _aggregate_points(self, agg: Aggregate) -> dict[str, Any]:
+        """A sparse aggregate grouped here from its points' tags and fields, a local day at a time."""
+        schema = agg.record_type.schema
+        funcs = list(agg.values.values())
+        columns = ", ".join(quote_ident(c) for c in dict.fromkeys([*agg.by, *(col for _, col in funcs)]))
+        where = [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
+        shift = 1 if agg.closing else 0
+        groups: dict[tuple, list[float]] = {}
+        for part in time_chunks(agg, DAY, LOCAL_UTC_OFFSET_S):
+            clauses = [f"time >= {part.start + shift}s", f"time < {part.end + shift}s", *where]
+            q = f"SELECT {columns} FROM {quote_ident(schema.measurement)} WHERE {' AND '.join(clauses)}"
+            for series in await self.query(q):
+                at = {name: i for i, name in enumerate(series["columns"])}
+                for values in series["values"]:
+                    acc = groups.setdefault(tuple(values[at[k]] or "" for k in agg.by), [np.nan] * len(funcs))
+                    for i, (func, col) in enumerate(funcs):
+                        if (v := values[at[col]]) is not None:
+                            acc[i] = merge_value(func, acc[i], 1.0 if func == "count" else float(v))
+        return columns_from_rows(agg, [(*key, *acc) for key, acc in sorted(groups.items())])
 
     async def _aggregate(self, agg: Aggregate) -> dict[str, Any]:
         if agg.devices is None:

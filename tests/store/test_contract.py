@@ -154,6 +154,32 @@ async def test_aggregate_over_named_devices_only(store, monkeypatch):
     assert none["device"] == [] and len(none["use"]) == 0
 
 
+async def test_a_sparse_aggregate_is_the_same_aggregate(store):
+    """``sparse`` (InfluxDB groups the points itself, a local day at a time) changes no figure: weighings over
+    three local days, closing or not, filtered by a tag."""
+    from meterwatch.store.aggregate import Aggregate
+
+    day0 = 1_767_196_800  # 2026-01-01 00:00 China time
+    rows = [WeighingPoint("s1", f"i{k % 3}", "yinchuan", "z", ("recyclable", "other")[k % 2], day0 + 3000 * k,
+                          float(k), f"c{k}", "", "") for k in range(80)]  # 66 hours: three local days
+    await store.write(Batch(weighings=rows))
+    for closing in (False, True):
+        for where in ({}, {"city": "yinchuan"}):
+            asks = [Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg"), "n": ("count", "weight_kg"),
+                                              "top": ("max", "weight_kg")}, day0 + 1, day0 + 3 * 86400,
+                              by=("institution", "category"), where=where, closing=closing, sparse=sparse)
+                    for sparse in (False, True)]
+            dense, sparse = [await store.aggregate(a) for a in asks]
+            assert sparse["institution"] == dense["institution"] and sparse["category"] == dense["category"]
+            for v in ("kg", "n", "top"):
+                assert sparse[v].tolist() == dense[v].tolist()
+    by_hand = await store.aggregate(Aggregate(WeighingPoint, {"kg": ("sum", "weight_kg")}, day0, day0 + 86400,
+                                              by=("institution", "category"), sparse=True))
+    got = dict(zip(zip(by_hand["institution"], by_hand["category"]), by_hand["kg"].tolist(), strict=True))
+    # the first local day: k = 0..28 (3000 s apart); i0: k = 0, 3, 6, ...; recyclable: k even
+    assert got[("i0", "recyclable")] == 0 + 6 + 12 + 18 + 24 and got[("i0", "other")] == 3 + 9 + 15 + 21 + 27
+
+
 def weighing(card, ts=1000, kg=10.0, zone="zone-1", category="recyclable", cleaner="张三", owner="一号楼"):
     return WeighingPoint("s1", "i1", "yinchuan", zone, category, ts, kg, card, cleaner, owner)
 
