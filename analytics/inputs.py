@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,10 +137,12 @@ async def use_and_count(store: Store, devices: list[Device], start: int, end: in
 
 
 async def flag_counts(store: Store, devices: list[Device], start: int, end: int, flag: str) -> np.ndarray:
-    """Per device: its readings in [start, end) that carry ``flag``.  Flagged readings are few: fetching
-    them costs a scan, while a count grouped by device costs every device's series."""
-    flagged = Counter(r.device for r in await store.fetch(ReadingPoint, start=start, end=end - 1, flag=flag))
-    return np.array([float(flagged.get(d.id, 0)) for d in devices])
+    """Per device: its readings in [start, end) that carry ``flag``.  Flagged readings are few (sparse): a
+    store may read them rather than group every device's series."""
+    ids = [d.id for d in devices]
+    res = await store.aggregate(Aggregate(ReadingPoint, {"n": ("count", "register")}, start, end,
+                                          by=("device",), where={"flag": flag}, sparse=True))
+    return align(ids, res, "device", "n", 0.0)
 
 
 async def garbage(store: Store, institutions: list[str], scales: list[Device], start: int, end: int
