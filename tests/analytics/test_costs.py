@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import date
 
 import pytest
@@ -31,6 +32,20 @@ def registry() -> Registry:
 
 def point(device: str, kind: str, ts: int, consumption: float, interval: int) -> ReadingPoint:
     return ReadingPoint(device, "inst-a", "yinchuan", "office", kind, ts, 0.0, consumption, interval)
+
+
+@asynccontextmanager
+async def ten_days_of_electricity(store_url: str):
+    """An open store holding 1 kWh an hour on e1 for ten local days from 2026-10-01; (store, first midnight)."""
+    day0 = midnight_of(date(2026, 10, 1))
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.write(Batch(readings=[point("e1", "electricity", day0 + 3600 * k, 1.0, 3600)
+                                          for k in range(1, 24 * 10 + 1)]))
+        yield store, day0
+    finally:
+        await store.close()
 
 
 async def test_a_day_is_priced_by_band_tier_and_meter_unit(store_url):
@@ -161,19 +176,12 @@ async def test_history_is_priced_a_part_at_a_time_recent_days_first(store_url):
     from analytics.costs import ensure_priced
     from meterwatch.store import PricedDay
 
-    day0 = midnight_of(date(2026, 10, 1))
-    store = open_store(store_url)
-    await store.open()
-    try:
-        await store.write(Batch(readings=[point("e1", "electricity", day0 + 3600 * k, 1.0, 3600)
-                                          for k in range(1, 24 * 10 + 1)]))
+    async with ten_days_of_electricity(store_url) as (store, day0):
         first, reg = int(local_day(day0)), registry()
         rounds = []
         for _ in range(4):
             await ensure_priced(store, reg, first, first + 9, recent_days=2, max_days=4)
             rounds.append(sorted(int(local_day(p.ts)) - first for p in await store.fetch(PricedDay)))
-    finally:
-        await store.close()
     assert rounds == [[0, 1, 8, 9], [0, 1, 2, 3, 8, 9], [0, 1, 2, 3, 4, 5, 8, 9], list(range(10))]
 
 
@@ -182,17 +190,10 @@ async def test_the_last_days_are_priced_again_at_most_every_reprice_every_s(stor
     at most once per ``reprice_every_s`` of evaluation time; 0 means every time."""
     from analytics.costs import price_through
 
-    day0 = midnight_of(date(2026, 10, 1))
-    store = open_store(store_url)
-    await store.open()
-    try:
-        await store.write(Batch(readings=[point("e1", "electricity", day0 + 3600 * k, 1.0, 3600)
-                                          for k in range(1, 24 * 10 + 1)]))
+    async with ten_days_of_electricity(store_url) as (store, day0):
         at = day0 + 10 * DAY - 3 * 3600  # the tenth day, 21:00: days 8, 9 and 10 are the last three
         reg = registry()
         assert await price_through(store, reg, at, max_days=4, reprice_every_s=3600) == 3  # one point a day
         assert await price_through(store, reg, at + 300, max_days=4, reprice_every_s=3600) == 0
         assert await price_through(store, reg, at + 3600, max_days=4, reprice_every_s=3600) == 3
         assert await price_through(store, reg, at + 3900, max_days=4, reprice_every_s=0) == 3
-    finally:
-        await store.close()
