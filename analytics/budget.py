@@ -140,9 +140,10 @@ def standard(registry: Registry, institutions: list[Institution], year: int,
 
 async def yearly_costs(store: Store, ids: list[str], start: int, end: int
                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Yuan and kgCO2e per kind and institution over [start, end), from the cost measurement."""
+    """Yuan and kgCO2e per kind and institution over [start, end), from the cost measurement.  A cost point
+    is a day: over a few days each institution and kind holds a few points (``sparse``)."""
     res = await store.aggregate(Aggregate(CostPoint, {"y": ("sum", "yuan"), "c": ("sum", "kgco2e")}, start, end,
-                                          by=("institution", "kind")))
+                                          by=("institution", "kind"), sparse=end - start <= SPARSE_DAYS * DAY))
     index = {i: k for k, i in enumerate(ids)}
     cost = {kind: np.zeros(len(ids)) for kind in KINDS}
     carbon = {kind: np.zeros(len(ids)) for kind in KINDS}
@@ -168,6 +169,7 @@ _SETTLED: dict[tuple, _Settled] = {}
 _OWN_PRICE: dict[tuple, np.ndarray] = {}
 _STANDARD: dict[tuple, Standard] = {}  # the last standard computed, by what it depends on
 SETTLED_AFTER_DAYS = 4  # analytics.costs re-prices the last 3 days; older days no longer change
+SPARSE_DAYS = 7  # cost points of up to a week: a few per institution and kind
 
 
 def clear_caches() -> None:
