@@ -47,7 +47,7 @@ from collector.metrics import CollectorMetrics
 from collector.topics import SUBSCRIPTIONS, Partition
 from meterwatch.const import STATUS_TOPIC
 from meterwatch.localtime import DAY
-from meterwatch.mqtt import Ack, ack_for, client_kwargs, enable_manual_ack
+from meterwatch.mqtt import Ack, Receiver, client_kwargs
 from meterwatch.registry import Registry, RegistryError, load_registry
 from meterwatch.settings import Settings
 from meterwatch.store import Batch, PermanentStoreError, RejectRecord, Store, TransientStoreError
@@ -58,15 +58,6 @@ from meterwatch.store.spool import DiskSpool, Quarantine
 log = logging.getLogger(__name__)
 BASELINE_DAYS = 60
 SHUTDOWN_SLACK_S = 5.0  # beyond shutdown_grace_s, stopping gives up waiting on anything
-
-
-def _queued(client: aiomqtt.Client) -> aiomqtt.Message | None:
-    """A message the client has already queued, taken at once: ``client.messages`` spends a task and an
-    ``asyncio.wait`` on every message; taken this way, a run of queued messages costs one of each."""
-    try:
-        return client._queue.get_nowait()  # noqa: SLF001
-    except asyncio.QueueEmpty:
-        return None
 
 
 class CollectorDied(RuntimeError):
@@ -96,6 +87,7 @@ class Collector:
         self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
         self.connected = asyncio.Event()
+        self._full = asyncio.Event()  # the pending list reached ``batch_size`` (set on arrival, cleared by a flush)
         self._writer_task: asyncio.Task | None = None
 
     def reload_registry(self) -> bool:
@@ -167,6 +159,7 @@ class Collector:
 
     def _take(self) -> list[Message]:
         taken, self._pending = self._pending, []
+        self._full.clear()
         self._opened = self.monotonic()
         return taken
 
@@ -304,14 +297,14 @@ class Collector:
 
     def _client(self) -> aiomqtt.Client:
         status = STATUS_TOPIC.format(component=self.cfg.instance)
-        client = aiomqtt.Client(**client_kwargs(
+        return aiomqtt.Client(**client_kwargs(
             self.settings, identifier=self.cfg.client_id, clean_session=False,
             will=aiomqtt.Will(status, b"offline", qos=1, retain=True)))
-        enable_manual_ack(client)
-        return client
 
     async def _consume(self) -> None:
+        """One connection: messages arrive through ``_arrived`` as they are read; a full pending list is flushed."""
         client = self._client()
+        receiver = Receiver(client, self._arrived)  # manual acks, many messages per read, acks written together
         async with client:
             for topic in SUBSCRIPTIONS:
                 await client.subscribe(topic, qos=1)
@@ -322,23 +315,21 @@ class Collector:
             self.connected.set()
             self.metrics.connected = True
             try:
-                async for message in client.messages:
-                    self._arrived(client, message)
-                    while len(self._pending) < self.cfg.batch_size and (queued := _queued(client)) is not None:
-                        self._arrived(client, queued)
-                    if len(self._pending) >= self.cfg.batch_size:
-                        await self.flush()
+                while True:
+                    await receiver.wait(self._full)
+                    await self.flush()
             finally:
                 self.connected.clear()
                 self.metrics.connected = False
-                if not client._disconnected.done():  # noqa: SLF001  (clean stop: say so before leaving)
+                if receiver.connected:  # clean stop: say so before leaving
                     await self.flush()
                     await self._queue_written(self._writer_task)
                     await client.publish(status, b"offline", qos=1, retain=True)
 
-    def _arrived(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        self.handle(message.topic.value, payload, ack_for(client, message))
+    def _arrived(self, topic: str, payload: bytes, ack: Ack) -> None:
+        self.handle(topic, payload, ack)
+        if len(self._pending) >= self.cfg.batch_size:
+            self._full.set()
 
     async def _connection_loop(self) -> None:
         delay = 1.0
