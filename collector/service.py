@@ -31,6 +31,7 @@ broker's in-flight window.  The collector reads time only from its
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -58,6 +59,23 @@ from meterwatch.store.spool import DiskSpool, Quarantine
 log = logging.getLogger(__name__)
 BASELINE_DAYS = 60
 SHUTDOWN_SLACK_S = 5.0  # beyond shutdown_grace_s, stopping gives up waiting on anything
+GC_YOUNG_ALLOCATIONS = 100_000  # see _settle_heap
+
+
+def _settle_heap() -> None:
+    """Keep CPython's cyclic garbage collector out of the message path.
+
+    What start-up built (registry, device histories) lives as long as the
+    process and is set aside (``gc.freeze``).  The message path allocates a
+    handful of container objects per message, and a batch's stay alive until
+    acknowledged: with the default thresholds (700, 10, 10) the collector ran
+    about 2,000 collections in 50,000 messages, a quarter of its CPU.  A
+    young generation of 100,000 allocations makes that a dozen (measured with
+    ``gc.callbacks`` during ``benchmarks.ingest``: 1.0 s of GC -> 0.13 s).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_ALLOCATIONS, 50, 100)
 
 
 class CollectorDied(RuntimeError):
@@ -368,6 +386,7 @@ class Collector:
             log.warning("spool holds batches from before this start; replaying",
                         extra={"batches": len(self.spool), "spool_bytes": self.spool.bytes})
         self.ingestor.seed(await self._baseline())
+        _settle_heap()
         give_up = asyncio.Event()
         replay = asyncio.create_task(self.writer.replay_forever(), name="replay")
         writer = self._writer_task = asyncio.create_task(self._writer(give_up), name="writer")
