@@ -182,16 +182,18 @@ class Collector:
         return taken
 
     async def flush(self) -> None:
-        """Run the pending messages through the stages and hand the batch to the writer (waits when it is behind)."""
+        """Run the pending messages through the stages and hand them to the writer (waits when it is behind).
+
+        In batches of at most ``batch_size``: a burst read at once is written as it would have been one by one."""
         async with self._flush_lock:
-            messages = self._take()
-            if not messages:
-                return
-            self.ingestor.route(messages)
-            self.ingestor.decode(messages)
-            self.ingestor.derive(messages)
-            await place_late(self.ingestor, self.store, messages)
-            await self._queue.put((self._batch(messages), messages))
+            pending = self._take()
+            for start in range(0, len(pending), self.cfg.batch_size):
+                messages = pending[start:start + self.cfg.batch_size]
+                self.ingestor.route(messages)
+                self.ingestor.decode(messages)
+                self.ingestor.derive(messages)
+                await place_late(self.ingestor, self.store, messages)
+                await self._queue.put((self._batch(messages), messages))
 
     def _batch(self, messages: list[Message]) -> Batch:
         """The batch stage, and each message's outcome counted: the one place duplicates and flags are summed."""
