@@ -19,6 +19,7 @@ import contextlib
 import importlib.metadata
 import inspect
 import json
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +34,7 @@ from meterwatch import mqtt
 from meterwatch.mqtt import Receiver
 from meterwatch.store import ReadingPoint, open_store
 from tests.e2e.conftest import eventually, make_settings, running_collector, until
+from tests.e2e.test_security import COLLECTOR_PASSWORD, GATEWAY_PASSWORD, secure_broker  # noqa: F401  (fixture)
 from tests.helpers import tiny_registry
 
 pytestmark = pytest.mark.servers
@@ -285,3 +287,33 @@ async def test_the_private_parts_reached_are_there_in_the_pinned_versions():
     client = aiomqtt.Client("127.0.0.1", 1)
     assert isinstance(client._client, paho.Client) and isinstance(client._disconnected, asyncio.Future)  # noqa: SLF001
     assert "add_reader" in inspect.getsource(aiomqtt.Client._on_socket_open)  # noqa: SLF001
+
+
+async def test_over_tls_a_burst_bigger_than_a_read_comes_whole_and_in_order(secure_broker):  # noqa: F811
+    """TLS hands over at most a record (16 KiB) a read: a burst of ~200 KiB, packets split across reads and
+    wake-ups, still arrives whole and in order, and its acks clear the session."""
+    tls = ssl.create_default_context(cafile=str(secure_broker.workdir / "ca.crt"))
+    topic, client_id = "meterwatch/up/inst-a/a-w1/reading", f"tls-{uuid.uuid4().hex[:8]}"
+    payloads = [f"{k:04d}".encode() + b"x" * 500 for k in range(BURST)]
+
+    def collector_client() -> aiomqtt.Client:
+        return aiomqtt.Client("127.0.0.1", secure_broker.port, identifier=client_id, clean_session=False,
+                              username="collector", password=COLLECTOR_PASSWORD, tls_context=tls)
+
+    async with collector_client() as client:
+        await client.subscribe("meterwatch/up/#", qos=1)
+    async with aiomqtt.Client("127.0.0.1", secure_broker.port, username="gw-a", password=GATEWAY_PASSWORD,
+                              tls_context=tls) as gateway:
+        for payload in payloads:
+            await gateway.publish(topic, payload, qos=1)
+    for expected in (payloads, []):
+        client = collector_client()
+        got: list[tuple[str, bytes, mqtt.Ack]] = []
+        Receiver(client, lambda t, p, ack: got.append((t, p, ack)))  # noqa: B023  (used within this iteration)
+        async with client:
+            if expected:
+                await _received(got, BURST)
+                for _, _, ack in got:
+                    ack()
+            await client.publish("meterwatch/status/tls-test", b"done", qos=1)  # a round trip after the acks
+        assert [p for _, p, _ in got] == expected  # then: nothing left in the session
