@@ -73,7 +73,7 @@ def ack_for(client: aiomqtt.Client, message: aiomqtt.Message) -> Ack:
 Deliver = Callable[[str, bytes, Ack], None]
 PUBLISH, PUBACK = 0x30, 0x40
 PUBACK_PACKET = struct.Struct("!BBH")
-READ_BYTES = 64 * 1024  # a read: some 600 messages of four readings, so flushes stay near ``batch_size``
+READ_BYTES = 64 * 1024  # a read: some 600 messages of four readings
 MAX_READS_PER_WAKEUP = 4  # (TLS gives 16 KiB a read) then other tasks get a turn; the rest is read on the next
 
 
