@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         check_notifiers(cfg)
         if cfg.http_listen:
             parse_listen(cfg.http_listen)
-        store = store_for(settings)
+        store = store_for(settings, timeout_s=cfg.query_timeout_s)
         notifiers: list[Notifier] = [] if args.no_publish else [MqttNotifier(settings)] + [
             http_notifier(n.kind, n.url.get_secret_value(), n.per_minute) for n in cfg.notifiers]
     except ValueError as exc:

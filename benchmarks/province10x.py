@@ -78,7 +78,7 @@ async def _backfill(url: str, directory: Path, days: float) -> dict[str, Any]:
 async def _evaluate(url: str, directory: Path) -> dict[str, Any]:
     registry = _registry(directory)
     before = _peak_mb()
-    store = open_store(url)  # the request timeout `meterwatch analyze` has (store_for's 30 s)
+    store = open_store(url, timeout_s=AnalyticsSettings().query_timeout_s)  # the request timeout of `meterwatch analyze`
     await store.open()
     book = AlertBook()
     out: dict[str, Any] = {"registry_mb": before}

@@ -136,6 +136,8 @@ class AnalyticsSettings(BaseModel):
     default_interval_s: float = Field(900.0, gt=0, description="a meter's reading interval where the store does not "
                                                                "say (silent rule, flows)")
     notifiers: list[NotifierSettings] = Field(default_factory=list, description="besides MQTT")
+    query_timeout_s: float = Field(120.0, gt=0, description="one store query of analyze (the 10x province's "
+                                                             "grouped queries take tens of seconds on InfluxDB)")
     reprice_every_s: float = Field(3600.0, ge=0, description="the last 3 days (late readings) are priced again at "
                                                              "most this often; new days at once (0: every evaluation)")
     rules_at_once: int = Field(2, ge=1, description="rules gathering their inputs at the same time (the store "
