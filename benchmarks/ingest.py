@@ -132,7 +132,8 @@ async def store_ceiling_run(influx_port: int, lines: list[str], in_flight: int =
     bodies = [b.encode() for b in request_bodies(lines, CEILING_BODY_BYTES, CEILING_LINES)]
     url, database = f"http://127.0.0.1:{influx_port}/write", f"ceiling{in_flight}"
     async with aiohttp.ClientSession() as http:
-        await http.post(f"http://127.0.0.1:{influx_port}/query", params={"q": f"CREATE DATABASE {database}"})
+        async with http.post(f"http://127.0.0.1:{influx_port}/query", params={"q": f"CREATE DATABASE {database}"}) as r:
+            await r.read()  # released before the session closes (aiohttp warns of an unclosed connection otherwise)
 
         async def post(queue: list[bytes]) -> None:
             while queue:
@@ -189,7 +190,8 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
     try:
         influx_url = f"influxdb://127.0.0.1:{influxd.port}/bench"
         async with aiohttp.ClientSession() as http:
-            await http.post(f"http://127.0.0.1:{influxd.port}/query", params={"q": "CREATE DATABASE naive"})
+            async with http.post(f"http://127.0.0.1:{influxd.port}/query", params={"q": "CREATE DATABASE naive"}) as r:
+                await r.read()
         subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-i", "ceiling", "-c", "-q", "1",
                         "-t", "meterwatch/up/+/+/reading", "-W", "1"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)

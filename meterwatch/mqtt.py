@@ -134,15 +134,19 @@ class Receiver:
         return not self._client._disconnected.done()  # noqa: SLF001
 
     async def wait(self, event: asyncio.Event) -> None:
-        """Until ``event`` is set; ``aiomqtt.MqttError`` when the connection drops first (as ``client.messages``)."""
+        """Until ``event`` is set; ``aiomqtt.MqttError`` when the connection drops first (as ``client.messages``).
+
+        Set counts even if it was cleared before this returns (a flush on the timer clears it meanwhile)."""
         disconnected = self._client._disconnected  # noqa: SLF001
         waiter = asyncio.ensure_future(event.wait())
         try:
-            await asyncio.wait((waiter, disconnected), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait((waiter, disconnected), return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
-        if not event.is_set():
-            raise aiomqtt.MqttError("Disconnected while receiving") from disconnected.exception()
+        if waiter in done or not disconnected.done():
+            return
+        why = None if disconnected.cancelled() else disconnected.exception()
+        raise aiomqtt.MqttError("Disconnected while receiving") from why
 
     # -- reading ------------------------------------------------------------------------------------
 

@@ -205,6 +205,22 @@ async def test_what_is_not_acked_is_redelivered_and_an_ack_of_a_dropped_connecti
         assert [p.decode() for _, p, _, _ in third] == [f"m{k}" for k in range(4, 10)] + ["sentinel"]
 
 
+async def test_an_event_set_and_cleared_before_the_waiter_runs_is_not_a_disconnection(mosquitto):
+    """The collector waits for a full batch; the timer's flush may clear the event before the waiter runs.
+    That once read as a dropped connection and killed the consumer (found by the midnight benchmark)."""
+    client = aiomqtt.Client("127.0.0.1", mosquitto.port)
+    receiver = Receiver(client, lambda topic, payload, ack: None)
+    async with client:
+        event = asyncio.Event()
+        waiting = asyncio.create_task(receiver.wait(event))
+        await asyncio.wait({waiting}, timeout=0)  # it is waiting now
+        event.set()
+        event.clear()  # before the waiter runs again
+        await asyncio.wait_for(waiting, timeout=10)  # returns: no error
+        assert receiver.connected
+    with pytest.raises(aiomqtt.MqttError):  # a dropped connection still says so
+        await receiver.wait(asyncio.Event())
+
 async def test_a_qos0_message_is_delivered_and_needs_no_ack(mosquitto):
     session = Session(mosquitto.port)
     client = aiomqtt.Client("127.0.0.1", mosquitto.port, identifier=session.client_id)
