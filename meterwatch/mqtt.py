@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -93,9 +94,10 @@ class Receiver:
     subscribing, publishing, keepalive and disconnecting stay paho's and
     aiomqtt's.  ``client.messages`` gets nothing.
 
-    Acks called in one turn of the loop (a batch made durable) go out as one
-    socket write, in the order they were called, so a batch's messages are
-    acknowledged in arrival order (MQTT 3.1.1 [MQTT-4.6.0-2]).  An ack of a
+    Acks go out in arrival order (MQTT 3.1.1 [MQTT-4.6.0-2]), whatever order
+    they are called in: a message acked early (a partition's skipped one)
+    waits for those before it; those ready in one turn of the loop (a batch
+    made durable) go out as one socket write.  An ack of a
     connection that has dropped does nothing (see ``ack_for``).
 
     Paho's private ``_sock`` (replaced by the view that sees only what is
@@ -115,6 +117,7 @@ class Receiver:
         self._inbox = bytearray()  # bytes read, not yet a whole packet
         self._acks = bytearray()  # PUBACKs of this turn of the loop, in the order they were called
         self._acks_of: asyncio.Future[None] | None = None  # the connection they belong to (its ``_disconnected``)
+        self._unacked: deque[list] = deque()  # [mid, acked] of this connection's QoS 1 messages, in arrival order
         paho.manual_ack_set(True)
         paho.on_message = self._on_message  # a QoS 2 message only: paho handles those
         aiomqtt_open = paho.on_socket_open
@@ -124,6 +127,7 @@ class Receiver:
             view = self._view = _PahoView(sock)
             paho_client._sock = view  # noqa: SLF001
             self._inbox = bytearray()
+            self._unacked = deque()  # the old connection's ids mean nothing now
             aiomqtt_open(paho_client, userdata, sock)  # its reader (replaced just below), its keepalive task
             self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), self._read, view)
 
@@ -210,8 +214,9 @@ class Receiver:
         topic = bytes(buf[start + 2:topic_end]).decode("utf-8", "replace")  # bad bytes: a bad-topic reject
         payload = bytes(buf[payload_at:end])
         if qos:
-            mid = buf[topic_end] << 8 | buf[topic_end + 1]
-            self._deliver(topic, payload, partial(self._ack, mid, self._client._disconnected))  # noqa: SLF001
+            waiting = [buf[topic_end] << 8 | buf[topic_end + 1], False]
+            self._unacked.append(waiting)
+            self._deliver(topic, payload, partial(self._ack, waiting, self._client._disconnected))  # noqa: SLF001
         else:
             self._deliver(topic, payload, _nothing_to_ack)
         return True
@@ -228,15 +233,21 @@ class Receiver:
 
     # -- acknowledging ------------------------------------------------------------------------------
 
-    def _ack(self, mid: int, connection: asyncio.Future[None]) -> None:
+    def _ack(self, waiting: list, connection: asyncio.Future[None]) -> None:
+        """Acknowledged: its PUBACK leaves once every message that arrived before it is acknowledged too
+        (arrival order, [MQTT-4.6.0-2]: a partition's skipped message, acked at once, waits for the batch
+        before it; out of order, each PUBACK made mosquitto search its list of messages in flight)."""
         if connection.done():
             return  # that connection dropped: its packet ids mean nothing now, the broker redelivers
         if self._acks_of is not connection:
             self._send_acks()
             self._acks_of = connection
-        if not self._acks:
+        waiting[1] = True
+        unacked = self._unacked
+        if not self._acks and unacked and unacked[0][1]:
             self._loop.call_soon(self._send_acks)
-        self._acks += PUBACK_PACKET.pack(PUBACK, 2, mid)
+        while unacked and unacked[0][1]:
+            self._acks += PUBACK_PACKET.pack(PUBACK, 2, unacked.popleft()[0])
 
     def _send_acks(self) -> None:
         acks, self._acks = self._acks, bytearray()

@@ -183,6 +183,26 @@ async def test_a_burst_is_read_many_a_turn_in_order_and_acked_only_when_asked_in
         assert again[0][1] == b"sentinel"  # the only one never acknowledged; nothing of the burst came back
 
 
+async def test_acks_called_out_of_order_leave_in_arrival_order(mosquitto):
+    """A partition's skipped message is acked on arrival, before the batch that came before it is durable:
+    its PUBACK waits for theirs ([MQTT-4.6.0-2]; out of order, mosquitto searched its in-flight list for
+    every one and used 8 times the CPU in the two-worker burst)."""
+    session = Session(mosquitto.port)
+    await session.create()
+    await session.publish("m0", "m1", "m2", "m3")
+    async with Wire(mosquitto.port) as wire, session.receiving(wire.port) as got:
+        await _received(got, 4)
+        got[3][2]()
+        got[1][2]()
+        await session.publish("sentinel")
+        await _received(got, 5)  # a round trip later: the later ones' PUBACKs are held
+        assert wire.acked == []
+        got[0][2]()  # m0, then m1 (acked before) may go; m2 holds m3
+        await until(lambda: len(wire.acked) == 2, "two PUBACKs")
+        got[2][2]()
+        await until(lambda: len(wire.acked) == 4, "four PUBACKs")
+        assert wire.acked == wire.published[:4]
+
 async def test_what_is_not_acked_is_redelivered_and_an_ack_of_a_dropped_connection_does_nothing(mosquitto):
     session = Session(mosquitto.port)
     await session.create()
