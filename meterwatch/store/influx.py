@@ -224,16 +224,14 @@ class InfluxStore:
         return columns_from_rows(agg, [(*key, *acc) for key, acc in sorted(groups.items())])
 
     async def _aggregate(self, agg: Aggregate) -> dict[str, Any]:
-        if agg.devices is None:
-            return columns_from_rows(agg, await self._aggregate_rows(agg, ""))
-        rows = []  # devices named in the query, a few hundred at a time (a query's length stays modest)
-        for only in _device_filters(list(agg.devices)):
-            rows += await self._aggregate_rows(agg, only[0])
+        rows = []  # named devices: a few hundred a query (a query's length stays modest)
+        for only in _device_filters(None if agg.devices is None else list(agg.devices)):
+            rows += await self._aggregate_rows(agg, only)
         rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
         return columns_from_rows(agg, rows)
 
-    async def _aggregate_rows(self, agg: Aggregate, devices: str) -> list[tuple[Any, ...]]:
-        """Rows (by..., [bucket], values...) of one InfluxQL query, ordered by their keys."""
+    async def _aggregate_rows(self, agg: Aggregate, only: list[str]) -> list[tuple[Any, ...]]:
+        """Rows (by..., [bucket], values...) of one InfluxQL query; ``only``: conditions naming devices."""
         schema = agg.record_type.schema
         ql_func = {"sum": "sum({})", "min": "min({})", "max": "max({})", "count": "count({})",
                    "median": "median({})", "p95": "percentile({}, 95)"}
@@ -241,9 +239,7 @@ class InfluxStore:
                    for alias, (f, col) in agg.values.items()]
         shift = 1 if agg.closing else 0  # (b, b + bucket] is [b + 1 s, b + bucket + 1 s) on whole seconds
         where = [f"time >= {int(agg.start) + shift}s", f"time < {int(agg.end) + shift}s"]
-        where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()]
-        if devices:
-            where.append(devices)
+        where += [f"{quote_ident(k)} = {quote_string(v)}" for k, v in agg.where.items()] + only
         group = [quote_ident(k) for k in agg.by]
         if agg.bucket_s:
             offset = (agg.bucket_s - LOCAL_UTC_OFFSET_S + shift) % agg.bucket_s
@@ -261,7 +257,6 @@ class InfluxStore:
                 if agg.bucket_s:
                     row.append(values[0] - shift)
                 rows.append((*row, *values[1:]))
-        rows.sort(key=lambda r: tuple(r[:len(agg.by) + (1 if agg.bucket_s else 0)]))
         return rows
 
     async def count(self, record_type: type[Record]) -> int:
