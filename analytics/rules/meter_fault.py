@@ -29,6 +29,11 @@ class MeterFaultSettings(BaseModel):
     backwards_min: int = Field(2, ge=1, description="bad (lower) readings in a day that make a fault")
 
 
+def still(recent_use: np.ndarray, recent_count: np.ndarray, min_count: float) -> np.ndarray:
+    """Per device: reporting (at least ``min_count`` readings) without moving: what a frozen register does."""
+    return (recent_count >= max(min_count, 1)) & (np.nan_to_num(recent_use) <= 0)
+
+
 def meter_fault(recent_use: np.ndarray, recent_count: np.ndarray, usual_daily_use: np.ndarray,
                 neighbours_moving: np.ndarray, bad_readings: np.ndarray, jumps: np.ndarray, *,
                 min_backwards: int, min_count: float) -> np.ndarray:
@@ -37,8 +42,7 @@ def meter_fault(recent_use: np.ndarray, recent_count: np.ndarray, usual_daily_us
     A frozen register keeps reporting: a meter with few readings in the
     window has gone silent, which is the silent rule's business.
     """
-    frozen = ((recent_count >= max(min_count, 1)) & (np.nan_to_num(recent_use) <= 0) & (usual_daily_use > 0)
-              & neighbours_moving)
+    frozen = still(recent_use, recent_count, min_count) & (usual_daily_use > 0) & neighbours_moving
     code = np.zeros(len(recent_use), dtype=np.int64)
     code = np.where(frozen, FROZEN, code)
     code = np.where(bad_readings >= min_backwards, BACKWARDS, code)
@@ -53,9 +57,8 @@ async def evaluate(ctx: Context[MeterFaultSettings]) -> RuleResult:
     # Does it usually move?  Its 90th-percentile day over a month before, so that a meter frozen for a
     # week is still compared with the weeks when it worked.
     min_count = cfg.frozen_min_readings_per_day * cfg.frozen_days
-    still = (count >= max(min_count, 1)) & (np.nan_to_num(use) <= 0)  # only these can be frozen: ask their past
     usual = await inputs.daily_use(store, devices, int(recent_start - cfg.frozen_baseline_days * DAY), recent_start,
-                                   percentile=90, only=still)
+                                   percentile=90, only=still(use, count, min_count))  # only these can be frozen
     inst_use: dict[str, float] = {}
     for d, u in zip(devices, np.nan_to_num(use), strict=True):
         inst_use[d.institution] = inst_use.get(d.institution, 0.0) + max(u, 0.0)
