@@ -58,8 +58,12 @@ def ack_for(client: aiomqtt.Client, message: aiomqtt.Message) -> Ack:
     another message), so an ack for a dropped connection does nothing: the
     broker redelivers and the store's idempotence absorbs the repeat.
     """
+    return _paho_ack(client, message.mid, message.qos)
+
+
+def _paho_ack(client: aiomqtt.Client, mid: int, qos: int) -> Ack:
+    """Acknowledge packet ``mid`` through paho, on the client's current connection only."""
     paho = client._client  # noqa: SLF001
-    mid, qos = message.mid, message.qos
     disconnected = client._disconnected  # noqa: SLF001  (this connection's, replaced on reconnect)
 
     def ack() -> None:
@@ -223,13 +227,8 @@ class Receiver:
 
     def _on_message(self, _paho: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         """A PUBLISH paho read (QoS 2: never granted, the collector subscribes at QoS 1): acked by paho."""
-        connection = self._client._disconnected  # noqa: SLF001
-
-        def ack() -> None:
-            if not connection.done():
-                self._paho.ack(message.mid, message.qos)
-
-        self._deliver(message._topic.decode("utf-8", "replace"), message.payload, ack)  # noqa: SLF001
+        self._deliver(message._topic.decode("utf-8", "replace"), message.payload,  # noqa: SLF001
+                      _paho_ack(self._client, message.mid, message.qos))
 
     # -- acknowledging ------------------------------------------------------------------------------
 
