@@ -29,10 +29,10 @@ from meterwatch.registry import Device, load_registry
 from meterwatch.store import MeterValuePoint, ReadingPoint, RejectRecord, open_store
 from simulators.province import Province, write_registry
 from tests.collector.test_platforms import CTWING_REPORT, ONENET_CAPTURE
-from tests.conftest import _unavailable
+from tests.conftest import _serve
 from tests.e2e.conftest import eventually, make_settings, running_collector, until
 from tests.helpers import cjt188_water_frame, dlt645_energy_frame, fetch_all, tiny_province
-from benchmarks.servers import ServerUnavailable, free_port, start_influxd
+from benchmarks.servers import free_port, start_influxd
 
 pytestmark = pytest.mark.servers
 ONENET_TOKEN, CTWING_TOKEN = "onenet-secret-0001", "ctwing-secret-0002"
@@ -52,13 +52,9 @@ def push_registry(directory):
 
 
 @pytest.fixture
-def influx(tmp_path):
-    try:
-        server = start_influxd(tmp_path / "influx")
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-    yield server
-    server.stop()
+def influx(tmp_path_factory):
+    """An influxd of the test's own: the tests kill or stall it."""
+    yield from _serve(start_influxd, tmp_path_factory, "influx")
 
 
 @contextlib.asynccontextmanager
