@@ -15,17 +15,20 @@ meter's next upload) is appended at once by ``extend``, as numpy
 operations; whatever ``extend`` cannot prove ordinary (a duplicate, a late
 or out-of-order reading, a register that went down, a jump) goes through
 ``add`` reading by reading, the reference ``extend`` is tested against.
+``extend_all`` does what ``extend`` does for the next uploads of many
+devices at once (a flush of hourly four-reading messages), leaving to
+``extend`` every batch it cannot prove ordinary.
 """
 
 from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from collector.registers import (
     JUMP_FACTOR,
@@ -38,7 +41,6 @@ from collector.registers import (
 )
 
 Status = Literal["new", "duplicate", "conflict", "late"]
-HELD = -1  # in ``DeviceHistory._medians``: the median held from before the batch
 REGISTER_TOLERANCE = 1e-9
 
 
@@ -129,98 +131,16 @@ class DeviceHistory:
 
         None, with the history untouched, when some reading needs ``add``: a
         time repeated in the batch or not after the newest reading, a time of
-        a reading kept out as bad, a register that goes down, a jump, or a
-        window too short to hold the median's readings.
+        a reading kept out as bad, a register that goes down, a jump (see
+        ``extend_all``, which this is for one device).
         """
-        if self.capacity <= JUMP_WINDOW:
-            return None
-        gaps = ts[1:] - ts[:-1]
-        if not (gaps > 0).all():
+        if not (ts[1:] > ts[:-1]).all():
             order = np.argsort(ts, kind="stable")
             ts, register = ts[order], register[order]
-            gaps = ts[1:] - ts[:-1]
-            if not (gaps > 0).all():
-                return None  # a time twice in the batch: a duplicate or a conflict, one by one
-        known = len(self.ts)
-        if known:
-            first_ts = int(ts[0])
-            if first_ts <= self.ts[-1] or (self._bad and max(self._bad) >= first_ts):
-                return None
-            prev_reg = np.concatenate(((self.register[-1],), register[:-1]))
-            steps, new_reg = np.concatenate(((first_ts - self.ts[-1],), gaps)), register
-        else:  # the device's very first reading has nothing before it
-            prev_reg, steps, new_reg = register[:-1], gaps, register[1:]
-        if (new_reg + REGISTER_TOLERANCE < prev_reg).any():
+        extended = extend_all([self], ts, register, [len(ts)])
+        if not extended.done[0]:
             return None
-        medians, median, due = self._medians(ts, register, len(steps))
-        rise = new_reg - prev_reg
-        if medians is not None and ((medians > 0) & (rise / steps > JUMP_FACTOR * medians)).any():
-            return None
-        consumption, interval_s = np.maximum(rise, 0.0), steps
-        if not known:
-            consumption = np.concatenate(((np.nan,), consumption))
-            interval_s = np.concatenate(((-1,), steps))
-        self._median, self._median_due = median, due
-        self.ts.frombytes(ts.tobytes())
-        self.register.frombytes(register.tobytes())
-        self._trim()
-        return Extended(ts, register, consumption, interval_s)
-
-    def _medians(self, ts: np.ndarray, register: np.ndarray, count: int
-                 ) -> tuple[np.ndarray | float | None, float | None, int]:
-        """The median rate ``_append`` would judge each of the last ``count`` readings by, and the state after them.
-
-        One number when one median judges them all (the common case), None
-        when none has a median, else an array (NaN: none).  ``ts`` and
-        ``register`` are the batch, newer than the history.
-        """
-        median, due = self._median, self._median_due
-        if median is not None and due >= count:
-            return median, median, due - count
-        start = len(self.ts) + len(ts) - count  # readings before the first judged one
-        # Where ``_append`` would compute the median again, one append after another: ``end`` is how many
-        # readings it is of (HELD: the one held before the batch; None: too few readings for one; times only
-        # rise here, so ``median_rate`` has a median exactly when it has enough readings).
-        runs: list[tuple[int, int, int | None]] = []  # (first judged, how many, end)
-        end: int | None = HELD if median is not None else None
-        k = 0
-        while k < count:
-            if end is None or due <= 0:
-                end, due = start + k, JUMP_REFRESH
-                end = end if end >= JUMP_MIN_HISTORY + 1 else None
-            run = 1 if end is None else min(due, count - k)  # appends judged by this median
-            runs.append((k, run, end))
-            due -= run
-            k += run
-        values = self._window_medians(ts, register, [e for _, _, e in runs if e is not None and e != HELD])
-        values[HELD] = median
-        medians = np.full(count, np.nan)
-        for k, run, e in runs:
-            if e is not None:
-                medians[k:k + run] = values[e]
-        if not runs:
-            return None, median, due
-        judged = any(e is not None for _, _, e in runs)
-        last = runs[-1][2]
-        return (medians if judged else None), (None if last is None else values[last]), due
-
-    def _window_medians(self, ts: np.ndarray, register: np.ndarray, ends: list[int]) -> dict[int, float | None]:
-        """``median_rate`` of the history followed by the batch, at each of ``ends``, all at once."""
-        if not ends:
-            return {}
-        every_ts = np.concatenate((np.frombuffer(self.ts, dtype=np.int64), ts))
-        every_reg = np.concatenate((np.frombuffer(self.register, dtype=np.float64), register))
-        rates = np.diff(every_reg) / np.diff(every_ts)  # every step rises: rate i is from reading i to i + 1
-        full = [e for e in ends if e - 1 >= JUMP_WINDOW]  # a whole window of JUMP_WINDOW rates before e - 1
-        out: dict[int, float | None] = {}
-        if full:
-            windows = sliding_window_view(rates, JUMP_WINDOW)[[e - 1 - JUMP_WINDOW for e in full]]
-            out.update(zip(full, np.sort(windows, axis=1)[:, JUMP_WINDOW // 2].tolist(), strict=True))
-        for e in ends:
-            if e not in out:
-                window = np.sort(rates[:e - 1])
-                out[e] = float(window[len(window) // 2])
-        return out
+        return Extended(ts, register, extended.consumption, extended.interval_s)
 
     def repeats_latest(self, ts: int, register: float, within_s: float) -> bool:
         """True when ``register`` at ``ts`` is the newest reading again, less than ``within_s`` later.
@@ -270,6 +190,119 @@ class DeviceHistory:
             self.known_from = self.ts[0]
             self._bad = {t for t in self._bad if t >= self.known_from}
             self._jumps = {t for t in self._jumps if t >= self.known_from}
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedAll:
+    """What ``extend_all`` appended: which batches, and the columns of every batch's rows (garbage where not done)."""
+
+    done: list[bool]
+    consumption: np.ndarray  # float64; NaN: none (a device's first reading)
+    interval_s: np.ndarray  # int64; -1: none
+
+
+def extend_all(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.ndarray, counts: Sequence[int]
+               ) -> ExtendedAll:
+    """``extend`` for one batch of each of many devices at once, exactly as ``add`` would reading by reading.
+
+    ``ts`` and ``register`` (after the multiplier) are the batches one after
+    another, ``counts`` how many rows each has; each history appears once.
+    A batch is appended when it is plainly the device's next upload: times
+    rising and after the newest reading (and after any reading kept out as
+    bad), registers not going down, no jump.  Every other batch is left
+    untouched (``done`` False) for ``add``.
+
+    A jump is judged against the median rate ``_append`` would hold at each
+    reading: the one held before the batch for its first ``due`` readings,
+    then one computed every ``JUMP_REFRESH`` readings from the readings
+    before it, history and batch alike; all of them computed in one go.
+    """
+    n, rows = len(histories), len(ts)
+    counts_ = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts_) - counts_
+    owner = np.repeat(np.arange(n), counts_)
+    last_ts, last_reg, bad_after, held, firsts, splits, bases = [], [], [], [], [], [], []
+    windows: list[tuple[int, int]] = []  # a median computed within a batch: (batch, readings before it)
+    after: list[tuple[int, float | None, int]] = []  # per batch: (medians computed, else the one held after; due)
+    refused = [h.capacity <= JUMP_WINDOW for h in histories]  # a window too short for ``extend``'s bookkeeping
+    for i, (h, count) in enumerate(zip(histories, counts, strict=True)):
+        known, median, due = len(h.ts), h._median, h._median_due
+        first = 0 if known else 1  # a device's very first reading has nothing before it: not judged
+        before, judged = known + first, count - first  # readings before the first judged one; judged ones
+        if median is not None and due > 0:
+            split = min(due, judged)  # the first ``split`` judged by the median held
+            due -= split
+        else:  # readings too few for a median are judged by none, each one asking again
+            split = min(max(0, JUMP_MIN_HISTORY + 1 - before), judged)
+            median, due = (None, JUMP_REFRESH - 1) if split else (median, due)
+        held.append(np.nan if median is None else median)
+        ends = range(before + split, before + judged, JUMP_REFRESH)  # each: the readings before a new median
+        if ends and ends[0] <= JUMP_MIN_HISTORY:
+            ends, refused[i] = range(0), True  # a history shortened by a bad reading: ``add`` knows
+        bases.append(len(windows))
+        windows += [(i, end) for end in ends]
+        if ends:  # the last median computed holds on, due again after JUMP_REFRESH readings from its own
+            median, due = None, JUMP_REFRESH - (before + judged - ends[-1])
+        after.append((len(ends), median, due))
+        last_ts.append(h.ts[-1] if known else 0)
+        last_reg.append(h.register[-1] if known else 0.0)
+        bad_after.append(max(h._bad) if h._bad else -(2**62))
+        held.append(np.nan if median is None or ends else median)
+        firsts.append(first)
+        splits.append(split)
+    computed = np.append(_window_medians(histories, ts, register, starts, windows) if windows else [], np.nan)
+    k = np.arange(rows) - starts[owner] - np.asarray(firsts)[owner]  # the row's place among its batch's judged
+    split_rows = np.asarray(splits)[owner]
+    run = np.where(k >= split_rows, np.asarray(bases)[owner] + (k - split_rows) // JUMP_REFRESH, -1)
+    judge = np.where(k < split_rows, np.asarray(held)[owner], computed[run])
+    prev_ts = np.empty(rows, dtype=np.int64)
+    prev_ts[1:] = ts[:-1]
+    prev_ts[starts] = last_ts
+    prev_reg = np.empty(rows, dtype=np.float64)
+    prev_reg[1:] = register[:-1]
+    prev_reg[starts] = last_reg
+    steps, rise, has_prev = ts - prev_ts, register - prev_reg, k >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        odd = has_prev & ((steps <= 0) | (register + REGISTER_TOLERANCE < prev_reg)
+                          | ((judge > 0) & (rise / steps > JUMP_FACTOR * judge)))
+    odd_batches = (np.add.reduceat(odd, starts) > 0) | (ts[starts] <= np.asarray(bad_after, dtype=np.int64))
+    done = [not (o or r) for o, r in zip(odd_batches.tolist(), refused, strict=True)]
+    ts_rows, reg_rows, medians = ts.tolist(), register.tolist(), computed.tolist()
+    for i, (h, start, count) in enumerate(zip(histories, starts.tolist(), counts, strict=True)):
+        if done[i]:
+            made, median, due = after[i]
+            h.ts.extend(ts_rows[start:start + count])
+            h.register.extend(reg_rows[start:start + count])
+            h._median, h._median_due = (medians[bases[i] + made - 1] if made else median), due
+            h._trim()
+    return ExtendedAll(done, np.where(has_prev, np.maximum(rise, 0.0), np.nan), np.where(has_prev, steps, -1))
+
+
+def _window_medians(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.ndarray, starts: np.ndarray,
+                    windows: list[tuple[int, int]]) -> np.ndarray:
+    """``median_rate`` at each ``(batch, end)``: of the ``end`` readings before, its history's then its batch's."""
+    width = JUMP_WINDOW + 1
+    out_ts = np.zeros((len(windows), width), dtype=np.int64)
+    out_reg = np.full((len(windows), width), np.nan)
+    sizes = []
+    for row, (i, end) in enumerate(windows):
+        h, start = histories[i], int(starts[i])
+        known = len(h.ts)
+        from_batch = min(end - known, width)
+        from_history = min(known, width - from_batch)
+        if from_history:
+            out_ts[row, width - from_batch - from_history:width - from_batch] = np.frombuffer(h.ts, np.int64)[
+                known - from_history:]
+            out_reg[row, width - from_batch - from_history:width - from_batch] = np.frombuffer(h.register)[
+                known - from_history:]
+        if from_batch:
+            out_ts[row, width - from_batch:] = ts[start + end - known - from_batch:start + end - known]
+            out_reg[row, width - from_batch:] = register[start + end - known - from_batch:start + end - known]
+        sizes.append(from_history + from_batch)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.diff(out_reg, axis=1) / np.diff(out_ts, axis=1)  # NaN before a shorter window: sorted last
+    rates.sort(axis=1)
+    return rates[np.arange(len(windows)), (np.asarray(sizes, dtype=np.int64) - 1) // 2]
 
 
 def seed(ts: int, register: float, capacity: int, multiplier: float = 1.0) -> DeviceHistory:

@@ -15,6 +15,10 @@ Each stage takes a list of ``Message`` and fills in its part (see
   ``late`` for ``collector.late`` to place between their stored neighbours.
   A batch decoded as columns that is newer than the history is appended at
   once (``DeviceHistory.extend``); otherwise it goes reading by reading.
+  The plain next uploads of a whole flush (one message per device, nothing
+  but columns) are appended together first (``deltas.extend_all``), then
+  every other message in arrival order, so each device's messages are
+  still taken in the order they came.
 
 The stages are total: whatever goes wrong with one message becomes a reject
 of that message (``internal_error``, the exception's class in the detail),
@@ -30,9 +34,11 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from collector import reasons
 from collector.decoders import DECODERS, DecodeContext, Decoded, Decoder, RawWeighing, Sample, SampleColumns
-from collector.deltas import DeviceHistory, Interval, seed
+from collector.deltas import DeviceHistory, Interval, extend_all, seed
 from collector.logsummary import LogSummary
 from collector.message import Message
 from collector.topics import TopicError, parse_up_topic
@@ -102,7 +108,8 @@ class Ingestor:
 
     def derive(self, messages: list[Message]) -> None:
         """Points from the history; then a message that came out as nothing is a broken contract."""
-        self._each(self._derive, messages)
+        done = self._derive_at_once(messages)
+        self._each(self._derive, [m for m in messages if id(m) not in done] if done else messages)
         for m in messages:
             if not m.verdict:
                 self._internal_error(m, "nothing came out of the message: a decoder broke its contract")
@@ -168,6 +175,63 @@ class Ingestor:
         m.out.values += [MeterValuePoint(device.id, device.institution, v.name, v.ts, v.value) for v in decoded.values]
 
     # -- derive: readings ---------------------------------------------------------------------------
+
+    def _derive_at_once(self, messages: list[Message]) -> set[int]:
+        """The plain next uploads among ``messages``, appended all at once; the ``id`` of each message done.
+
+        In rounds: each takes, of every device, its first message not yet
+        done when that holds nothing but a batch of columns, and
+        ``extend_all`` appends those that are plainly the device's next
+        readings.  A message it leaves (or that is not plain columns) stays
+        for ``_derive``, and so does every later message of its device.
+        """
+        done: set[int] = set()
+        tried: set[int] = set()
+        while True:
+            touched: set[str] = set()
+            chosen: list[tuple[Message, Device]] = []
+            for m in messages:
+                decoded, device = m.decoded, m.device
+                if m.settled or decoded is None or device is None or id(m) in done:
+                    continue
+                if decoded.forwarded:
+                    touched.update(d.id for d in decoded.forwarded)
+                elif (decoded.columns is not None and not decoded.samples and not decoded.weighings
+                      and not decoded.values and device.id not in touched and id(m) not in tried):
+                    chosen.append((m, device))
+                    tried.add(id(m))
+                touched.add(device.id)
+            if not chosen:
+                return done
+            try:
+                done |= self._append_at_once(chosen)
+            except Exception as exc:  # noqa: BLE001  (then each message goes its own way, as before)
+                self.log_summary.error("internal errors while deriving a flush at once", exc, chosen[0][0].topic)
+                return done
+
+    def _append_at_once(self, chosen: list[tuple[Message, Device]]) -> set[int]:
+        columns = [m.decoded.columns for m, _ in chosen]  # type: ignore[union-attr]  (chosen: decoded columns)
+        counts = [len(c.ts) for c in columns]  # type: ignore[union-attr]
+        ts = np.concatenate([c.ts for c in columns])  # type: ignore[union-attr]
+        register = np.concatenate([c.value for c in columns]) * np.repeat(  # type: ignore[union-attr]
+            [d.multiplier for _, d in chosen], counts)
+        places = [self.registry.institutions[d.institution] for _, d in chosen]  # before any history moves
+        extended = extend_all([self.history(d) for _, d in chosen], ts, register, counts)
+        done: set[int] = set()
+        start = 0
+        for (m, device), inst, count, appended in zip(chosen, places, counts, extended.done, strict=True):
+            end = start + count
+            if appended:
+                block = ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind, ts[start:end],
+                                       register[start:end], extended.consumption[start:end],
+                                       extended.interval_s[start:end])
+                if self.columns:
+                    m.out.reading_columns.append(block)
+                else:
+                    m.out.readings += block.points()
+                done.add(id(m))
+            start = end
+        return done
 
     def history(self, device: Device) -> DeviceHistory:
         history = self.histories.get(device.id)

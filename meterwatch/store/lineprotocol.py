@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Iterable
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -173,26 +174,29 @@ def line_list(schema: Schema, records: Iterable[Any]) -> list[str]:
 
 
 def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
-    """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s."""
+    """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s.
+
+    All the blocks at once (a flush holds a thousand blocks of four readings):
+    the usual line (every field, plain decimals) is written in bulk, any other
+    row on its own.
+    """
+    blocks = [block for block in blocks if len(block.ts)]
+    if not blocks:
+        return []
     schema = ReadingPoint.schema
-    lines: list[str] = []
-    for block in blocks:
-        prefix = _prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
-        complete = np.isfinite(block.consumption) & (block.interval_s >= 0)  # readings with both
-        if not (_plain_decimals(block.register) and _plain_decimals(block.consumption[complete])):
-            lines += [_reading_line(prefix, *row) for row in zip(
-                block.ts.tolist(), block.register.tolist(), block.consumption.tolist(), block.interval_s.tolist(),
-                strict=True)]
-            continue
-        first = len(lines)
-        head = f"{prefix} register="  # the usual case, in bulk: every reading complete, plain decimals
-        lines += [f"{head}{register},consumption={consumption},interval_s={interval_s}i {ts}"
-                  for register, consumption, interval_s, ts in zip(
-                      _reprs(block.register), _reprs(np.where(complete, block.consumption, 0.0)),
-                      block.interval_s.tolist(), block.ts.tolist(), strict=True)]
-        for i in np.flatnonzero(~complete).tolist():  # a device's first reading, a gap: a field left out
-            lines[first + i] = _reading_line(prefix, int(block.ts[i]), float(block.register[i]),
-                                             float(block.consumption[i]), int(block.interval_s[i]))
+    prefixes = [_prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
+                for block in blocks]
+    row_prefixes = list(chain.from_iterable(map(repeat, prefixes, [len(block.ts) for block in blocks])))
+    ts, register, consumption, interval_s = (np.concatenate([getattr(block, name) for block in blocks]) for name in (
+        "ts", "register", "consumption", "interval_s"))
+    complete = np.isfinite(consumption) & (interval_s >= 0)  # readings with both
+    bulk = np.where(complete, consumption, 0.0)
+    usual = complete & _plain_decimals(register) & _plain_decimals(bulk)
+    ts_, interval_ = ts.tolist(), interval_s.tolist()
+    lines = [f"{prefix} register={r},consumption={c},interval_s={i}i {t}" for prefix, r, c, i, t in zip(
+        row_prefixes, _reprs(register), _reprs(bulk), interval_, ts_, strict=True)]
+    for i in np.flatnonzero(~usual).tolist():  # a device's first reading, a gap, an exponent: fields on their own
+        lines[i] = _reading_line(row_prefixes[i], ts_[i], float(register[i]), float(consumption[i]), interval_[i])
     return lines
 
 
@@ -209,10 +213,10 @@ def _reading_line(prefix: str, ts: int, register: float, consumption: float, int
 _JSON = msgspec.json.Encoder()
 
 
-def _plain_decimals(values: np.ndarray) -> bool:
-    """True when every value is one that ``repr`` writes without an exponent (0, or 1e-4 <= |x| < 1e16)."""
+def _plain_decimals(values: np.ndarray) -> np.ndarray:
+    """Where a value is one that ``repr`` writes without an exponent (0, or 1e-4 <= |x| < 1e16)."""
     magnitude = np.abs(values)
-    return bool(((magnitude == 0) | ((magnitude >= 1e-4) & (magnitude < 1e16))).all())
+    return (magnitude == 0) | ((magnitude >= 1e-4) & (magnitude < 1e16))
 
 
 def _reprs(values: np.ndarray) -> list[str]:

@@ -172,3 +172,43 @@ def test_a_bad_item_sends_the_batch_item_by_item_and_only_it_is_rejected(registr
 def test_what_the_columnar_decoder_does_not_take_is_left_to_the_per_item_path(registry, payload) -> None:
     ctx = DecodeContext(registry.devices["a-w1"], NOW, 3600, 2000)
     assert decode_columns(payload, ctx) is None
+
+
+def next_upload(state: dict[str, float], count: int) -> list[dict]:
+    """A meter's plain next upload: ``count`` quarter-hours, each a little more than the one before."""
+    items = []
+    for k in range(count):
+        state["ts"] += 900
+        state["value"] += 0.25 + 0.01 * k
+        items.append({"ts": int(state["ts"]), "value": state["value"]})
+    return items
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_flush_derived_at_once_comes_out_exactly_as_message_after_message(registry, data) -> None:
+    """The collector derives a whole flush at once (``deltas.extend_all``); the reference takes one message at a
+    time, reading by reading.  Flushes of any size, a device several times in one, odd readings among them."""
+    per_reading, columnar = ingestors(registry)
+    devices = {**DEVICES, "b-w1": "m3"}
+    topics = {"a-e1": "inst-a", "a-w1": "inst-a", "b-w1": "inst-b"}
+    state = {d: {"ts": float(NOW - 900 * 20_000), "value": data.draw(st.floats(0.0, 1000.0))} for d in devices}
+    for _ in range(data.draw(st.integers(1, 8))):
+        flush = []
+        for _ in range(data.draw(st.integers(1, 12))):
+            device = data.draw(st.sampled_from(sorted(devices)))
+            if data.draw(st.integers(0, 3)) == 0:
+                items = items_of(data, state[device], devices[device])
+            else:
+                items = next_upload(state[device], data.draw(st.sampled_from([1, 4, 4, 4, 20])))
+            flush.append((f"meterwatch/up/{topics[device]}/{device}/reading", json.dumps({"readings": items}).encode()))
+        old = [Message(topic, payload) for topic, payload in flush]
+        new = [Message(topic, payload) for topic, payload in flush]
+        for m in old:
+            per_reading.process([m])
+        columnar.process(new)
+        assert [outcome(m) for m in new] == [outcome(m) for m in old]
+    for device in devices:
+        assert columnar.histories.keys() == per_reading.histories.keys()
+        if device in columnar.histories:
+            assert history_state(columnar.histories[device]) == history_state(per_reading.histories[device])

@@ -7,8 +7,12 @@ what writing the ``ReadingPoint``s would have given.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meterwatch.store import Batch, ReadingColumns, ReadingPoint, open_store
 from meterwatch.store.codec import decode_batch, encode_batch
@@ -99,3 +103,26 @@ async def test_a_refused_batch_with_columns_is_bisected_down_to_points(store) ->
     for part in (first, second):
         await store.write(part)
     assert sorted(p.ts for p in await store.fetch(ReadingPoint)) == [T0 + 900 * k for k in range(4)]
+
+
+_FLOATS = st.one_of(st.floats(0, 1e20, allow_nan=False), st.sampled_from([0.0, 1e-5, 5e-05, 1e-4, 1e16, 0.1 + 0.2]))
+
+
+@st.composite
+def _blocks(draw: st.DrawFn) -> list[ReadingColumns]:
+    blocks = []
+    for k in range(draw(st.integers(1, 5))):
+        n = draw(st.integers(0, 6))
+        consumption = [draw(st.one_of(_FLOATS, st.just(math.nan))) for _ in range(n)]
+        interval_s = [draw(st.sampled_from([-1, 0, 900, 3600])) for _ in range(n)]
+        blocks.append(ReadingColumns(f"d{k % 3}", "i1", "yinchuan", "office", "water",
+                                     np.array([T0 + 900 * j for j in range(n)], dtype=np.int64),
+                                     np.array([draw(_FLOATS) for _ in range(n)], dtype=np.float64),
+                                     np.array(consumption, dtype=np.float64), np.array(interval_s, dtype=np.int64)))
+    return blocks
+
+
+@given(_blocks())
+def test_line_protocol_of_many_blocks_at_once_is_that_of_their_points(blocks) -> None:
+    """Blocks of any size (none too), fields missing anywhere, exponents among plain decimals."""
+    assert reading_lines(blocks) == line_list(ReadingPoint.schema, [p for b in blocks for p in b.points()])
