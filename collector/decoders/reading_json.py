@@ -36,7 +36,7 @@ class ReadingItem(TimedItem):
     unit: Text | None = None
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, gc=False):
     """``ReadingItem`` as msgspec types: a time as Unix seconds (int64), anything else goes item by item."""
 
     ts: int
@@ -45,7 +45,7 @@ class _Item(msgspec.Struct):
     unit: str | None = None
 
 
-class _Batch(msgspec.Struct):
+class _Batch(msgspec.Struct, gc=False):
     readings: list[_Item]
 
 
@@ -61,7 +61,8 @@ def decode_columns(payload: bytes, ctx: DecodeContext) -> SampleColumns | None:
     if not items or len(items) > ctx.max_batch:
         return None
     unit = ctx.device.unit
-    if any(item.unit is not None and item.unit != unit for item in items):
+    # A payload that does not spell the key, plainly or with an escape, names no unit: the usual case skips the look.
+    if (b"unit" in payload or b"\\u" in payload) and any(item.unit not in (None, unit) for item in items):
         return None
     ts, value = [item.ts for item in items], [item.value for item in items]
     # Bounds over the batch (a few numpy calls cost more than this for the usual four items).  The sum is

@@ -168,6 +168,8 @@ def test_a_bad_item_sends_the_batch_item_by_item_and_only_it_is_rejected(registr
     b'{"readings": [{"ts": 1764000000.5, "value": 1.0}]}',
     b'{"readings": [{"ts": 100000000000000000000000000000, "value": 1.0}]}',
     b'\xef\xbb\xbf{"readings": [{"ts": 1764000000, "value": 1.0}]}',
+    b'{"readings": [{"ts": 1764000000, "value": 1.0, "unit": "GJ"}]}',
+    b'{"readings": [{"ts": 1764000000, "value": 1.0, "\\u0075nit": "GJ"}]}',  # the key spelled with an escape
 ])
 def test_what_the_columnar_decoder_does_not_take_is_left_to_the_per_item_path(registry, payload) -> None:
     ctx = DecodeContext(registry.devices["a-w1"], NOW, 3600, 2000)
