@@ -247,7 +247,6 @@ def extend_all(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.
         last_ts.append(h.ts[-1] if known else 0)
         last_reg.append(h.register[-1] if known else 0.0)
         bad_after.append(max(h._bad) if h._bad else -(2**62))
-        held.append(np.nan if median is None or ends else median)
         firsts.append(first)
         splits.append(split)
     computed = np.append(_window_medians(histories, ts, register, starts, windows) if windows else [], np.nan)

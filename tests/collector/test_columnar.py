@@ -176,12 +176,12 @@ def test_what_the_columnar_decoder_does_not_take_is_left_to_the_per_item_path(re
     assert decode_columns(payload, ctx) is None
 
 
-def next_upload(state: dict[str, float], count: int) -> list[dict]:
-    """A meter's plain next upload: ``count`` quarter-hours, each a little more than the one before."""
+def next_upload(state: dict[str, float], count: int, rate: float, jump_at: int | None) -> list[dict]:
+    """A meter's next upload: ``count`` quarter-hours rising by about ``rate``; at ``jump_at``, 300 times as much."""
     items = []
     for k in range(count):
         state["ts"] += 900
-        state["value"] += 0.25 + 0.01 * k
+        state["value"] += rate * (300.0 if k == jump_at else 1.0 + 0.01 * k)
         items.append({"ts": int(state["ts"]), "value": state["value"]})
     return items
 
@@ -190,9 +190,11 @@ def next_upload(state: dict[str, float], count: int) -> list[dict]:
 @given(st.data())
 def test_a_flush_derived_at_once_comes_out_exactly_as_message_after_message(registry, data) -> None:
     """The collector derives a whole flush at once (``deltas.extend_all``); the reference takes one message at a
-    time, reading by reading.  Flushes of any size, a device several times in one, odd readings among them."""
+    time, reading by reading.  Flushes of any size, a device several times in one, odd readings among them, and
+    meters whose rates differ far more than the jump factor, so a batch judged by another's median would show."""
     per_reading, columnar = ingestors(registry)
     devices = {**DEVICES, "b-w1": "m3"}
+    rates = {"a-w1": 0.25, "a-e1": 0.02, "b-w1": 500.0}
     topics = {"a-e1": "inst-a", "a-w1": "inst-a", "b-w1": "inst-b"}
     state = {d: {"ts": float(NOW - 900 * 20_000), "value": data.draw(st.floats(0.0, 1000.0))} for d in devices}
     for _ in range(data.draw(st.integers(1, 8))):
@@ -202,7 +204,9 @@ def test_a_flush_derived_at_once_comes_out_exactly_as_message_after_message(regi
             if data.draw(st.integers(0, 3)) == 0:
                 items = items_of(data, state[device], devices[device])
             else:
-                items = next_upload(state[device], data.draw(st.sampled_from([1, 4, 4, 4, 20])))
+                count = data.draw(st.sampled_from([1, 4, 4, 4, 20]))
+                jump_at = data.draw(st.one_of(st.none(), st.none(), st.integers(0, count - 1)))
+                items = next_upload(state[device], count, rates[device], jump_at)
             flush.append((f"meterwatch/up/{topics[device]}/{device}/reading", json.dumps({"readings": items}).encode()))
         old = [Message(topic, payload) for topic, payload in flush]
         new = [Message(topic, payload) for topic, payload in flush]
