@@ -8,6 +8,7 @@ with NaN where the store had nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -18,8 +19,9 @@ from analytics.quota import GBT2589, energy_kgce
 from meterwatch.const import METER_KINDS
 from meterwatch.localtime import DAY, local_midnight
 from meterwatch.registry import Device, Registry
-from meterwatch.store import BillPoint, ReadingPoint, Store, WeighingPoint
+from meterwatch.store import BillPoint, ChangeMark, ReadingPoint, Store, WeighingPoint
 from meterwatch.store.aggregate import Aggregate
+from meterwatch.store.changes import CHANGE_MARK_AGE_S
 
 @dataclass(frozen=True)
 class MeterActivity:
@@ -175,13 +177,39 @@ def _filling(store: Store) -> asyncio.Lock:
     return _FILLING.setdefault(store, asyncio.Lock())
 
 
-SETTLED_AFTER_DAYS = 4  # days older than this rarely change: their sums are kept (checked by a count)
+SETTLED_AFTER_DAYS = 4  # days older than this rarely change: their sums are kept (until a write reaches them)
+CLOCK_SLACK_S = 600  # marks stamped this long before a look are looked at again: writers' clocks, writes in flight
+assert SETTLED_AFTER_DAYS * DAY > CHANGE_MARK_AGE_S  # every write into the kept days leaves a mark
+
+
+@dataclass
+class _Watch:
+    """The marks of writes into the past (``ChangeMark``) that kept sums have seen: those since ``since``."""
+
+    since: int  # seconds
+    seen: set[int]  # ``ts_ns`` of marks at or after ``since``
+
+    @classmethod
+    async def start(cls, store: Store) -> _Watch:
+        """Before summing: a mark seen now has its readings in the sums about to be asked for."""
+        since = int(time.time()) - CLOCK_SLACK_S
+        return cls(since, {m.ts_ns for m in await store.fetch(ChangeMark, start=since, record="reading")})
+
+    async def reached(self, store: Store, before: int) -> bool:
+        """True when a write not seen yet holds readings before ``before``; else the new marks are seen."""
+        now = int(time.time())
+        marks = await store.fetch(ChangeMark, start=self.since, record="reading")
+        if any(m.oldest < before for m in marks if m.ts_ns not in self.seen):
+            return True
+        self.since = now - CLOCK_SLACK_S
+        self.seen = {m.ts_ns for m in marks if m.ts_ns >= self.since * 1_000_000_000}
+        return False
 
 
 @dataclass
 class _Settled:
     through: int  # the sums cover [start, through)
-    readings: int  # readings in [start, through) when summed: late or imported readings change the count
+    watch: _Watch  # late or imported readings into [start, through) leave marks it has not seen
     sums: dict[str, np.ndarray]
 
 
@@ -203,14 +231,13 @@ async def _year_to_date(store: Store, institutions: list[str], start: int, end: 
     settle = max(start, min(end, local_midnight(end) - SETTLED_AFTER_DAYS * DAY))
     key = (start, tuple(institutions))
     kept = _YEAR.setdefault(store, {}).get(key)
-    if kept is not None and (kept.through > settle or kept.readings != await readings_in(store, start, kept.through)):
-        kept = None  # an earlier end, or readings arrived in the kept days: sum them again
+    if kept is not None and (kept.through > settle or await kept.watch.reached(store, kept.through)):
+        kept = None  # an earlier end, or readings written into the kept days: sum them again
     if kept is None:
-        kept = _Settled(start, 0, await _use_by_kind(store, institutions, start, start))
+        kept = _Settled(start, await _Watch.start(store), await _use_by_kind(store, institutions, start, start))
     if kept.through < settle:
         more = await _use_by_kind(store, institutions, kept.through, settle)
-        kept = _Settled(settle, await readings_in(store, start, settle),
-                        {k: kept.sums[k] + more[k] for k in kept.sums})
+        kept = _Settled(settle, kept.watch, {k: kept.sums[k] + more[k] for k in kept.sums})
     _YEAR[store][key] = kept
     recent = await _use_by_kind(store, institutions, kept.through, end)
     return {k: kept.sums[k] + recent[k] for k in kept.sums}
@@ -231,19 +258,14 @@ async def _use_by_kind(store: Store, institutions: list[str], start: int, end: i
 
 @dataclass
 class _Profiles:
-    seen: tuple[int, int, float]  # readings, bills and billed quantity in the window when computed
+    watch: _Watch  # readings written into the window since: read again
+    bills: tuple[int, float]  # bills and billed quantity in the window when computed
     profiles: dict[tuple[str, str], np.ndarray]
 
 
 # Per store object (gone with it), per window: last year's profiles are read by the overuse rule, the budget
 # step and the statistics of every evaluation, and change only when readings are imported into last year.
 _PROFILES: weakref.WeakKeyDictionary[Store, dict[tuple[int, int, int], _Profiles]] = weakref.WeakKeyDictionary()
-
-
-async def readings_in(store: Store, start: int, end: int) -> int:
-    """How many readings the store holds in [start, end): one ungrouped count, far cheaper than the grouped sums."""
-    res = await store.aggregate(Aggregate(ReadingPoint, {"n": ("count", "register")}, start, end))
-    return int(res["n"][0]) if len(res["n"]) else 0
 
 
 async def bills_in(store: Store, start: int, end: int) -> tuple[int, float]:
@@ -259,15 +281,16 @@ async def type_profiles(store: Store, start: int, end: int, min_days: int) -> di
 
     The energy indicator's profile is electricity's plus heat's, each in kgce.  A type and kind without
     enough days of readings takes its institutions' bills, where they cover enough (``analytics.bills``).
-    Kept per store and window while the window's readings and bills stay the same: an import (or late
-    readings) into the window makes the next call read it again.
+    Kept per store and window while no reading is written into the window (``ChangeMark``) and its bills
+    stay the same: an import (or late readings) into the window makes the next call read it again.
     """
     async with _filling(store):  # rules at once: one fills the cache, the others use it
-        seen = (await readings_in(store, start, end), *await bills_in(store, start, end))
+        billed = await bills_in(store, start, end)
         cached = _PROFILES.setdefault(store, {}).get((start, end, min_days))
-        if cached is None or cached.seen != seen:
+        if cached is None or cached.bills != billed or await cached.watch.reached(store, end):
+            watch = await _Watch.start(store)
             cached = _PROFILES[store][(start, end, min_days)] = _Profiles(
-                seen, await _type_profiles(store, start, end, min_days))
+                watch, billed, await _type_profiles(store, start, end, min_days))
         return cached.profiles
 
 

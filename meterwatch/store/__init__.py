@@ -17,6 +17,7 @@ from meterwatch.store.records import (
     AlertPoint,
     Batch,
     BillPoint,
+    ChangeMark,
     CollectorSample,
     DeliveryPoint,
     MeterValuePoint,
@@ -59,7 +60,7 @@ def store_for(settings: Settings, *, timeout_s: float = 30.0, max_body_bytes: in
 
 
 __all__ = [
-    "AlertPoint", "Batch", "BillPoint", "CollectorSample", "DeliveryPoint", "DeviceActivity", "MeterValuePoint",
+    "AlertPoint", "Batch", "BillPoint", "ChangeMark", "CollectorSample", "DeliveryPoint", "DeviceActivity", "MeterValuePoint",
     "PermanentStoreError", "ReadingColumns", "ReadingPoint",
     "RejectRecord", "StatisticPoint", "CostPoint", "PricedDay", "Store", "StoreError", "TransientStoreError", "WeighingPoint", "open_store", "store_for",
 ]

@@ -21,8 +21,17 @@ import pyarrow as pa
 from meterwatch.localtime import LOCAL_UTC_OFFSET_S
 from meterwatch.store.aggregate import Aggregate, columns_from_numpy, empty_result
 from meterwatch.store.base import DeviceActivity, activity_from_rows
+from meterwatch.store.changes import column_mark, marked
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.records import RECORD_TYPES, Batch, ReadingColumns, ReadingPoint, Record, attr_names
+from meterwatch.store.records import (
+    RECORD_TYPES,
+    Batch,
+    ChangeMark,
+    ReadingColumns,
+    ReadingPoint,
+    Record,
+    attr_names,
+)
 
 R = TypeVar("R", bound=Record)
 SQL_TYPES = {"str": "VARCHAR", "float": "DOUBLE", "int": "BIGINT", "bytes": "BLOB"}
@@ -138,6 +147,7 @@ class DuckStore:
         await asyncio.to_thread(_close)
 
     async def write(self, batch: Batch) -> None:
+        batch = marked(batch)  # its marks, in the same transaction as the points
         tables = [(t, to_arrow(t, rows)) for t, rows in batch.row_groups()]
         if batch.reading_columns:  # first: a rewrite among the rows must come after the point it rewrites
             tables.insert(0, (ReadingPoint, columns_to_arrow(batch.reading_columns)))
@@ -159,6 +169,8 @@ class DuckStore:
         table = pa.table({name: pa.array(columns[name], type=ARROW_TYPES[kind], from_pandas=True)
                           if name in columns else pa.nulls(n, type=ARROW_TYPES[kind]) for name, kind in types.items()})
         await self._call(_upsert, record_type, table)
+        if (mark := column_mark(record_type, columns)) is not None:
+            await self._call(_upsert, ChangeMark, to_arrow(ChangeMark, [mark]))
 
     async def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return await self._call(lambda con: con.execute(query, params or []).fetchall())

@@ -27,9 +27,10 @@ from meterwatch.store.aggregate import (
     time_chunks,
 )
 from meterwatch.store.base import DeviceActivity, activity_from_rows
+from meterwatch.store.changes import column_mark, marked
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
-from meterwatch.store.records import Batch, ReadingColumns, ReadingPoint, Record, Schema, attr_names
+from meterwatch.store.records import Batch, ChangeMark, ReadingColumns, ReadingPoint, Record, Schema, attr_names
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
@@ -124,6 +125,7 @@ class InfluxStore:
             await self._request("POST", "/write", params, body.encode("utf-8"))
 
     async def write(self, batch: Batch) -> None:
+        batch = marked(batch)  # its marks are the last rows group: written after the points
         if batch.reading_columns:  # first: a rewrite among the rows must come after the point it rewrites
             await self.write_new_readings(batch.reading_columns)
         for record_type, rows in batch.row_groups():
@@ -139,6 +141,8 @@ class InfluxStore:
     async def write_columns(self, record_type: type[Record], columns: dict[str, Any]) -> None:
         schema = record_type.schema
         await self._write_all(await asyncio.to_thread(encode_columns, schema, columns), schema.time_unit)
+        if (mark := column_mark(record_type, columns)) is not None:
+            await self._write_all(line_list(ChangeMark.schema, [mark]), ChangeMark.schema.time_unit)
 
     async def _write_all(self, lines: list[str], precision: str) -> None:
         for body in request_bodies(lines, self.max_body_bytes):

@@ -368,6 +368,30 @@ class DeliveryPoint:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeMark:
+    """A write that reached back into days gone by: of which record, how far back, how many points.
+
+    The stores leave one with each write holding readings older than a
+    day (``meterwatch.store.changes``), after the points themselves,
+    whoever wrote them: the collector (late data, a device's cache), an
+    import, a replay.  Analytics keeps the sums of settled days (the year so
+    far, last year's profiles) and sums them again when a mark it has not
+    seen reaches back into them: a read of a few marks, where counting the
+    year's readings each evaluation is billions of points at 50,100
+    institutions.
+    """
+
+    record: str  # of the points: reading
+    ts_ns: int  # when written (the writer's clock)
+    oldest: int  # the oldest point's time, Unix seconds
+    points: int  # points older than a day in the write
+
+    schema: ClassVar[Schema] = Schema("change", ("record",), (("oldest", "int"), ("points", "int")),
+                                      key=("record", "ts_ns"), time_attr="ts_ns", time_unit="ns",
+                                      count_field="points")
+
+
 @dataclass
 class Batch:
     """What one write carries: any mix of record types, written together."""
@@ -384,6 +408,7 @@ class Batch:
     deliveries: list[DeliveryPoint] = field(default_factory=list)
     bills: list[BillPoint] = field(default_factory=list)
     reading_columns: list[ReadingColumns] = field(default_factory=list)  # more readings, as columns: written first
+    changes: list[ChangeMark] = field(default_factory=list)  # left by the store's write (``store.changes``)
 
     def groups(self) -> list[tuple[type[Record], list[Any]]]:
         """(record type, its records) for each type the batch holds, in ``BATCH_LISTS`` order.
@@ -425,6 +450,6 @@ class Batch:
 BATCH_LISTS: dict[type[Record], str] = {
     ReadingPoint: "readings", WeighingPoint: "weighings", MeterValuePoint: "values", AlertPoint: "alerts",
     RejectRecord: "rejects", CollectorSample: "metrics", StatisticPoint: "statistics", CostPoint: "costs",
-    PricedDay: "ledger", DeliveryPoint: "deliveries", BillPoint: "bills",
+    PricedDay: "ledger", DeliveryPoint: "deliveries", BillPoint: "bills", ChangeMark: "changes",
 }
 RECORD_TYPES: tuple[type[Record], ...] = tuple(BATCH_LISTS)

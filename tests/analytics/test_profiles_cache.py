@@ -82,9 +82,13 @@ async def test_the_year_so_far_is_summed_once_then_the_days_since_and_again_afte
     windows: list[tuple[int, int]] = []
     aggregate = store.aggregate
 
+    ungrouped: list[tuple[int, int]] = []
+
     async def recording(agg):  # the real store's answer; the windows of the grouped sums are noted
         if agg.by == ("institution", "kind"):
             windows.append((agg.start, agg.end))
+        elif agg.record_type is ReadingPoint:
+            ungrouped.append((agg.start, agg.end))
         return await aggregate(agg)
 
     store.aggregate = recording
@@ -111,6 +115,19 @@ async def test_the_year_so_far_is_summed_once_then_the_days_since_and_again_afte
         again = await year_to_date(store, ["inst-a", "inst-b"], START, at + 1800)
         assert again["electricity"].tolist() == [40.0, 0.0] and again["water"].tolist() == [0.0, 2.5]
         assert windows == [(START, settled), (settled, at + 1800)]
+
+        # A point of the kept days rewritten with another consumption (as the collector rewrites the reading
+        # after a late one): as many readings as before, but the write left a mark in the kept days, so they
+        # are summed again (a count of readings missed this).
+        await store.write(Batch(readings=[electricity(local("2025-03-01 12:00"), 4000.0, 15.0)]))
+        windows.clear()
+        corrected = await year_to_date(store, ["inst-a", "inst-b"], START, at + 2700)
+        assert corrected["electricity"].tolist() == [45.0, 0.0] and corrected["water"].tolist() == [0.0, 2.5]
+        assert windows == [(START, settled), (settled, at + 2700)]
+        windows.clear()
+        await year_to_date(store, ["inst-a", "inst-b"], START, at + 3600)
+        assert windows == [(settled, at + 3600)]  # the mark is seen: not summed a third time
+        assert ungrouped == []  # no query over the kept days but the sums themselves
     finally:
         await store.close()
 

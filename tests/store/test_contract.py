@@ -194,3 +194,33 @@ async def test_weighings_of_one_scale_in_one_second_stay_apart_and_a_redelivery_
     assert await store.count(WeighingPoint) == 4
     got = sorted((w.card, w.weight_kg) for w in await store.fetch(WeighingPoint, scale="s1"))
     assert got == [("CARD-A", 10.0), ("CARD-B", 20.0), ("STRAY-1", 3.0), ("STRAY-2", 4.0)]
+
+
+async def test_a_write_into_days_gone_by_leaves_one_mark_after_its_readings(store):
+    """Readings older than a day when written (late, imported, replayed) leave a ``ChangeMark``: the oldest time and
+    how many; readings on time leave none.  Every way in: points, columns in a batch, and ``write_columns``."""
+    import time
+
+    import numpy as np
+
+    from meterwatch.store import ChangeMark, ReadingColumns
+
+    now = int(time.time())
+    day = 86_400
+    before = time.time_ns()
+    await store.write(Batch(readings=[reading("d1", now - 600, 5.0)]))  # on time
+    assert await store.fetch(ChangeMark) == []
+    await store.write(Batch(readings=[reading("d1", now - 3 * day, 1.0), reading("d1", now - 600, 5.0),
+                                      reading("d2", now - 2 * day, 2.0)]))
+    block = ReadingColumns("d3", "i1", "yinchuan", "office", "water", np.array([now - 9 * day, now - 8 * day, now - 60]),
+                           np.array([1.0, 2.0, 3.0]), np.array([np.nan, 1.0, 1.0]), np.array([-1, day, day]))
+    await store.write(Batch(reading_columns=[block]))
+    await store.write_columns(ReadingPoint, {"device": ["d4", "d4"], "institution": ["i1", "i1"],
+                                             "city": ["yinchuan"] * 2, "type": ["office"] * 2, "kind": ["water"] * 2,
+                                             "ts": [now - 40 * day, now - 39 * day], "register": [1.0, 2.0]})
+    marks = await store.fetch(ChangeMark)
+    assert [(m.record, m.oldest, m.points) for m in marks] == [
+        ("reading", now - 3 * day, 2), ("reading", now - 9 * day, 2), ("reading", now - 40 * day, 2)]
+    assert all(before <= m.ts_ns <= time.time_ns() for m in marks)
+    assert [m.oldest for m in await store.fetch(ChangeMark, start=now - 5, record="reading")] == [
+        now - 3 * day, now - 9 * day, now - 40 * day]

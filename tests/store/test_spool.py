@@ -3,6 +3,7 @@ import pytest
 from meterwatch.store import (
     AlertPoint,
     Batch,
+    ChangeMark,
     CollectorSample,
     CostPoint,
     DeliveryPoint,
@@ -90,6 +91,7 @@ def one_of_each() -> Batch:
         ledger=[PricedDay(5, "f1", 1)],
         deliveries=[DeliveryPoint("dingtalk", "yc-ops", "sent", 5_000_000_001, "m1", "a1,a2", "", 1)],
         bills=[BillPoint("i1", "yinchuan", "office", "water", 5, 300.0, 1200.5, "bills.csv")],
+        changes=[ChangeMark("reading", 5_000_000_002, 5, 1)],
     )
 
 
