@@ -217,6 +217,7 @@ def extend_all(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.
     then one computed every ``JUMP_REFRESH`` readings from the readings
     before it, history and batch alike; all of them computed in one go.
     """
+    ts, register = np.asarray(ts, dtype=np.int64), np.asarray(register, dtype=np.float64)  # (frombytes below)
     n, rows = len(histories), len(ts)
     counts_ = np.asarray(counts, dtype=np.int64)
     starts = np.cumsum(counts_) - counts_
@@ -266,12 +267,12 @@ def extend_all(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.
                           | ((judge > 0) & (rise / steps > JUMP_FACTOR * judge)))
     odd_batches = (np.add.reduceat(odd, starts) > 0) | (ts[starts] <= np.asarray(bad_after, dtype=np.int64))
     done = [not (o or r) for o, r in zip(odd_batches.tolist(), refused, strict=True)]
-    ts_rows, reg_rows, medians = ts.tolist(), register.tolist(), computed.tolist()
+    medians = computed.tolist()
     for i, (h, start, count) in enumerate(zip(histories, starts.tolist(), counts, strict=True)):
         if done[i]:
             made, median, due = after[i]
-            h.ts.extend(ts_rows[start:start + count])
-            h.register.extend(reg_rows[start:start + count])
+            h.ts.frombytes(ts[start:start + count].tobytes())
+            h.register.frombytes(register[start:start + count].tobytes())
             h._median, h._median_due = (medians[bases[i] + made - 1] if made else median), due
             h._trim()
     return ExtendedAll(done, np.where(has_prev, np.maximum(rise, 0.0), np.nan), np.where(has_prev, steps, -1))
@@ -279,29 +280,44 @@ def extend_all(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.
 
 def _window_medians(histories: Sequence[DeviceHistory], ts: np.ndarray, register: np.ndarray, starts: np.ndarray,
                     windows: list[tuple[int, int]]) -> np.ndarray:
-    """``median_rate`` at each ``(batch, end)``: of the ``end`` readings before, its history's then its batch's."""
+    """``median_rate`` at each ``(batch, end)``: of the ``end`` readings before, its history's then its batch's.
+
+    Each batch with a window is laid out once, its history's last ``JUMP_WINDOW + 1`` readings then its
+    own; every window is then a slice of that layout, gathered into one matrix.
+    """
     width = JUMP_WINDOW + 1
-    out_ts = np.zeros((len(windows), width), dtype=np.int64)
-    out_reg = np.full((len(windows), width), np.nan)
-    sizes = []
-    for row, (i, end) in enumerate(windows):
+    pieces_ts: list[np.ndarray] = []
+    pieces_reg: list[np.ndarray] = []
+    where: dict[int, int] = {}  # batch -> position in the layout of the reading after its history
+    laid = 0
+    for i, _ in windows:
+        if i in where:
+            continue
         h, start = histories[i], int(starts[i])
         known = len(h.ts)
-        from_batch = min(end - known, width)
-        from_history = min(known, width - from_batch)
-        if from_history:
-            out_ts[row, width - from_batch - from_history:width - from_batch] = np.frombuffer(h.ts, np.int64)[
-                known - from_history:]
-            out_reg[row, width - from_batch - from_history:width - from_batch] = np.frombuffer(h.register)[
-                known - from_history:]
-        if from_batch:
-            out_ts[row, width - from_batch:] = ts[start + end - known - from_batch:start + end - known]
-            out_reg[row, width - from_batch:] = register[start + end - known - from_batch:start + end - known]
-        sizes.append(from_history + from_batch)
+        tail = min(known, width)
+        end = start + (int(starts[i + 1]) - start if i + 1 < len(starts) else len(ts) - start)
+        pieces_ts += [np.frombuffer(h.ts, dtype=np.int64)[known - tail:], ts[start:end]]
+        pieces_reg += [np.frombuffer(h.register, dtype=np.float64)[known - tail:], register[start:end]]
+        where[i] = laid + tail - known  # + a reading's index (history then batch) = its place in the layout
+        laid += tail + end - start
+    layout_ts, layout_reg = np.concatenate(pieces_ts), np.concatenate(pieces_reg)
+    ends = np.array([where[i] + end for i, end in windows], dtype=np.int64)  # place of the reading after
+    sizes = np.minimum(np.array([end for _, end in windows], dtype=np.int64), width)
+    columns = np.arange(width)
+    index = np.maximum(ends[:, None] - width + columns, 0)
+    inside = columns >= width - sizes[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        rates = np.diff(out_reg, axis=1) / np.diff(out_ts, axis=1)  # NaN before a shorter window: sorted last
-    rates.sort(axis=1)
-    return rates[np.arange(len(windows)), (np.asarray(sizes, dtype=np.int64) - 1) // 2]
+        rates = (np.diff(np.where(inside, layout_reg[index], np.nan), axis=1)
+                 / np.diff(layout_ts[index], axis=1))  # NaN before a shorter window
+    out = np.empty(len(windows))
+    full = sizes == width
+    if full.any():  # the usual window: the middle of JUMP_WINDOW rates, no need to sort them all
+        out[full] = np.partition(rates[full], JUMP_WINDOW // 2, axis=1)[:, JUMP_WINDOW // 2]
+    if not full.all():  # NaN sorts last: the middle of the rates there are
+        short = np.sort(rates[~full], axis=1)
+        out[~full] = short[np.arange(len(short)), (sizes[~full] - 1) // 2]
+    return out
 
 
 def seed(ts: int, register: float, capacity: int, multiplier: float = 1.0) -> DeviceHistory:

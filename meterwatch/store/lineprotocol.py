@@ -192,11 +192,11 @@ def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
     complete = np.isfinite(consumption) & (interval_s >= 0)  # readings with both
     bulk = np.where(complete, consumption, 0.0)
     usual = complete & _plain_decimals(register) & _plain_decimals(bulk)
-    ts_, interval_ = ts.tolist(), interval_s.tolist()
     lines = [f"{prefix} register={r},consumption={c},interval_s={i}i {t}" for prefix, r, c, i, t in zip(
-        row_prefixes, _reprs(register), _reprs(bulk), interval_, ts_, strict=True)]
+        row_prefixes, _reprs(register), _reprs(bulk), _reprs(interval_s), _reprs(ts), strict=True)]
     for i in np.flatnonzero(~usual).tolist():  # a device's first reading, a gap, an exponent: fields on their own
-        lines[i] = _reading_line(row_prefixes[i], ts_[i], float(register[i]), float(consumption[i]), interval_[i])
+        lines[i] = _reading_line(row_prefixes[i], int(ts[i]), float(register[i]), float(consumption[i]),
+                                 int(interval_s[i]))
     return lines
 
 
@@ -220,8 +220,9 @@ def _plain_decimals(values: np.ndarray) -> np.ndarray:
 
 
 def _reprs(values: np.ndarray) -> list[str]:
-    """``repr`` of each float, all at once: msgspec writes the same shortest round-trip digits as ``repr``
-    (they differ only in exponents, which ``_plain_decimals`` keeps out), at a fraction of the cost."""
+    """``repr`` of each number, all at once: msgspec writes the same shortest round-trip digits as ``repr``
+    (they differ only in exponents, which ``_plain_decimals`` keeps out) and the same integers, at a
+    fraction of the cost."""
     return _JSON.encode(values.tolist())[1:-1].decode().split(",")
 
 
