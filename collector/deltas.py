@@ -11,13 +11,12 @@ Registers that go down or leap are classified by ``collector.registers``;
 consumption is never negative and never a spike.
 
 A batch newer than the history with nothing odd in it (the common case: a
-meter's next upload) is appended at once by ``extend``, as numpy
-operations; whatever ``extend`` cannot prove ordinary (a duplicate, a late
-or out-of-order reading, a register that went down, a jump) goes through
-``add`` reading by reading, the reference ``extend`` is tested against.
-``extend_all`` does what ``extend`` does for the next uploads of many
-devices at once (a flush of hourly four-reading messages), leaving to
-``extend`` every batch it cannot prove ordinary.
+meter's next upload) is appended at once, as numpy operations:
+``extend_all`` takes one batch of each of many devices (a flush), and
+``extend`` is the same for one batch, sorted first.  Whatever they cannot
+prove ordinary (a duplicate, a late reading, a register that went down, a
+jump) goes through ``add`` reading by reading, the reference both are
+tested against.
 """
 
 from __future__ import annotations
