@@ -222,13 +222,9 @@ class Ingestor:
         for (m, device), inst, count, appended in zip(chosen, places, counts, extended.done, strict=True):
             end = start + count
             if appended:
-                block = ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind, ts[start:end],
-                                       register[start:end], extended.consumption[start:end],
-                                       extended.interval_s[start:end])
-                if self.columns:
-                    m.out.reading_columns.append(block)
-                else:
-                    m.out.readings += block.points()
+                self._keep(m, ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind,
+                                             ts[start:end], register[start:end], extended.consumption[start:end],
+                                             extended.interval_s[start:end]))
                 done.add(id(m))
             start = end
         return done
@@ -253,8 +249,11 @@ class Ingestor:
             self._readings(m, device, columns.samples(), stamped=False)
             return
         inst = self.registry.institutions[device.institution]
-        block = ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind, extended.ts,
-                               extended.register, extended.consumption, extended.interval_s)
+        self._keep(m, ReadingColumns(device.id, device.institution, inst.city, inst.type, device.kind, extended.ts,
+                                     extended.register, extended.consumption, extended.interval_s))
+
+    def _keep(self, m: Message, block: ReadingColumns) -> None:
+        """Readings appended at once, as the collector keeps them (columns) or as points."""
         if self.columns:
             m.out.reading_columns.append(block)
         else:
