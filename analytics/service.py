@@ -18,7 +18,6 @@ failure to write them is logged and retried after the next evaluation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -35,6 +34,7 @@ from analytics.report import statistics
 from analytics.runner import Evaluation, evaluate, write_alerts
 from analytics.sender import Sender, deliver_notifiers
 from analytics.web import add_ack_routes
+from meterwatch.aio import wait_set
 from meterwatch.const import ACK_TOPIC
 from meterwatch.httpservice import HttpService
 from meterwatch.mqtt import client_kwargs
@@ -140,8 +140,7 @@ async def evaluate_on_schedule(settings: Settings, registry: Registry, store: St
                                                   "reason": failed})
             if failures >= cfg.max_failed_evaluations:
                 raise AnalyticsDied(f"{failures} evaluations failed in a row; last: {failed}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=cfg.interval_s)
+        await wait_set(stop, cfg.interval_s)
 
 
 async def write_statistics(store: Store, registry: Registry, cfg: AnalyticsSettings, at: int) -> bool:

@@ -38,7 +38,6 @@ broker's in-flight window.  The collector reads time only from its
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import random
@@ -54,6 +53,7 @@ from collector.late import place_late
 from collector.message import Message, batch
 from collector.metrics import CollectorMetrics
 from collector.topics import SUBSCRIPTIONS, Partition
+from meterwatch.aio import wait_set
 from meterwatch.const import STATUS_TOPIC
 from meterwatch.localtime import DAY
 from meterwatch.mqtt import Ack, Receiver, client_kwargs
@@ -352,8 +352,7 @@ class Collector:
         """Flushes what waits ``batch_interval_s``, or at once in a burst when the writer is free (``_free_in_burst``)."""
         next_metrics = self.monotonic() + self.cfg.metrics_interval_s
         while True:
-            with contextlib.suppress(TimeoutError):  # woken early when the writer runs out of work
-                await asyncio.wait_for(self._drained.wait(), min(self.cfg.batch_interval_s, 0.25))
+            await wait_set(self._drained, min(self.cfg.batch_interval_s, 0.25))  # early: the writer ran out of work
             self._drained.clear()
             if self._free_in_burst() or self.monotonic() - self._opened >= self.cfg.batch_interval_s:
                 await self.flush()

@@ -52,6 +52,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.topics import SUBSCRIPTIONS, Partition
+from meterwatch.aio import wait_set
 from meterwatch.httpservice import HttpService, read_prefix
 from meterwatch.mqtt import client_kwargs, enable_manual_ack
 from meterwatch.settings import Settings
@@ -174,11 +175,9 @@ class Supervisor:
             delay = min(BACKOFF_S * 2 ** (worker.failures - 1), BACKOFF_MAX_S)
             log.warning("collector worker exited; restarting", extra={
                 "partition": worker.name, "exit_code": code, "retry_in_s": delay, "restarts": worker.restarts + 1})
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
+            if await wait_set(stop, delay):
                 return
-            except TimeoutError:
-                worker.restarts += 1
+            worker.restarts += 1
 
     async def _prepare_sessions(self) -> None:
         try:

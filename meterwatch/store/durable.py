@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from meterwatch.aio import wait_set
 from meterwatch.store.base import Store
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
 from meterwatch.store.records import Batch, RejectRecord
@@ -203,10 +204,7 @@ class DurableWriter:
         if give_up is not None and give_up.is_set():
             raise TransientStoreError(str(exc)) from exc
         self._changed.clear()
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout=1.0)
-        except TimeoutError:
-            pass
+        await wait_set(self._changed, 1.0)
 
     def _room_again(self) -> None:
         if self.full_since is not None:
