@@ -54,14 +54,12 @@ def classify_decrease(prev_reg: float, reg: float, multiplier: float) -> tuple[s
     return DECREASE_FLAGS[int(flag[0])], None if np.isnan(value) else value
 
 
-def median_rate(ts: Sequence[int] | np.ndarray, register: Sequence[float] | np.ndarray,
-                end: int | None = None) -> float | None:
-    """The device's normal: median rate of rise over the ``JUMP_WINDOW`` intervals before ``end`` (None: too few).
+def median_rate(ts: Sequence[int] | np.ndarray, register: Sequence[float] | np.ndarray) -> float | None:
+    """The device's normal: median rate of rise over its last ``JUMP_WINDOW`` intervals (None: too few).
 
-    ``end`` (default: all) lets ``DeviceHistory.extend`` ask what the median
-    was before each reading of a batch it appends at once.
+    ``deltas.extend_all`` computes the same for many windows at once, and is tested against it.
     """
-    end = len(ts) if end is None else end
+    end = len(ts)
     if end < JUMP_MIN_HISTORY + 1:
         return None
     first = max(0, end - 1 - JUMP_WINDOW)
