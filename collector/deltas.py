@@ -295,7 +295,7 @@ def _window_medians(histories: Sequence[DeviceHistory], ts: np.ndarray, register
         h, start = histories[i], int(starts[i])
         known = len(h.ts)
         tail = min(known, width)
-        end = start + (int(starts[i + 1]) - start if i + 1 < len(starts) else len(ts) - start)
+        end = int(starts[i + 1]) if i + 1 < len(starts) else len(ts)  # the batch is ts[start:end]
         pieces_ts += [np.frombuffer(h.ts, dtype=np.int64)[known - tail:], ts[start:end]]
         pieces_reg += [np.frombuffer(h.register, dtype=np.float64)[known - tail:], register[start:end]]
         where[i] = laid + tail - known  # + a reading's index (history then batch) = its place in the layout
