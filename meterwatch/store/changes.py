@@ -24,23 +24,29 @@ MARKED: dict[type[Record], str] = {ReadingPoint: "reading"}
 def marked(batch: Batch, now_ns: int | None = None) -> Batch:
     """``batch`` with a ``ChangeMark`` for its readings older than a day (``batch`` itself when none is)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    horizon = now_ns // 1_000_000_000 - CHANGE_MARK_AGE_S
+    horizon = _horizon(now_ns)
     old = [p.ts for p in batch.readings if p.ts < horizon]
     blocks = [block.ts for block in batch.reading_columns if len(block.ts) and block.ts[0] < horizon]  # sorted
     if not (old or blocks):
-        return batch
-    ts = np.concatenate([np.asarray(old, dtype=np.int64), *blocks])
-    ts = ts[ts < horizon]
-    mark = ChangeMark("reading", now_ns, int(ts.min()), len(ts))
-    return dataclasses.replace(batch, changes=[*batch.changes, mark])
+        return batch  # the usual batch: nothing old, nothing to gather
+    mark = _mark(ReadingPoint, np.concatenate([np.asarray(old, dtype=np.int64), *blocks]), now_ns)
+    return dataclasses.replace(batch, changes=[*batch.changes, mark]) if mark else batch
 
 
 def column_mark(record_type: type[Record], columns: dict[str, Any], now_ns: int | None = None) -> ChangeMark | None:
     """The mark a write of ``columns`` of ``record_type`` leaves, if any (``Store.write_columns``)."""
-    record = MARKED.get(record_type)
-    if record is None:
+    if record_type not in MARKED:
         return None
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    ts = np.asarray(columns[record_type.schema.time_attr], dtype=np.int64)
-    old = ts[ts < now_ns // 1_000_000_000 - CHANGE_MARK_AGE_S]
-    return ChangeMark(record, now_ns, int(old.min()), len(old)) if len(old) else None
+    return _mark(record_type, np.asarray(columns[record_type.schema.time_attr], dtype=np.int64),
+                 time.time_ns() if now_ns is None else now_ns)
+
+
+def _horizon(now_ns: int) -> int:
+    """Points before this (Unix seconds) are old when written at ``now_ns``."""
+    return now_ns // 1_000_000_000 - CHANGE_MARK_AGE_S
+
+
+def _mark(record_type: type[Record], ts: np.ndarray, now_ns: int) -> ChangeMark | None:
+    """The mark of a write of points at ``ts`` (Unix seconds), if some are old."""
+    old = ts[ts < _horizon(now_ns)]
+    return ChangeMark(MARKED[record_type], now_ns, int(old.min()), len(old)) if len(old) else None
