@@ -29,7 +29,7 @@ from meterwatch.store.aggregate import (
 from meterwatch.store.base import DeviceActivity, activity_from_rows
 from meterwatch.store.changes import column_mark, marked
 from meterwatch.store.errors import PermanentStoreError, TransientStoreError
-from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_lines
+from meterwatch.store.lineprotocol import bytes_of_text, encode_columns, line_list, reading_text
 from meterwatch.store.records import Batch, ChangeMark, ReadingColumns, ReadingPoint, Record, Schema, attr_names
 
 log = logging.getLogger(__name__)
@@ -346,17 +346,28 @@ def _fitting(lines: list[str], start: int, max_bytes: int, max_lines: int) -> in
 
 def reading_bodies(blocks: list[ReadingColumns], max_bytes: int, max_lines: int = LINES_PER_REQUEST
                    ) -> Iterator[str]:
-    """``request_bodies`` of ``reading_lines``, built a body's worth of blocks at a time (lazily)."""
+    """Bodies of readings held as columns, built a body's worth of blocks at a time (lazily): the
+    ``reading_text`` of at most ``max_lines`` rows is the body when it fits in ``max_bytes`` (the usual
+    case), else its lines go through ``request_bodies``."""
     group: list[ReadingColumns] = []
     count = 0
     for block in blocks:
         if group and count + len(block) > max_lines:
-            yield from request_bodies(reading_lines(group), max_bytes, max_lines)
+            yield from _bodies_of(reading_text(group), count, max_bytes, max_lines)
             group, count = [], 0
         group.append(block)
         count += len(block)
     if group:
-        yield from request_bodies(reading_lines(group), max_bytes, max_lines)
+        yield from _bodies_of(reading_text(group), count, max_bytes, max_lines)
+
+
+def _bodies_of(text: str, lines: int, max_bytes: int, max_lines: int) -> Iterator[str]:
+    if not text:  # blocks without a row
+        return
+    if lines <= max_lines and len(text) < max_bytes and text.isascii():
+        yield text
+    else:
+        yield from request_bodies(text.split("\n"), max_bytes, max_lines)
 
 
 def _json(body: bytes) -> Any:

@@ -173,41 +173,67 @@ def line_list(schema: Schema, records: Iterable[Any]) -> list[str]:
     return lines
 
 
-def reading_lines(blocks: Iterable[ReadingColumns]) -> list[str]:
-    """Line protocol for readings held as columns: what ``line_list`` makes of the same ``ReadingPoint``s.
+def reading_text(blocks: Iterable[ReadingColumns]) -> str:
+    """Line protocol for readings held as columns, one line a row joined by newlines: what ``line_list``
+    makes of the same ``ReadingPoint``s, in the same order.
 
-    All the blocks at once (a flush holds a thousand blocks of four readings):
-    the usual line (every field, plain decimals) is written in bulk, any other
-    row on its own.
+    All the blocks at once (a flush holds a thousand blocks of four readings),
+    and without a string object per line: each row is six pieces of one
+    ``join`` (tag part and ``register=``, register, ``,consumption=``,
+    consumption, interval, time), numbers written in bulk by ``_reprs``.
+    A row that is not the usual one (a device's first reading, a gap, a value
+    ``repr`` writes with an exponent) has its fields written on their own.
     """
     blocks = [block for block in blocks if len(block.ts)]
     if not blocks:
-        return []
+        return ""
     schema = ReadingPoint.schema
-    prefixes = [_prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags)
-                for block in blocks]
-    row_prefixes = list(chain.from_iterable(map(repeat, prefixes, [len(block.ts) for block in blocks])))
+    starts = ["\n" + (_prefixes.get((schema.measurement, block.tags)) or _cached_prefix(schema, block.tags))
+              + " register=" for block in blocks]
     ts, register, consumption, interval_s = (np.concatenate([getattr(block, name) for block in blocks]) for name in (
         "ts", "register", "consumption", "interval_s"))
     complete = np.isfinite(consumption) & (interval_s >= 0)  # readings with both
     bulk = np.where(complete, consumption, 0.0)
     usual = complete & _plain_decimals(register) & _plain_decimals(bulk)
-    lines = [f"{prefix} register={r},consumption={c},interval_s={i}i {t}" for prefix, r, c, i, t in zip(
-        row_prefixes, _reprs(register), _reprs(bulk), _reprs(interval_s), _reprs(ts), strict=True)]
-    for i in np.flatnonzero(~usual).tolist():  # a device's first reading, a gap, an exponent: fields on their own
-        lines[i] = _reading_line(row_prefixes[i], int(ts[i]), float(register[i]), float(consumption[i]),
-                                 int(interval_s[i]))
-    return lines
+    n = len(ts)
+    pieces = [",consumption="] * (6 * n)
+    pieces[0::6] = chain.from_iterable(map(repeat, starts, [len(block.ts) for block in blocks]))
+    pieces[1::6] = _reprs(register)
+    pieces[3::6] = _reprs(bulk)
+    pieces[4::6] = map(_intervals.__getitem__, interval_s.tolist())
+    pieces[5::6] = _reprs(ts)
+    for i in np.flatnonzero(~usual).tolist():  # the fields after "register=" on their own
+        pieces[6 * i + 1:6 * i + 6] = (_reading_fields(int(ts[i]), float(register[i]), float(consumption[i]),
+                                                       int(interval_s[i])), "", "", "", "")
+    pieces[0] = pieces[0][1:]  # no newline before the first line (cheaper than slicing the text)
+    return "".join(pieces)
 
 
-def _reading_line(prefix: str, ts: int, register: float, consumption: float, interval_s: int) -> str:
-    """One reading's line; consumption NaN and interval_s < 0 (none) are left out."""
-    fields = f"register={register!r}"
+class _IntervalPieces(dict[int, str]):
+    """``,interval_s=900i `` and the like, what lies between a usual row's consumption and its time, made
+    once per interval (the meters of a province report at a handful of them) and looked up in C."""
+
+    KEPT = 4096
+
+    def __missing__(self, interval_s: int) -> str:
+        if len(self) >= self.KEPT:
+            self.clear()
+        piece = self[interval_s] = f",interval_s={interval_s}i "
+        return piece
+
+
+_intervals = _IntervalPieces()
+
+
+def _reading_fields(ts: int, register: float, consumption: float, interval_s: int) -> str:
+    """A row's register value, the fields after it and its time; consumption NaN and interval_s < 0 (none)
+    are left out."""
+    fields = repr(register)
     if consumption == consumption and math.isfinite(consumption):
         fields += f",consumption={consumption!r}"
     if interval_s >= 0:
         fields += f",interval_s={interval_s}i"
-    return f"{prefix} {fields} {ts}"
+    return f"{fields} {ts}"
 
 
 _JSON = msgspec.json.Encoder()

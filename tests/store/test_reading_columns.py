@@ -11,15 +11,21 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterwatch.store import Batch, ReadingColumns, ReadingPoint, open_store
 from meterwatch.store.codec import decode_batch, encode_batch
 from meterwatch.store.durable import halves
-from meterwatch.store.lineprotocol import line_list, reading_lines
+from meterwatch.store.influx import reading_bodies
+from meterwatch.store.lineprotocol import line_list, reading_text
 
 T0 = 1_764_000_000
+
+
+def reading_lines(blocks: list[ReadingColumns]) -> list[str]:
+    text = reading_text(blocks)
+    return text.split("\n") if text else []
 
 
 def block(device: str = "d1", first_has_none: bool = True, n: int = 4) -> ReadingColumns:
@@ -126,3 +132,21 @@ def _blocks(draw: st.DrawFn) -> list[ReadingColumns]:
 def test_line_protocol_of_many_blocks_at_once_is_that_of_their_points(blocks) -> None:
     """Blocks of any size (none too), fields missing anywhere, exponents among plain decimals."""
     assert reading_lines(blocks) == line_list(ReadingPoint.schema, [p for b in blocks for p in b.points()])
+
+
+@settings(max_examples=400)
+@given(_blocks(), st.integers(60, 1500), st.integers(1, 12), st.booleans())
+def test_request_bodies_of_columns_hold_their_lines_in_order_within_both_limits(blocks, max_bytes, max_lines,
+                                                                               chinese) -> None:
+    """``reading_bodies``: every line once, in order; no body over ``max_lines`` lines, nor over ``max_bytes`` UTF-8
+    bytes unless it is a single line (which influxd refuses, and the durable writer's bisection isolates)."""
+    if chinese:  # a tag value outside ASCII: bytes and characters differ
+        blocks = [ReadingColumns(b.device, "宁夏回族自治区银川市第一中学", b.city, b.type, b.kind, b.ts, b.register, b.consumption,
+                                 b.interval_s) for b in blocks]
+    bodies = list(reading_bodies(blocks, max_bytes, max_lines))
+    assert [line for body in bodies for line in body.split("\n")] == line_list(
+        ReadingPoint.schema, [p for b in blocks for p in b.points()])
+    for body in bodies:
+        lines = body.split("\n")
+        assert len(lines) <= max_lines
+        assert len(body.encode()) <= max_bytes or len(lines) == 1
