@@ -36,8 +36,15 @@ class ReadingItem(TimedItem):
     unit: Text | None = None
 
 
+class _Bare(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """The usual item, a time (Unix seconds, int64) and a value and nothing else: it names no unit to check."""
+
+    ts: int
+    value: float
+
+
 class _Item(msgspec.Struct, gc=False):
-    """``ReadingItem`` as msgspec types: a time as Unix seconds (int64), anything else goes item by item."""
+    """``ReadingItem`` as msgspec types, for items that carry more than ``_Bare``; anything else goes item by item."""
 
     ts: int
     value: float
@@ -45,24 +52,39 @@ class _Item(msgspec.Struct, gc=False):
     unit: str | None = None
 
 
+class _BareBatch(msgspec.Struct, gc=False):
+    readings: list[_Bare]
+
+
 class _Batch(msgspec.Struct, gc=False):
     readings: list[_Item]
 
 
-_BATCH = msgspec.json.Decoder(_Batch)
+_BARE, _BATCH = msgspec.json.Decoder(_BareBatch), msgspec.json.Decoder(_Batch)
+
+
+def _items(payload: bytes) -> tuple[list[_Bare] | list[_Item], bool] | None:
+    """The batch's items, and whether they may name a unit; None when msgspec does not take the batch.
+
+    Bare items first: a batch whose items carry anything more (a seq, a unit, its key spelled with
+    escapes too, which msgspec reads as the key) fails that at its first item and is decoded again
+    with those fields."""
+    for decoder, may_name_units in ((_BARE, False), (_BATCH, True)):
+        try:
+            return decoder.decode(payload).readings, may_name_units
+        except (msgspec.DecodeError, RecursionError):
+            continue
+    return None
 
 
 def decode_columns(payload: bytes, ctx: DecodeContext) -> SampleColumns | None:
     """The batch as columns when every item of it is valid; None when it needs the per-item path."""
-    try:
-        items = _BATCH.decode(payload).readings
-    except (msgspec.DecodeError, RecursionError):
+    if (decoded := _items(payload)) is None:
         return None  # not a batch msgspec takes: the per-item path says why, item by item
+    items, may_name_units = decoded
     if not items or len(items) > ctx.max_batch:
         return None
-    unit = ctx.device.unit
-    # A payload that does not spell the key, plainly or with an escape, names no unit: the usual case skips the look.
-    if (b"unit" in payload or b"\\u" in payload) and any(item.unit not in (None, unit) for item in items):
+    if may_name_units and any(item.unit not in (None, ctx.device.unit) for item in items):  # type: ignore[union-attr]
         return None
     ts, value = [item.ts for item in items], [item.value for item in items]
     # Bounds over the batch (a few numpy calls cost more than this for the usual four items).  The sum is

@@ -176,6 +176,16 @@ def test_what_the_columnar_decoder_does_not_take_is_left_to_the_per_item_path(re
     assert decode_columns(payload, ctx) is None
 
 
+@pytest.mark.parametrize("extra", [b'"unit": "m3"', b'"seq": 7', b'"rssi": -71', b'"\\u0075nit": "m3"'])
+def test_items_carrying_more_than_a_time_and_a_value_still_decode_as_columns(registry, extra) -> None:
+    """Bare items are tried first; a batch whose items carry a seq, the device's own unit (its key spelled with
+    an escape too) or a key nobody reads is decoded with those fields and still taken whole."""
+    ctx = DecodeContext(registry.devices["a-w1"], NOW, 3600, 2000)
+    payload = b'{"readings": [{"ts": %d, "value": 1.5, %s}, {"ts": %d, "value": 2.25}]}' % (NOW - 900, extra, NOW)
+    columns = decode_columns(payload, ctx)
+    assert columns is not None and columns.ts.tolist() == [NOW - 900, NOW] and columns.value.tolist() == [1.5, 2.25]
+
+
 def next_upload(state: dict[str, float], count: int, rate: float, jump_at: int | None) -> list[dict]:
     """A meter's next upload: ``count`` quarter-hours rising by about ``rate``; at ``jump_at``, 300 times as much."""
     items = []
