@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from collector.registers import (
     JUMP_FACTOR,
@@ -282,7 +283,8 @@ def _window_medians(histories: Sequence[DeviceHistory], ts: np.ndarray, register
     """``median_rate`` at each ``(batch, end)``: of the ``end`` readings before, its history's then its batch's.
 
     Each batch with a window is laid out once, its history's last ``JUMP_WINDOW + 1`` readings then its
-    own; every window is then a slice of that layout, gathered into one matrix.
+    own, and the rates between neighbours computed once along the layout; every window is then a slice
+    of those rates, gathered into one matrix.
     """
     width = JUMP_WINDOW + 1
     pieces_ts: list[np.ndarray] = []
@@ -300,21 +302,21 @@ def _window_medians(histories: Sequence[DeviceHistory], ts: np.ndarray, register
         pieces_reg += [np.frombuffer(h.register, dtype=np.float64)[known - tail:], register[start:end]]
         where[i] = laid + tail - known  # + a reading's index (history then batch) = its place in the layout
         laid += tail + end - start
-    layout_ts, layout_reg = np.concatenate(pieces_ts), np.concatenate(pieces_reg)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the rate between each reading and the next
+        rates = np.diff(np.concatenate(pieces_reg)) / np.diff(np.concatenate(pieces_ts))
     ends = np.array([where[i] + end for i, end in windows], dtype=np.int64)  # place of the reading after
     sizes = np.minimum(np.array([end for _, end in windows], dtype=np.int64), width)
-    columns = np.arange(width)
-    index = np.maximum(ends[:, None] - width + columns, 0)
-    inside = columns >= width - sizes[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rates = (np.diff(np.where(inside, layout_reg[index], np.nan), axis=1)
-                 / np.diff(layout_ts[index], axis=1))  # NaN before a shorter window
+    firsts = ends - width  # a window's first rate is the one after its first reading
     out = np.empty(len(windows))
     full = sizes == width
-    if full.any():  # the usual window: the middle of JUMP_WINDOW rates, no need to sort them all
-        out[full] = np.partition(rates[full], JUMP_WINDOW // 2, axis=1)[:, JUMP_WINDOW // 2]
-    if not full.all():  # NaN sorts last: the middle of the rates there are
-        short = np.sort(rates[~full], axis=1)
+    if full.any():  # the usual window, inside its batch's layout: the middle of its rates, no need to sort them all
+        rows = sliding_window_view(rates, JUMP_WINDOW)[firsts[full]]
+        out[full] = np.partition(rows, JUMP_WINDOW // 2, axis=1)[:, JUMP_WINDOW // 2]
+    if not full.all():  # fewer readings: the rates before the window's first reading are NaN, which sorts last
+        columns = np.arange(JUMP_WINDOW)
+        inside = columns >= width - sizes[~full, None]
+        rows = np.where(inside, rates[np.maximum(firsts[~full, None] + columns, 0)], np.nan)
+        short = np.sort(rows, axis=1)
         out[~full] = short[np.arange(len(short)), (sizes[~full] - 1) // 2]
     return out
 

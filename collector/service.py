@@ -220,7 +220,8 @@ class Collector:
         for msg in messages:
             m.messages_by_outcome[msg.verdict] += 1
             m.duplicates += msg.duplicates
-            m.register_flags.update(msg.flags)
+            if msg.flags:  # seldom: updating a Counter with nothing costs as much as a small message's decode
+                m.register_flags.update(msg.flags)
             m.unknown_cards += msg.unknown_cards
         return batch(messages)
 
