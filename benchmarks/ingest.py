@@ -12,7 +12,9 @@ line protocol in big batches (encoded beforehand, two requests in flight).
 A single a/d varies by about 0.05 from run to run on this machine (influxd
 takes the same bodies in 1.8-2.1 s), more than the distance to its target.
 ``--pairs K`` runs (a) and then (d) K times in turn, each on a database of
-its own, lists every pair's a/d and reports the pair of the median.
+its own, lists every pair's a/d and reports the pair of the median.  Every
+drain starts with influxd idle (``settled``): after a big write it snapshots
+and compacts in the background for a while.
 
     python -m benchmarks.ingest --readings 200000 [--per-message 96] [--pairs 5] [--profile]
 """
@@ -53,6 +55,20 @@ BATCH_READINGS = 20_000  # readings per write when messages are big (batch_size 
 CEILING_LINES = 10_000  # lines per /write of the store's ceiling: as big as influxd takes them well
 CEILING_BODY_BYTES = 8 * 1024 * 1024
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def settled(pid: int, quiet_share: float = 0.05, look_s: float = 0.25, limit_s: float = 60.0) -> float:
+    """Wait until the process is idle (under ``quiet_share`` of a core over ``look_s``); the seconds waited.
+
+    influxd snapshots its cache and compacts in the background for a while after a big write: a drain
+    started then shares the cores with the last one's leftovers."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(look_s)
+        if cpu_seconds(pid) - before < quiet_share * look_s:
+            break
+    return time.monotonic() - started
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -206,6 +222,7 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
         for k in range(pairs):  # (a) then (d), each on a database of its own
             await fill(broker.port, "mw", msgs)
             influx_url = f"influxdb://127.0.0.1:{influxd.port}/bench{k or ''}"
+            await settled(influxd.proc.pid)
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             a, startup = await meterwatch_run(broker.port, influx_url, registry, workdir, n, per_message, profiler)
             cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
@@ -215,12 +232,15 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
             await store.close()
             if stored != n:
                 raise RuntimeError(f"(a) stored {stored:,} of {n:,} readings")
+            await settled(influxd.proc.pid)
             d = await store_ceiling_run(influxd.port, lines, database=f"ceiling2_{k}" if k else "")
             runs.append(Pair(a, startup, d, cpu))
         await fill(broker.port, "naive", msgs)
+        await settled(influxd.proc.pid)
         b = await naive_run(broker.port, influxd.port, len(msgs))
         await fill(broker.port, "ceiling", msgs)
         c = ceiling_run(broker.port, len(msgs))
+        await settled(influxd.proc.pid)
         d1 = await store_ceiling_run(influxd.port, lines, in_flight=1)
     finally:
         broker.stop()
