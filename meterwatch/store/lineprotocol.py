@@ -106,9 +106,12 @@ def encode_field(value: Any, kind: str) -> str | None:
 
 
 def _prefix(schema: Schema, tag_names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    """Measurement and tag set: empty tag values are left out (line protocol has no empty tag)."""
-    return escape_measurement(schema.measurement) + "".join(
-        f",{escape_tag(name)}={tag_value(value)}" for name, value in zip(tag_names, values, strict=True) if value)
+    """Measurement and tag set: empty tag values are left out (line protocol has no empty tag).
+
+    Tags in the order of their escaped keys' bytes, the order influxd keeps them in: it sorts the tags
+    of every line that comes otherwise (``scanKey`` in influxdb's models/points.go: a new key a line)."""
+    tags = sorted((escape_tag(name), tag_value(value)) for name, value in zip(tag_names, values, strict=True) if value)
+    return escape_measurement(schema.measurement) + "".join(f",{key}={value}" for key, value in tags)
 
 
 def _field_keys(schema: Schema, present: Any = None) -> list[tuple[str, str, str]]:

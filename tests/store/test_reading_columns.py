@@ -49,7 +49,7 @@ def test_line_protocol_of_columns_is_that_of_the_same_points() -> None:
     blocks = [block(), block("d 2,x=1", first_has_none=False)]  # a device id line protocol must escape
     points = [p for b in blocks for p in b.points()]
     assert reading_lines(blocks) == line_list(ReadingPoint.schema, points)
-    assert reading_lines(blocks)[0] == ("reading,institution=i1,city=yinchuan,type=office,kind=electricity,device=d1 "
+    assert reading_lines(blocks)[0] == ("reading,city=yinchuan,device=d1,institution=i1,kind=electricity,type=office "
                                         f"register=4000.0 {T0}")
 
 
