@@ -42,7 +42,7 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import aiomqtt
@@ -115,14 +115,15 @@ class Collector:
         self.writer = DurableWriter(store, self.spool, self.quarantine, dead_letters=self._dead_letters,
                                     max_probe_interval_s=self.cfg.write_retry_max_s)
         self._pending: list[Message] = []
+        self._pending_bytes = 0
         self._opened = monotonic()  # when the oldest pending message arrived (or the last flush)
         self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2)
         self._flush_lock = asyncio.Lock()  # batches are decoded and queued in arrival order
-        self._full_at = float("-inf")  # when the last full list (batch_size) was flushed: a burst
+        self._full_at = float("-inf")  # when the last full batch (``_batches``) was flushed: a burst
         self._writing = 0  # batches taken by the writer and not yet written
         self._drained = asyncio.Event()  # set when the writer has nothing left queued or in flight
         self.connected = asyncio.Event()
-        self._full = asyncio.Event()  # the pending list reached ``batch_size`` (set on arrival, cleared by a flush)
+        self._full = asyncio.Event()  # the pending list is a full batch (set on arrival, cleared by a flush)
         self._writer_task: asyncio.Task | None = None
 
     def reload_registry(self) -> bool:
@@ -164,7 +165,11 @@ class Collector:
         self.metrics.received += 1
         message = Message(topic, payload, ack, now)
         self._pending.append(message)
+        self._pending_bytes += len(payload)
         return message
+
+    def _is_full(self) -> bool:
+        return len(self._pending) >= self.cfg.batch_size or self._pending_bytes >= self.cfg.batch_max_bytes
 
     async def submit(self, topic: str, payload: bytes, refused: tuple[str, str] | None = None
                      ) -> asyncio.Future[Message]:
@@ -188,12 +193,12 @@ class Collector:
         if refused is not None:
             self.ingestor.reject(message, *refused)
             message.settled = True
-        if len(self._pending) >= self.cfg.batch_size:
+        if self._is_full():
             await self.flush()
         return durable
 
     def _take(self) -> list[Message]:
-        taken, self._pending = self._pending, []
+        taken, self._pending, self._pending_bytes = self._pending, [], 0
         self._full.clear()
         self._opened = self.monotonic()
         return taken
@@ -201,18 +206,30 @@ class Collector:
     async def flush(self) -> None:
         """Run the pending messages through the stages and hand them to the writer (waits when it is behind).
 
-        In batches of at most ``batch_size``: a burst read at once is written as it would have been one by one."""
+        In batches (``_batches``): a burst read at once is written as it would have been one by one.  The
+        event loop is let go in each batch, between its decode and its derive, for the writes in flight."""
         async with self._flush_lock:
-            pending = self._take()
-            for start in range(0, len(pending), self.cfg.batch_size):
-                messages = pending[start:start + self.cfg.batch_size]
-                if len(messages) >= self.cfg.batch_size:
+            for messages, full in self._batches(self._take()):
+                if full:
                     self._full_at = self.monotonic()
                 self.ingestor.route(messages)
                 self.ingestor.decode(messages)
+                await asyncio.sleep(0)  # a write answered meanwhile is followed by the next at once
                 self.ingestor.derive(messages)
                 await place_late(self.ingestor, self.store, messages)
                 await self._queue.put((self._batch(messages), messages))
+
+    def _batches(self, pending: list[Message]) -> Iterator[tuple[list[Message], bool]]:
+        """``pending`` in arrival order, cut before ``batch_size`` messages or ``batch_max_bytes`` of payload
+        (at least one message a batch); each with whether it was cut full."""
+        start, size = 0, 0
+        for end, m in enumerate(pending):
+            if end > start and (end - start >= self.cfg.batch_size or size + len(m.payload) > self.cfg.batch_max_bytes):
+                yield pending[start:end], True
+                start, size = end, 0
+            size += len(m.payload)
+        if start < len(pending):
+            yield pending[start:], len(pending) - start >= self.cfg.batch_size or size >= self.cfg.batch_max_bytes
 
     def _batch(self, messages: list[Message]) -> Batch:
         """The batch stage, and each message's outcome counted: the one place duplicates and flags are summed."""
@@ -419,7 +436,7 @@ class Collector:
 
     def _arrived(self, topic: str, payload: bytes, ack: Ack) -> None:
         self.handle(topic, payload, ack)
-        if len(self._pending) >= self.cfg.batch_size:
+        if self._is_full():
             self._full.set()
 
     async def _connection_loop(self) -> None:

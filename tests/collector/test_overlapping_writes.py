@@ -262,3 +262,23 @@ async def test_under_a_light_load_what_waits_keeps_waiting_for_the_batch_interva
             await until(lambda: not collector._drained.is_set(), "the ticker to see the writer free")  # noqa: SLF001
             assert acks == [1] and len(collector._pending) == 1  # noqa: SLF001
         assert acks == [1, 2]  # stopping flushes it
+
+
+async def test_a_flush_cuts_its_batches_at_batch_max_bytes_too(influxd, tmp_path):
+    """Daily uploads are big: a batch ends before its payloads pass ``batch_max_bytes`` (2 KiB here, two
+    uploads of 22 readings, about 830 bytes each), however many messages ``batch_size`` allows, so the event
+    loop is never held long.  An upload bigger than the bound is a batch of its own."""
+    acks: list[int] = []
+    async with InfluxFront(influxd.port) as front:
+        async with collector_on(front, "bytes", tmp_path, batch_size=1000, batch_max_bytes=2048) as collector:
+            for n in range(6):
+                count = 60 if n == 5 else 22  # the last: about 2.2 KiB
+                readings = [(T0 + 900 * (22 * n + k), float(22 * n + k)) for k in range(count)]
+                collector.handle("meterwatch/up/inst-a/a-w1/reading", payload(readings), lambda n=n: acks.append(n))
+            assert collector._is_full()  # noqa: SLF001  (about 6.4 KiB wait: the consumer flushes now)
+            await collector.flush()
+            await until(lambda: len(acks) == 6, "the six uploads acknowledged")
+    assert acks == [0, 1, 2, 3, 4, 5]
+    bodies = [body for body in front.writes if body.startswith(b"reading,")]
+    assert sorted(body.count(b"\n") + 1 for body in bodies) == [22, 44, 44, 60]  # (0, 1), (2, 3), (4), (5)
+    assert len(await stored(influxd.port, "bytes", "a-w1")) == 22 * 5 + 60
