@@ -8,10 +8,13 @@ broker's ceiling).  Each drains the same queued messages, so the publisher
 is not in the timing.  (d) is the store's own ceiling: the same readings,
 as meterwatch stores them, bulk-written straight into influxd over HTTP
 line protocol in big batches (encoded beforehand, two requests in flight).
+(a2) is the same drain by ``meterwatch collect``'s default here: one
+collector process a core (``--workers``), each its partition of the devices
+on its own session.
 
 A single a/d varies by about 0.05 from run to run on this machine (influxd
 takes the same bodies in 1.8-2.1 s), more than the distance to its target.
-``--pairs K`` runs (a) and then (d) K times in turn, each on a database of
+``--pairs K`` runs (a), (d) and (a2) K times in turn, each on a database of
 its own, lists every pair's a/d and reports the pair of the median.  Every
 drain starts with influxd idle (``settled``): after a big write it snapshots
 and compacts in the background for a while.
@@ -26,20 +29,24 @@ import asyncio
 import cProfile
 import io
 import json
+import multiprocessing
 import os
 import platform
 import pstats
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import aiomqtt
 
 from collector.service import Collector
+from collector.topics import Partition
 from meterwatch.registry import load_registry
 from meterwatch.settings import CollectorSettings, Settings
 from meterwatch.store import ReadingPoint, open_store
@@ -55,6 +62,8 @@ BATCH_READINGS = 20_000  # readings per write when messages are big (batch_size 
 CEILING_LINES = 10_000  # lines per /write of the store's ceiling: as big as influxd takes them well
 CEILING_BODY_BYTES = 8 * 1024 * 1024
 TICKS = os.sysconf("SC_CLK_TCK")
+WORKERS = os.cpu_count() or 1  # (a2): ``meterwatch collect``'s default with InfluxDB, a worker a core
+WORKERS_ID = "mw-workers"  # (a2)'s client id: its sessions are WORKERS_ID-p0 ...
 
 
 async def settled(pid: int, quiet_share: float = 0.05, look_s: float = 0.25, limit_s: float = 60.0) -> float:
@@ -93,12 +102,26 @@ def messages(registry, readings: int, per_message: int = PER_MESSAGE) -> list[Me
     return out
 
 
-async def fill(broker_port: int, client_id: str, msgs: list[Message]) -> None:
-    """Create the persistent session, then queue every message in it."""
-    async with aiomqtt.Client("127.0.0.1", broker_port, identifier=client_id, clean_session=False) as c:
-        await c.subscribe("meterwatch/up/+/+/reading", qos=1)
+async def fill(broker_port: int, client_id: str, msgs: list[Message], sessions: int = 1) -> None:
+    """Create the persistent session (``sessions`` > 1: one per worker, as ``collect --workers`` names them),
+    then queue every message in it."""
+    for identifier in _session_ids(client_id, sessions):
+        async with aiomqtt.Client("127.0.0.1", broker_port, identifier=identifier, clean_session=False) as c:
+            await c.subscribe("meterwatch/up/+/+/reading", qos=1)
     await publish_messages(Settings(broker=f"mqtt://127.0.0.1:{broker_port}"), msgs, speed=None, max_rate=1e9,
                            workers=64, client_id=f"pub-{client_id}")
+
+
+async def forget(broker_port: int, client_id: str, sessions: int = 1) -> None:
+    """End the drained sessions (a clean connect discards them): a later fill queues nothing for them, and a
+    message a drain left unacknowledged is not delivered to the next one."""
+    for identifier in _session_ids(client_id, sessions):
+        async with aiomqtt.Client("127.0.0.1", broker_port, identifier=identifier, clean_session=True):
+            pass
+
+
+def _session_ids(client_id: str, sessions: int) -> list[str]:
+    return [client_id] if sessions == 1 else [f"{client_id}-p{i}" for i in range(sessions)]
 
 
 def batch_size(per_message: int) -> int:
@@ -107,10 +130,10 @@ def batch_size(per_message: int) -> int:
 
 
 async def meterwatch_run(broker_port: int, influx_url: str, registry, workdir: Path, n: int, per_message: int,
-                         profile: cProfile.Profile | None = None) -> tuple[float, float]:
+                         profile: cProfile.Profile | None = None, client_id: str = "mw") -> tuple[float, float]:
     """(seconds until every reading is stored, of which start-up: store baseline query and broker connection)."""
     settings = Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=influx_url,
-                        collector=CollectorSettings(client_id="mw", spool_dir=workdir / "spool",
+                        collector=CollectorSettings(client_id=client_id, spool_dir=workdir / "spool",
                                                     batch_size=batch_size(per_message)))
     store = open_store(influx_url)
     collector = Collector(settings, registry, store)
@@ -135,6 +158,56 @@ async def meterwatch_run(broker_port: int, influx_url: str, registry, workdir: P
     await task
     await store.close()
     return elapsed, (connected_at[0] - started) if connected_at else 0.0
+
+
+def workers_run(broker_port: int, influx_url: str, workdir: Path, msgs: list[Message], per_message: int,
+                count: int) -> tuple[float, float]:
+    """(a2) ``count`` collector processes, partitions 0/count .. count-1/count, each on its own session, as
+    ``meterwatch collect --workers count`` runs them (its supervisor is not on the data path).  They start,
+    load the registry and wait; timed from the go until the last has stored its share.
+    (seconds, CPU seconds of all of them in that time)."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter each, as the supervisor starts them
+    go, done = context.Event(), context.Queue()
+    shares = [sum(per_message for m in msgs if Partition(i, count).owns(m.topic)) for i in range(count)]
+    workers = [context.Process(target=_worker, args=(i, count, broker_port, influx_url, workdir, per_message,
+                                                     shares[i], go, done)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    try:
+        ready = [done.get(timeout=120) for _ in workers]  # each: registry loaded, collector made
+        if not all(r == "ready" for r in ready):
+            raise RuntimeError(f"a worker failed to start: {ready}")
+        started = time.monotonic()
+        go.set()
+        ends = [done.get(timeout=120) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=60)
+    return max(end for end, _ in ends) - started, sum(cpu for _, cpu in ends)
+
+
+def _worker(index: int, count: int, broker_port: int, influx_url: str, workdir: Path, per_message: int, share: int,
+            go: Any, done: Any) -> None:
+    async def drain() -> None:
+        registry, _ = load_registry(workdir / "registry")
+        settings = Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=influx_url,
+                            collector=CollectorSettings(client_id=WORKERS_ID, spool_dir=workdir / "spool",
+                                                        batch_size=batch_size(per_message),
+                                                        partition=f"{index}/{count}"))
+        store = open_store(influx_url)
+        collector, stop = Collector(settings, registry, store), asyncio.Event()
+        done.put("ready")
+        go.wait()
+        cpu = cpu_seconds()
+        task = asyncio.create_task(collector.run(stop))
+        while collector.metrics.stored < share:
+            await asyncio.sleep(0.01)
+        done.put((time.monotonic(), cpu_seconds() - cpu))
+        stop.set()
+        await task
+        await store.close()
+
+    asyncio.run(drain())
 
 
 def stored_lines(registry, msgs: list[Message]) -> list[str]:
@@ -165,6 +238,15 @@ async def store_ceiling_run(influx_port: int, lines: list[str], in_flight: int =
         started = time.perf_counter()
         await asyncio.gather(*(post(bodies) for _ in range(in_flight)))
         return time.perf_counter() - started
+
+
+async def _stored_all(influx_url: str, n: int, what: str) -> None:
+    store = open_store(influx_url)
+    await store.open()
+    stored = await store.count(ReadingPoint)
+    await store.close()
+    if stored != n:
+        raise RuntimeError(f"{what} stored {stored:,} of {n:,} readings")
 
 
 def top_of_profile(profile: cProfile.Profile, rows: int = 20) -> str:
@@ -215,9 +297,6 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
         async with aiohttp.ClientSession() as http:
             async with http.post(f"http://127.0.0.1:{influxd.port}/query", params={"q": "CREATE DATABASE naive"}) as r:
                 await r.read()
-        subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-i", "ceiling", "-c", "-q", "1",
-                        "-t", "meterwatch/up/+/+/reading", "-W", "1"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
         pids = {"collector": None, "mosquitto": broker.proc.pid, "influxd": influxd.proc.pid}
         for k in range(pairs):  # (a) then (d), each on a database of its own
             await fill(broker.port, "mw", msgs)
@@ -226,15 +305,17 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             a, startup = await meterwatch_run(broker.port, influx_url, registry, workdir, n, per_message, profiler)
             cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-            store = open_store(influx_url)
-            await store.open()
-            stored = await store.count(ReadingPoint)
-            await store.close()
-            if stored != n:
-                raise RuntimeError(f"(a) stored {stored:,} of {n:,} readings")
+            await forget(broker.port, "mw")
+            await _stored_all(influx_url, n, f"(a) of pair {k + 1}")
             await settled(influxd.proc.pid)
             d = await store_ceiling_run(influxd.port, lines, database=f"ceiling2_{k}" if k else "")
-            runs.append(Pair(a, startup, d, cpu))
+            await fill(broker.port, WORKERS_ID, msgs, sessions=WORKERS)
+            await settled(influxd.proc.pid)
+            url2 = f"influxdb://127.0.0.1:{influxd.port}/workers{k}"
+            a2, cpu2 = await asyncio.to_thread(workers_run, broker.port, url2, workdir, msgs, per_message, WORKERS)
+            await forget(broker.port, WORKERS_ID, WORKERS)
+            await _stored_all(url2, n, f"(a2) of pair {k + 1}")
+            runs.append(Pair(a, startup, d, cpu, a2, cpu2))
         await fill(broker.port, "naive", msgs)
         await settled(influxd.proc.pid)
         b = await naive_run(broker.port, influxd.port, len(msgs))
@@ -258,9 +339,13 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
               f"| (a) meterwatch collector -> InfluxDB ({n:,} stored) | {a:.1f} | {rate(a):,.0f} |\n"
               f"| (b) naive collector, one HTTP write per message | {b:.1f} | {rate(b):,.0f} |\n"
               f"| (c) broker ceiling: mosquitto_sub to /dev/null | {c:.1f} | {rate(c):,.0f} |\n"
-              f"| (d) store ceiling: the same readings bulk-written into influxd | {d:.1f} | {rate(d):,.0f} |\n\n"
+              f"| (d) store ceiling: the same readings bulk-written into influxd | {d:.1f} | {rate(d):,.0f} |\n"
+              f"| (a2) the same drain by {WORKERS} collector processes (`collect --workers {WORKERS}`) | "
+              f"{middle.a2:.1f} | {rate(middle.a2):,.0f} |\n\n"
               f"a/b = {b / a:.1f} (target >= 5); a/c = {c / a:.2f} (target >= 0.5); "
-              f"a/d = {d / a:.2f} (meterwatch/store ceiling, target >= 0.7)\n\n"
+              f"a/d = {d / a:.2f} (meterwatch/store ceiling, target >= 0.7); a2/d = {d / middle.a2:.2f} "
+              f"(median of the pairs: {statistics.median(p.d / p.a2 for p in runs):.2f}; the default "
+              f"`meterwatch collect` here, {middle.cpu2:.1f} CPU s in all)\n\n"
               f"(a) includes the collector's start-up (store baseline query, broker connection), {startup:.1f} s; "
               f"draining alone {a - startup:.1f} s, {rate(a - startup):,.0f} readings/s, "
               f"a/d on draining alone = {d / (a - startup):.2f}. The store ceiling one request at a time: {d1:.1f} s, "
@@ -276,12 +361,14 @@ async def run(readings: int, per_message: int = PER_MESSAGE, profile: bool = Fal
 
 @dataclass
 class Pair:
-    """One (a) and the (d) right after it."""
+    """One (a), the (d) right after it and then (a2)."""
 
     a: float
     startup: float
     d: float
     cpu: dict[str, float]
+    a2: float  # the same drain by WORKERS collector processes
+    cpu2: float
 
 
 def main() -> None:
