@@ -49,8 +49,8 @@ def test_ingest_smoke_stores_every_reading_and_reports_positive_rates(per_messag
         return
     total, messages = map(number, re.search(r"^([\d,]+) readings in ([\d,]+) messages", report).groups())
     assert total == 1_920 and messages == total / per_message
-    drains = {name[:3]: cells for name, cells in table(report).items() if name.startswith("(")}
-    assert set(drains) == {"(a)", "(b)", "(c)", "(d)"}
+    drains = {name.split(" ")[0]: cells for name, cells in table(report).items() if name.startswith("(")}
+    assert set(drains) == {"(a)", "(a2)", "(b)", "(c)", "(d)"}  # (a2): the default collect --workers
     stored = number(re.search(r"\(([\d,]+) stored\)", report).group(1))
     assert stored == total  # every reading, once
     rate = {name: number(cells[1]) for name, cells in drains.items()}
@@ -60,6 +60,8 @@ def test_ingest_smoke_stores_every_reading_and_reports_positive_rates(per_messag
     assert a_b == pytest.approx(rate["(a)"] / rate["(b)"], abs=0.06)  # the ratios are those of the rates
     assert a_c == pytest.approx(rate["(a)"] / rate["(c)"], abs=0.006)
     assert a_d == pytest.approx(rate["(a)"] / rate["(d)"], abs=0.006)
+    a2_d = float(re.search(r"a2/d = ([\d.]+)", report).group(1))
+    assert a2_d == pytest.approx(rate["(a2)"] / rate["(d)"], abs=0.006)
     collector_cpu = float(re.search(r"CPU seconds: collector ([\d.]+)", report).group(1))
     per_cpu_s = number(re.search(r"one collector process: ([\d,]+) readings per CPU second", report).group(1))
     assert collector_cpu >= 0 and per_cpu_s > 0
