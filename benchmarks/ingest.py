@@ -129,14 +129,30 @@ def batch_size(per_message: int) -> int:
     return 1000 if per_message <= PER_MESSAGE else max(1, BATCH_READINGS // per_message)
 
 
+def _settings(broker_port: int, influx_url: str, workdir: Path, per_message: int, client_id: str,
+              partition: str | None = None) -> Settings:
+    """A drain's collector settings: (a)'s, or with ``partition`` one of (a2)'s workers."""
+    return Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=influx_url,
+                    collector=CollectorSettings(client_id=client_id, spool_dir=workdir / "spool",
+                                                batch_size=batch_size(per_message), partition=partition))
+
+
+async def _until_stored(collector: Collector, n: int) -> None:
+    """Until ``collector`` has stored ``n`` readings, seen within 10 ms (50 ms until 2026-11-26: up to 1.7% of a
+    3 s drain); a drain not done in 120 s fails."""
+    deadline = time.monotonic() + 120
+    while collector.metrics.stored < n:
+        await asyncio.sleep(0.01)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"meterwatch drained {collector.metrics.received} messages, stored "
+                               f"{collector.metrics.stored} of {n} readings in 120 s")
+
+
 async def meterwatch_run(broker_port: int, influx_url: str, registry, workdir: Path, n: int, per_message: int,
                          profile: cProfile.Profile | None = None, client_id: str = "mw") -> tuple[float, float]:
     """(seconds until every reading is stored, of which start-up: store baseline query and broker connection)."""
-    settings = Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=influx_url,
-                        collector=CollectorSettings(client_id=client_id, spool_dir=workdir / "spool",
-                                                    batch_size=batch_size(per_message)))
     store = open_store(influx_url)
-    collector = Collector(settings, registry, store)
+    collector = Collector(_settings(broker_port, influx_url, workdir, per_message, client_id), registry, store)
     stop = asyncio.Event()
     if profile is not None:
         profile.enable()
@@ -145,12 +161,7 @@ async def meterwatch_run(broker_port: int, influx_url: str, registry, workdir: P
     waiter = asyncio.create_task(collector.connected.wait())
     waiter.add_done_callback(lambda _: connected_at.append(time.perf_counter()))
     task = asyncio.create_task(collector.run(stop))
-    deadline = time.monotonic() + 120
-    while collector.metrics.stored < n:
-        await asyncio.sleep(0.01)  # the end is seen within 10 ms (50 ms until 2026-11-26: up to 1.7% of a 3 s drain)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"meterwatch drained {collector.metrics.received} messages, stored "
-                               f"{collector.metrics.stored} of {n} readings in 120 s")
+    await _until_stored(collector, n)
     elapsed = time.perf_counter() - started
     if profile is not None:
         profile.disable()
@@ -183,6 +194,8 @@ def workers_run(broker_port: int, influx_url: str, workdir: Path, msgs: list[Mes
     finally:
         for worker in workers:
             worker.join(timeout=60)
+            if worker.is_alive():  # failed, or stuck: the benchmark fails rather than hangs on it
+                worker.terminate()
     return max(end for end, _ in ends) - started, sum(cpu for _, cpu in ends)
 
 
@@ -190,18 +203,14 @@ def _worker(index: int, count: int, broker_port: int, influx_url: str, workdir: 
             go: Any, done: Any) -> None:
     async def drain() -> None:
         registry, _ = load_registry(workdir / "registry")
-        settings = Settings(broker=f"mqtt://127.0.0.1:{broker_port}", store=influx_url,
-                            collector=CollectorSettings(client_id=WORKERS_ID, spool_dir=workdir / "spool",
-                                                        batch_size=batch_size(per_message),
-                                                        partition=f"{index}/{count}"))
+        settings = _settings(broker_port, influx_url, workdir, per_message, WORKERS_ID, f"{index}/{count}")
         store = open_store(influx_url)
         collector, stop = Collector(settings, registry, store), asyncio.Event()
         done.put("ready")
         go.wait()
         cpu = cpu_seconds()
         task = asyncio.create_task(collector.run(stop))
-        while collector.metrics.stored < share:
-            await asyncio.sleep(0.01)
+        await _until_stored(collector, share)
         done.put((time.monotonic(), cpu_seconds() - cpu))
         stop.set()
         await task
