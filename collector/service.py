@@ -20,12 +20,12 @@ enough (``batch_interval_s``).  ``flush`` then runs the stages on the list:
 The batch goes to a single writer, which makes it durable (5. ``write``,
 ``meterwatch.store.durable``: in the store, or while the store is down or
 slow in the disk spool replayed in order when it returns) and only then
-acknowledges its messages (6. ``acknowledge``).  Two batches at most are in
-flight: the next batch's new readings (points newer than anything of their
-device, which nothing in flight can rewrite) are written while the one
-before is; its other records (rewrites among them) and its acknowledgements
-follow that batch, so rewrites land after the points they rewrite and
-PUBACKs keep the order of arrival.  In a burst (a full list flushed less
+acknowledges its messages (6. ``acknowledge``).  ``BATCHES_IN_FLIGHT``
+batches at most are in flight: a batch's new readings (points newer than
+anything of their device, which nothing in flight can rewrite) are written
+while the batches before it are; its other records (rewrites among them)
+and its acknowledgements follow the batch before it, so rewrites land after
+the points they rewrite and PUBACKs keep the order of arrival.  In a burst (a full list flushed less
 than ``batch_interval_s`` ago), what waits is flushed whenever the writer is
 free, so the end of a burst is not held back ``batch_interval_s``.  A
 message that is not acknowledged is redelivered by the broker (persistent
@@ -68,6 +68,10 @@ log = logging.getLogger(__name__)
 BASELINE_DAYS = 60
 SHUTDOWN_SLACK_S = 5.0  # beyond shutdown_grace_s, stopping gives up waiting on anything
 GC_YOUNG_ALLOCATIONS = 100_000  # see _settle_heap
+# Batches written at once.  With two, influxd had a single request to work on for a fifth of a burst's
+# drain, each time a batch ended while the flush was still decoding the next; four keep it busy
+# (BENCHMARKS.md, Ingest: a/d 0.70 -> 0.71-0.75).
+BATCHES_IN_FLIGHT = 4
 
 
 def _settle_heap() -> None:
@@ -298,8 +302,9 @@ class Collector:
             m.lag = max(0.0, self.clock() - newest)
 
     async def _writer(self, give_up: asyncio.Event) -> None:
-        """Two batches in flight at most: the next one's new readings go to the store while the one before
-        is written (``DurableWriter.write``, ``after``); its rows, and its acknowledgements, follow it."""
+        """``BATCHES_IN_FLIGHT`` batches at most: each one's new readings go to the store while the ones before
+        are written (``DurableWriter.write``, ``after``: the one just before); its rows, and its
+        acknowledgements, follow that one."""
         in_flight: list[asyncio.Task] = []
         try:
             while (outgoing := await self._next(in_flight[-1] if in_flight else None)) is not None:
@@ -307,7 +312,7 @@ class Collector:
                 self._writing += 1
                 self._drained.clear()
                 in_flight.append(asyncio.create_task(self._write_one(outgoing, give_up, after), name="write"))
-                if len(in_flight) > 1:
+                if len(in_flight) >= BATCHES_IN_FLIGHT:
                     await _finished(in_flight[0])
                     del in_flight[0]
             while in_flight:
