@@ -25,14 +25,14 @@ batches at most are in flight: a batch's new readings (points newer than
 anything of their device, which nothing in flight can rewrite) are written
 while the batches before it are; its other records (rewrites among them)
 and its acknowledgements follow the batch before it, so rewrites land after
-the points they rewrite and PUBACKs keep the order of arrival.  In a burst (a full list flushed less
-than ``batch_interval_s`` ago), what waits is flushed whenever the writer is
-free, so the end of a burst is not held back ``batch_interval_s``.  A
-message that is not acknowledged is redelivered by the broker (persistent
-session), so a crash loses nothing that was acknowledged.  Rejects are
-written like data and then acknowledged, so bad input can never fill the
-broker's in-flight window.  The collector reads time only from its
-``clock`` and ``monotonic`` arguments.
+the points they rewrite and PUBACKs keep the order of arrival.  In a burst
+(a full list flushed less than ``batch_interval_s`` ago), what waits is
+flushed whenever the writer is free, so the end of a burst is not held back
+``batch_interval_s``.  A message that is not acknowledged is redelivered by
+the broker (persistent session), so a crash loses nothing that was
+acknowledged.  Rejects are written like data and then acknowledged, so bad
+input can never fill the broker's in-flight window.  The collector reads
+time only from its ``clock`` and ``monotonic`` arguments.
 """
 
 from __future__ import annotations
