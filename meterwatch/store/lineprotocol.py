@@ -181,11 +181,13 @@ def reading_text(blocks: Iterable[ReadingColumns]) -> str:
     makes of the same ``ReadingPoint``s, in the same order.
 
     All the blocks at once (a flush holds a thousand blocks of four readings),
-    and without a string object per line: each row is six pieces of one
+    and without a string object per line: each row is five pieces of one
     ``join`` (tag part and ``register=``, register, ``,consumption=``,
-    consumption, interval, time), numbers written in bulk by ``_reprs``.
-    A row that is not the usual one (a device's first reading, a gap, a value
-    ``repr`` writes with an exponent) has its fields written on their own.
+    consumption, interval and time), the floats written in bulk by ``_reprs``
+    and the interval-and-time piece looked up (``_IntervalTimes``: the meters
+    of a province read at the same quarter-hours).  A row that is not the
+    usual one (a device's first reading, a gap, an interval over 12 days, a
+    value ``repr`` writes with an exponent) has its fields written on their own.
     """
     blocks = [block for block in blocks if len(block.ts)]
     if not blocks:
@@ -197,35 +199,43 @@ def reading_text(blocks: Iterable[ReadingColumns]) -> str:
         "ts", "register", "consumption", "interval_s"))
     complete = np.isfinite(consumption) & (interval_s >= 0)  # readings with both
     bulk = np.where(complete, consumption, 0.0)
-    usual = complete & _plain_decimals(register) & _plain_decimals(bulk)
+    usual = (complete & (interval_s < _IntervalTimes.INTERVALS) & (ts >= 0) & (ts < _IntervalTimes.TIMES)
+             & _plain_decimals(register) & _plain_decimals(bulk))
     n = len(ts)
-    pieces = [",consumption="] * (6 * n)
-    pieces[0::6] = chain.from_iterable(map(repeat, starts, [len(block.ts) for block in blocks]))
-    pieces[1::6] = _reprs(register)
-    pieces[3::6] = _reprs(bulk)
-    pieces[4::6] = map(_intervals.__getitem__, interval_s.tolist())
-    pieces[5::6] = _reprs(ts)
+    pieces = [",consumption="] * (5 * n)
+    pieces[0::5] = chain.from_iterable(map(repeat, starts, [len(block.ts) for block in blocks]))
+    pieces[1::5] = _reprs(register)
+    pieces[3::5] = _reprs(bulk)
+    pieces[4::5] = map(_interval_times.__getitem__, _IntervalTimes.keys_of(interval_s, ts, usual))
     for i in np.flatnonzero(~usual).tolist():  # the fields after "register=" on their own
-        pieces[6 * i + 1:6 * i + 6] = (_reading_fields(int(ts[i]), float(register[i]), float(consumption[i]),
-                                                       int(interval_s[i])), "", "", "", "")
+        pieces[5 * i + 1:5 * i + 5] = (_reading_fields(int(ts[i]), float(register[i]), float(consumption[i]),
+                                                       int(interval_s[i])), "", "", "")
     pieces[0] = pieces[0][1:]  # no newline before the first line (cheaper than slicing the text)
     return "".join(pieces)
 
 
-class _IntervalPieces(dict[int, str]):
-    """``,interval_s=900i `` and the like, what lies between a usual row's consumption and its time, made
-    once per interval (the meters of a province report at a handful of them) and looked up in C."""
+class _IntervalTimes(dict[int, str]):
+    """``,interval_s=900i 1790035200``, what follows a usual row's consumption, made once per interval and
+    time and looked up in C: the meters of a province report at the same quarter-hours, at a handful of
+    intervals.  Keyed by one integer, the time shifted above the interval (under ``INTERVALS``)."""
 
-    KEPT = 4096
+    KEPT = 1 << 17
+    SHIFT = 20
+    INTERVALS = 1 << SHIFT  # 12 days: a longer gap's row is written on its own
+    TIMES = 1 << (63 - SHIFT)  # and so is a time the key cannot hold (none in seconds since 1970)
 
-    def __missing__(self, interval_s: int) -> str:
+    @classmethod
+    def keys_of(cls, interval_s: np.ndarray, ts: np.ndarray, usual: np.ndarray) -> list[int]:
+        return np.where(usual, (ts << cls.SHIFT) | interval_s, 0).tolist()  # 0: an unusual row, overwritten
+
+    def __missing__(self, key: int) -> str:
         if len(self) >= self.KEPT:
             self.clear()
-        piece = self[interval_s] = f",interval_s={interval_s}i "
+        piece = self[key] = f",interval_s={key & (self.INTERVALS - 1)}i {key >> self.SHIFT}"
         return piece
 
 
-_intervals = _IntervalPieces()
+_interval_times = _IntervalTimes()
 
 
 def _reading_fields(ts: int, register: float, consumption: float, interval_s: int) -> str:

@@ -120,7 +120,8 @@ def _blocks(draw: st.DrawFn) -> list[ReadingColumns]:
     for k in range(draw(st.integers(1, 5))):
         n = draw(st.integers(0, 6))
         consumption = [draw(st.one_of(_FLOATS, st.just(math.nan))) for _ in range(n)]
-        interval_s = [draw(st.sampled_from([-1, 0, 900, 3600])) for _ in range(n)]
+        # 2**20 s (12 days) and over: a gap's row is written on its own, not with the usual pieces
+        interval_s = [draw(st.sampled_from([-1, 0, 900, 3600, 2**20 - 1, 2**20, 10**7])) for _ in range(n)]
         blocks.append(ReadingColumns(f"d{k % 3}", "i1", "yinchuan", "office", "water",
                                      np.array([T0 + 900 * j for j in range(n)], dtype=np.int64),
                                      np.array([draw(_FLOATS) for _ in range(n)], dtype=np.float64),
