@@ -201,13 +201,14 @@ async def test_a_late_reading_rewrites_a_point_still_in_flight_and_the_rewrite_w
 async def test_batches_in_flight_are_written_at_once_and_acknowledged_in_the_order_of_arrival(influxd, tmp_path):
     """``BATCHES_IN_FLIGHT`` (4) + 1 batches, each a-w1's next ten readings.  The store holds batch 1's body until
     every other batch that may be in flight with it (2, 3 and 4) has sent its own, or ``HELD_AT_MOST_S``: with
-    fewer batches in flight they never could all be there at once.  Acknowledgements still come in order, and every reading is stored with its
-    consumption (1.0 from one reading to the next; the device's first has none)."""
+    fewer batches in flight they never could all be there at once.  Acknowledgements still come in order, and
+    every reading is stored with its consumption (1.0 from one reading to the next; the device's first has none)."""
     batches = BATCHES_IN_FLIGHT + 1
     t = [T0 + 900 * k for k in range(10 * batches)]
     acks: list[int] = []
     async with InfluxFront(influxd.port) as front:
-        sent = {k: asyncio.Event() for k in range(2, BATCHES_IN_FLIGHT + 1)}  # batch k's first reading is t[10 * (k - 1)]
+        # batch k's body has arrived (its first reading is t[10 * (k - 1)])
+        sent = {k: asyncio.Event() for k in range(2, BATCHES_IN_FLIGHT + 1)}
         there_while_held: list[int] = []
 
         async def hold_batch_one(body: bytes) -> None:
@@ -215,7 +216,7 @@ async def test_batches_in_flight_are_written_at_once_and_acknowledged_in_the_ord
                 if lines_of(body, "a-w1", t[10 * (k - 1)]):
                     event.set()
             if lines_of(body, "a-w1", t[0]):
-                with contextlib.suppress(TimeoutError):  # released at once when the other three are here
+                with contextlib.suppress(TimeoutError):  # released at once when all the others are here
                     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in sent.values())), HELD_AT_MOST_S)
                 there_while_held.extend(k for k, event in sent.items() if event.is_set())
 
@@ -229,7 +230,8 @@ async def test_batches_in_flight_are_written_at_once_and_acknowledged_in_the_ord
             await until(lambda: len(acks) == batches, "every message acknowledged")
     assert there_while_held == list(sent)
     assert acks == list(range(1, batches + 1))
-    assert await stored(influxd.port, "four", "a-w1") == {ts: (10.0 + i, None if i == 0 else 1.0) for i, ts in enumerate(t)}
+    assert await stored(influxd.port, "four", "a-w1") == {ts: (10.0 + i, None if i == 0 else 1.0)
+                                                         for i, ts in enumerate(t)}
 
 
 async def test_an_overloaded_body_among_several_in_flight_spools_the_whole_batch_and_the_next(influxd, tmp_path):
